@@ -1,0 +1,110 @@
+"""What a run measures: packets, and one record per request.
+
+Every time is monotonic nanoseconds (``time.perf_counter_ns``) stamped when bytes arrived;
+records keep times relative to the request's *intended* send time so they survive JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class PacketKind(StrEnum):
+    THINKING = "thinking"
+    ANSWER = "answer"
+    USAGE = "usage"
+    HEARTBEAT = "heartbeat"
+    ROLE = "role"  # role-only first chunk: not content, never TTFT
+    TOOL_CALL = "tool_call"
+    ERROR = "error"
+    DONE = "done"
+
+
+CONTENT_KINDS = frozenset({PacketKind.THINKING, PacketKind.ANSWER, PacketKind.TOOL_CALL})
+
+
+@dataclass(slots=True)
+class Packet:
+    kind: PacketKind
+    t_ns: int  # monotonic arrival time of the bytes that held this packet
+    text: str = ""
+    tokens: int = 0  # tokens this packet carries if the server says (e.g. one per chunk); 0 = unknown
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    PROTOCOL_ERROR = "protocol_error"
+    EMPTY_ANSWER = "empty_answer"
+    TRUNCATED_THINKING = "truncated_thinking"
+    CONTEXT_OVERFLOW = "context_overflow"
+    LENGTH_STOPPED = "length_stopped"  # only when a plan counts max_tokens stops as failures
+    CANCELLED = "cancelled"
+
+
+FAILURE_CLASSES: tuple[str, ...] = tuple(o.value for o in Outcome if o is not Outcome.SUCCESS)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request, measured. Times in ms (floats, not rounded) relative to the scheduled send."""
+
+    request_id: str
+    prompt_id: str
+    shard: int = 0
+    user: int = -1  # virtual user index; -1 in open loop
+    scheduled_s: float = 0.0  # when it should have gone out, seconds since shard start
+    started_epoch: float = 0.0  # wall clock, label only
+    schedule_lag_ms: float = 0.0  # actual send - scheduled send (open loop: coordinated omission)
+    connect_ms: float | None = None  # connection setup when not pre-opened; never inside TTFT
+    outcome: str = Outcome.SUCCESS.value
+    error: str = ""
+    http_status: int | None = None
+    timeout_kind: str | None = None
+    stalled: bool = False  # heartbeats kept coming but no content: alive but stalled
+    length_stopped: bool = False
+    finish_reason: str | None = None
+    first_byte_ms: float | None = None
+    first_chunk_ms: float | None = None  # first data packet of any kind but heartbeat
+    ttft_ms: float | None = None  # first thinking-or-answer packet
+    ttft_answer_ms: float | None = None
+    thinking_ms: float | None = None
+    e2e_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)  # every gap between content packets
+    tpot_ms: float | None = None
+    tokens_per_s: float | None = None
+    input_tokens: int | None = None  # server usage if present else client count
+    output_tokens: int | None = None  # thinking + answer
+    thinking_tokens: int | None = None
+    usage_input_tokens: int | None = None
+    usage_output_tokens: int | None = None
+    client_input_tokens: int | None = None
+    client_output_tokens: int | None = None
+    tokens_estimated: bool = False  # counts came from a character estimate, not a tokenizer
+    content_chunks: int = 0
+    heartbeats: int = 0
+    max_gap_ms: float | None = None
+    answer_chars: int = 0
+    thinking_chars: int = 0
+    packets: list[list[Any]] = field(default_factory=list)  # [kind, t_ms, tokens, chars]
+    answer_text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == Outcome.SUCCESS.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

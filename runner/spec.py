@@ -1,0 +1,166 @@
+"""What a run is asked to do: plain, JSON-serialisable dataclasses.
+
+Celery carries these as dicts (``to_dict`` / ``from_dict``); the CLI builds them from flags;
+the Django bridge builds them from models. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Protocol = Literal[
+    "openai-chat",
+    "openai-completions",
+    "anthropic",
+    "generic-sse",
+    "generic-ws",
+    "openai-sdk",
+]
+PROTOCOLS: tuple[str, ...] = (
+    "openai-chat",
+    "openai-completions",
+    "anthropic",
+    "generic-sse",
+    "generic-ws",
+    "openai-sdk",
+)
+
+
+@dataclass(slots=True)
+class Timeouts:
+    """Seconds. ``idle`` counts from the last *content* packet, so heartbeats never keep a stalled
+    stream alive forever, yet a heartbeat-only stream is told apart from a dead connection."""
+
+    connect: float = 10.0
+    first_byte: float = 120.0
+    idle: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(slots=True)
+class GenericFormat:
+    """How to read a provider's own stream format without code (generic-sse / generic-ws).
+
+    ``body_template`` is JSON with ``{{prompt}}``, ``{{messages}}``, ``{{model}}``, ``{{max_tokens}}``
+    placeholders. Paths are dotted (``choices.0.delta.content``)."""
+
+    body_template: str = '{"model": {{model}}, "prompt": {{prompt}}, "max_tokens": {{max_tokens}}, "stream": true}'
+    path: str = ""  # URL path appended to base_url
+    thinking_path: str = ""
+    answer_path: str = "text"
+    usage_path: str = "usage"
+    finish_path: str = "finish_reason"
+    done_path: str = "done"
+    error_path: str = "error"
+    done_sentinel: str = "[DONE]"
+
+
+@dataclass(slots=True)
+class EndpointSpec:
+    protocol: str
+    base_url: str
+    model: str = ""
+    api_key: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    params: dict[str, Any] = field(default_factory=dict)  # sampling params passed through
+    generic: GenericFormat = field(default_factory=GenericFormat)
+    price_in_per_1k: float = 0.0
+    price_out_per_1k: float = 0.0
+    currency: str = "USD"
+    max_input_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Prompt:
+    """One item to send. ``messages`` wins over ``text`` for chat protocols."""
+
+    id: str
+    text: str = ""
+    messages: list[dict[str, Any]] | None = None
+    input_tokens: int = 0  # counted by the configured tokenizer; 0 = unknown
+    max_tokens: int | None = None
+    expected: str | None = None
+
+
+@dataclass(slots=True)
+class ProfileSpec:
+    """Load shape. ``kind``:
+
+    - ``users``: closed loop; ramp up at ``spawn_rate`` users/s to ``users``, hold, ramp down.
+    - ``stages``: list of ``{"duration_s", "target"}``; target is users (``stage_mode="users"``)
+      or requests/s (``stage_mode="rate"``).
+    - ``rate``: open loop at ``rate`` (per ``rate_unit``), ``arrival`` poisson or constant.
+    - ``sweep``: one level after another for ``level_duration_s`` each (``sweep_mode`` users|rate).
+    - ``replay``: ``replay`` entries ``{"t_s": offset, "prompt": index}`` at ``speed``×.
+    """
+
+    kind: Literal["users", "stages", "rate", "sweep", "replay"] = "users"
+    users: int = 1
+    spawn_rate: float = 1.0
+    hold_s: float = 0.0
+    ramp_down_s: float = 0.0
+    stages: list[dict[str, float]] = field(default_factory=list)
+    stage_mode: Literal["users", "rate"] = "users"
+    rate: float = 1.0
+    rate_unit: Literal["qps", "qpm"] = "qps"
+    arrival: Literal["poisson", "constant"] = "poisson"
+    sweep_levels: list[float] = field(default_factory=list)
+    sweep_mode: Literal["users", "rate"] = "users"
+    level_duration_s: float = 30.0
+    replay: list[dict[str, float]] = field(default_factory=list)
+    speed: float = 1.0
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class Slo:
+    ttft_ms: float | None = 2000.0
+    tokens_per_s: float | None = 20.0
+    e2e_ms: float | None = None
+
+
+@dataclass(slots=True)
+class RunSpec:
+    endpoint: EndpointSpec
+    prompts: list[Prompt]
+    profile: ProfileSpec = field(default_factory=ProfileSpec)
+    duration_s: float | None = 60.0
+    max_requests: int | None = None
+    bucket_edges: list[int] = field(default_factory=lambda: [0, 1024, 4096, 16384, 32768, 49152])
+    slo: Slo = field(default_factory=Slo)
+    length_is_failure: bool = False
+    sample_order: Literal["sequential", "shuffled"] = "sequential"
+    shard_index: int = 0
+    shard_count: int = 1
+    run_started_epoch: float | None = None  # wall clock, labels only: aligns shards' second indices
+    keep_packet_text: bool = False
+    warm_connections: int = 0  # pre-opened connections; 0 = as many as peak concurrency
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        d = dict(data)
+        ep = dict(d.pop("endpoint"))
+        ep["timeouts"] = Timeouts(**ep.get("timeouts", {}))
+        ep["generic"] = GenericFormat(**ep.get("generic", {}))
+        d["endpoint"] = EndpointSpec(**ep)
+        d["prompts"] = [Prompt(**p) for p in d.get("prompts", [])]
+        d["profile"] = ProfileSpec(**d.get("profile", {}))
+        d["slo"] = Slo(**d.get("slo", {}))
+        return cls(**d)
+
+    def shard(self, index: int, count: int) -> RunSpec:
+        """This spec's share for shard ``index`` of ``count`` (users and rates split evenly)."""
+        from runner.profiles import split_profile
+
+        spec = RunSpec.from_dict(self.to_dict())
+        spec.shard_index, spec.shard_count = index, count
+        spec.profile = split_profile(self.profile, index, count)
+        if self.max_requests is not None:
+            spec.max_requests = self.max_requests // count + (1 if index < self.max_requests % count else 0)
+        return spec
