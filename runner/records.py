@@ -61,6 +61,7 @@ class RequestRecord:
     prompt_id: str
     shard: int = 0
     user: int = -1  # virtual user index; -1 in open loop
+    level: int | None = None  # sweep level index
     scheduled_s: float = 0.0  # when it should have gone out, seconds since shard start
     started_epoch: float = 0.0  # wall clock, label only
     schedule_lag_ms: float = 0.0  # actual send - scheduled send (open loop: coordinated omission)

@@ -46,7 +46,9 @@ class GenericFormat:
     ``body_template`` is JSON with ``{{prompt}}``, ``{{messages}}``, ``{{model}}``, ``{{max_tokens}}``
     placeholders. Paths are dotted (``choices.0.delta.content``)."""
 
-    body_template: str = '{"model": {{model}}, "prompt": {{prompt}}, "max_tokens": {{max_tokens}}, "stream": true}'
+    body_template: str = (
+        '{"model": {{model}}, "prompt": {{prompt}}, "max_tokens": {{max_tokens}}, "stream": true}'
+    )
     path: str = ""  # URL path appended to base_url
     thinking_path: str = ""
     answer_path: str = "text"
@@ -55,6 +57,11 @@ class GenericFormat:
     done_path: str = "done"
     error_path: str = "error"
     done_sentinel: str = "[DONE]"
+    # Alternative to the paths above: read a packet's kind from ``kind_path`` and map its values
+    # (e.g. {"thinking": "thinking", "text": "answer", "ping": "heartbeat"}); text then comes from
+    # ``answer_path`` whatever the kind.
+    kind_path: str = ""
+    kind_map: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -71,6 +78,7 @@ class EndpointSpec:
     price_out_per_1k: float = 0.0
     currency: str = "USD"
     max_input_tokens: int = 0
+    tokenizer: str = ""  # runner.tokenizers reference; "" = character estimate, labelled as such
 
 
 @dataclass(slots=True)
@@ -113,6 +121,9 @@ class ProfileSpec:
     replay: list[dict[str, float]] = field(default_factory=list)
     speed: float = 1.0
     seed: int = 0
+    # Open loop only: at most this many requests in flight (0 = unbounded). Sends held back by the
+    # cap go out late; their latency still counts from the scheduled time and they are reported.
+    max_concurrency: int = 0
 
 
 @dataclass(slots=True)
@@ -137,7 +148,8 @@ class RunSpec:
     shard_count: int = 1
     run_started_epoch: float | None = None  # wall clock, labels only: aligns shards' second indices
     keep_packet_text: bool = False
-    warm_connections: int = 0  # pre-opened connections; 0 = as many as peak concurrency
+    warm_connections: int = -1  # pre-opened connections; -1 = as many as peak concurrency (capped)
+    drain_s: float = 30.0  # after the end, in-flight requests get this long before they are cancelled
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

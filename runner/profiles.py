@@ -1,0 +1,188 @@
+"""Load shapes: how many virtual users (closed loop) or which send times (open loop), over time.
+
+A profile is a pure function of elapsed time, like Locust's ``LoadTestShape.tick()``: the engine
+asks ``users_at(t)`` every tick, or walks ``arrivals()`` for open-loop send times. Nothing here
+sleeps or does I/O, so every shape is unit-testable and previewable in the browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections.abc import Iterator
+
+from runner.spec import ProfileSpec
+
+
+def is_open_loop(p: ProfileSpec) -> bool:
+    return (
+        p.kind in ("rate", "replay")
+        or (p.kind == "stages" and p.stage_mode == "rate")
+        or (p.kind == "sweep" and p.sweep_mode == "rate")
+    )
+
+
+def per_second(p: ProfileSpec, rate: float) -> float:
+    return rate / 60.0 if p.rate_unit == "qpm" else rate
+
+
+def duration(p: ProfileSpec) -> float | None:
+    """How long the shape itself lasts (None = until the run's duration or request limit)."""
+    if p.kind == "stages":
+        return sum(float(s["duration_s"]) for s in p.stages) or None
+    if p.kind == "sweep":
+        return len(p.sweep_levels) * p.level_duration_s or None
+    if p.kind == "replay":
+        return (max((e["t_s"] for e in p.replay), default=0.0) / max(p.speed, 1e-9)) + 1e-3
+    if p.kind == "users" and p.hold_s > 0:
+        return p.users / max(p.spawn_rate, 1e-9) + p.hold_s + p.ramp_down_s
+    return None
+
+
+def level_at(p: ProfileSpec, t: float) -> int | None:
+    if p.kind != "sweep" or not p.sweep_levels:
+        return None
+    return min(int(t // p.level_duration_s), len(p.sweep_levels) - 1)
+
+
+def _ramp(start: float, target: float, rate: float, dt: float) -> float:
+    step = rate * dt
+    return min(target, start + step) if target >= start else max(target, start - step)
+
+
+def users_at(p: ProfileSpec, t: float) -> int:
+    """Closed-loop target users at ``t`` seconds: ramps move at ``spawn_rate`` users/s."""
+    rate = max(p.spawn_rate, 1e-9)
+    if p.kind == "users":
+        up = p.users / rate
+        if t < up:
+            return int(rate * t) + 1 if p.users else 0  # the first user starts at t = 0
+        if p.hold_s > 0 and p.ramp_down_s > 0 and t > up + p.hold_s:
+            left = 1 - (t - up - p.hold_s) / p.ramp_down_s
+            return max(0, math.ceil(p.users * left))
+        return p.users
+    if p.kind == "stages":
+        level, elapsed = 0.0, 0.0
+        for stage in p.stages:
+            d, target = float(stage["duration_s"]), float(stage["target"])
+            if t <= elapsed + d:
+                return int(_ramp(level, target, rate, t - elapsed) + 1e-9) or (
+                    1 if target and t >= elapsed else 0
+                )
+            level = _ramp(level, target, rate, d)
+            elapsed += d
+        return int(level)
+    if p.kind == "sweep":
+        lvl = level_at(p, t)
+        return int(p.sweep_levels[lvl]) if lvl is not None else 0
+    return 0
+
+
+def rate_at(p: ProfileSpec, t: float) -> float:
+    """Open-loop requests/s at ``t``."""
+    if p.kind == "rate":
+        return per_second(p, p.rate)
+    if p.kind == "stages":
+        elapsed = 0.0
+        for stage in p.stages:
+            elapsed += float(stage["duration_s"])
+            if t < elapsed:
+                return per_second(p, float(stage["target"]))
+        return 0.0
+    if p.kind == "sweep":
+        lvl = level_at(p, t)
+        return per_second(p, p.sweep_levels[lvl]) if lvl is not None else 0.0
+    return 0.0
+
+
+def arrivals(p: ProfileSpec, seed_offset: int = 0) -> Iterator[tuple[float, int | None]]:
+    """Open-loop send times (seconds from start) with the prompt index for replays (else None)."""
+    if p.kind == "replay":
+        for entry in sorted(p.replay, key=lambda e: e["t_s"]):
+            yield entry["t_s"] / p.speed, int(entry.get("prompt", -1)) if "prompt" in entry else None
+        return
+    rng = random.Random(p.seed * 1_000_003 + seed_offset)
+    end = duration(p)
+    t = 0.0
+    while end is None or t < end:
+        rate = rate_at(p, t)
+        if rate <= 0:
+            nxt = _next_change(p, t)
+            if nxt is None:
+                return
+            t = nxt
+            continue
+        gap = rng.expovariate(rate) if p.arrival == "poisson" else 1.0 / rate
+        nxt = _next_change(p, t)
+        if nxt is not None and t + gap >= nxt and p.arrival == "constant":
+            t = nxt  # a new level starts its own even spacing
+            continue
+        t += gap
+        if end is None or t < end:
+            yield t, None
+
+
+def _next_change(p: ProfileSpec, t: float) -> float | None:
+    if p.kind == "stages":
+        edge = 0.0
+        for stage in p.stages:
+            edge += float(stage["duration_s"])
+            if edge > t:
+                return edge
+    if p.kind == "sweep" and p.sweep_levels:
+        nxt = (math.floor(t / p.level_duration_s) + 1) * p.level_duration_s
+        return nxt if nxt < len(p.sweep_levels) * p.level_duration_s else None
+    return None
+
+
+def _share(value: float, index: int, count: int, integer: bool) -> float:
+    if not integer:
+        return value / count
+    whole = int(value)
+    return whole // count + (1 if index < whole % count else 0)
+
+
+def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:
+    """Shard ``index`` of ``count``: users and rates split so the shards add up to the whole."""
+    if count <= 1:
+        return dataclasses.replace(p)
+    users_mode = not is_open_loop(p)
+    q = dataclasses.replace(p, seed=p.seed * 7919 + index)
+    q.users = int(_share(p.users, index, count, True))
+    q.spawn_rate = p.spawn_rate / count
+    q.rate = p.rate / count
+    q.stages = [
+        {"duration_s": s["duration_s"], "target": _share(float(s["target"]), index, count, users_mode)}
+        for s in p.stages
+    ]
+    q.sweep_levels = [_share(v, index, count, users_mode) for v in p.sweep_levels]
+    q.replay = [e for i, e in enumerate(p.replay) if i % count == index]
+    if p.max_concurrency:
+        q.max_concurrency = max(1, int(_share(p.max_concurrency, index, count, True)))
+    return q
+
+
+def preview(p: ProfileSpec, horizon_s: float | None = None, points: int = 200) -> dict[str, list[float]]:
+    """Users or rate over time, for the profile form's chart."""
+    end = duration(p) or horizon_s or 60.0
+    ts = [end * i / (points - 1) for i in range(points)]
+    if is_open_loop(p):
+        if p.kind == "replay":
+            counts = [0.0] * points
+            for t, _ in arrivals(p):
+                counts[min(points - 1, int(t / end * (points - 1)))] += 1
+            width = end / (points - 1)
+            return {"t": ts, "rate": [c / width for c in counts]}
+        return {"t": ts, "rate": [rate_at(p, t) for t in ts]}
+    return {"t": ts, "users": [float(users_at(p, t)) for t in ts]}
+
+
+def peak_concurrency(p: ProfileSpec) -> int:
+    if not is_open_loop(p):
+        if p.kind == "stages":
+            return int(max((float(s["target"]) for s in p.stages), default=0))
+        if p.kind == "sweep":
+            return int(max(p.sweep_levels, default=0))
+        return p.users
+    return p.max_concurrency or 0

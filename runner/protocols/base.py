@@ -1,0 +1,131 @@
+"""What every protocol adapter provides, and the pieces they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.analysis import StreamAnalyzer
+from runner.records import PacketKind
+from runner.spec import EndpointSpec, Prompt
+
+
+class ProtocolError(ValueError):
+    """The server sent something that is not the protocol (cut JSON, wrong shape)."""
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any] | str
+    transport: str = "sse"  # "sse" | "ws" | "sdk"
+
+
+@dataclass(slots=True)
+class ChunkParser:
+    """Turns one stream's events into packets on the analyzer. One instance per request."""
+
+    analyzer: StreamAnalyzer
+    think: ThinkSplitter = field(default_factory=lambda: ThinkSplitter())
+
+    def event(self, event: str, data: str, t_ns: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def content(self, text: str, t_ns: int) -> None:
+        """Answer text that may hold ``<think>…</think>`` (models served without a reasoning parser)."""
+        for kind, part in self.think.split(text):
+            self.analyzer.add(kind, t_ns, part)
+
+
+class ThinkSplitter:
+    """Splits streamed content on ``<think>`` / ``</think>``, even when a tag is cut across chunks."""
+
+    __slots__ = ("in_think", "pending")
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self.in_think = False
+        self.pending = ""
+
+    def split(self, text: str) -> list[tuple[PacketKind, str]]:
+        if "<" not in text and not self.pending:  # fast path: the usual token
+            return [(PacketKind.THINKING if self.in_think else PacketKind.ANSWER, text)]
+        text, self.pending = self.pending + text, ""
+        out: list[tuple[PacketKind, str]] = []
+        saw_tag = False
+        while text:
+            tag = self.CLOSE if self.in_think else self.OPEN
+            kind = PacketKind.THINKING if self.in_think else PacketKind.ANSWER
+            i = text.find(tag)
+            if i >= 0:
+                if i:
+                    out.append((kind, text[:i]))
+                text = text[i + len(tag) :]
+                self.in_think = not self.in_think
+                saw_tag = True
+                continue
+            keep = _partial_suffix(text, tag)
+            if keep:
+                self.pending, text = text[-keep:], text[:-keep]
+            if text:
+                out.append((kind, text))
+            break
+        if saw_tag and not out:
+            # A chunk holding only a tag is still a generated token of the thinking phase.
+            out.append((PacketKind.THINKING, ""))
+        return out
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    for k in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-k:]):
+            return k
+    return 0
+
+
+def base_headers(ep: EndpointSpec) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": "text/event-stream"}
+    if ep.api_key:
+        headers["authorization"] = f"Bearer {ep.api_key}"
+    headers.update(ep.headers)
+    return headers
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/") if path else base
+
+
+def chat_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    return prompt.messages if prompt.messages else [{"role": "user", "content": prompt.text}]
+
+
+def prompt_text(prompt: Prompt) -> str:
+    if prompt.text or not prompt.messages:
+        return prompt.text
+    return "\n".join(str(m.get("content", "")) for m in prompt.messages)
+
+
+def max_tokens_for(ep: EndpointSpec, prompt: Prompt) -> int | None:
+    if prompt.max_tokens:
+        return prompt.max_tokens
+    value = ep.params.get("max_tokens")
+    return int(value) if value is not None else None
+
+
+def dig(obj: Any, path: tuple[str, ...]) -> Any:
+    """``choices.0.delta.content`` style lookup; None when any step is missing."""
+    for step in path:
+        if isinstance(obj, dict):
+            obj = obj.get(step)
+        elif isinstance(obj, list) and step.isdigit() and int(step) < len(obj):
+            obj = obj[int(step)]
+        else:
+            return None
+        if obj is None:
+            return None
+    return obj
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(p for p in path.split(".") if p)

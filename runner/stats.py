@@ -1,0 +1,247 @@
+"""Live statistics that merge across shards and machines.
+
+Each shard keeps one :class:`Window` per second of the run (aligned on the run's start, so shards
+on different machines add up), and ships the windows it touched as a JSON delta every second, then
+forgets them, like Locust's workers. Latency distributions are HdrHistograms (3 significant digits,
+1 µs to 1 h), which merge exactly and serialise compactly. Exact percentiles are computed at the end
+from raw records (:mod:`runner.summary`); these sketches only feed the live view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+_LOW, _HIGH, _DIGITS = 1, 3_600_000_000, 3  # microseconds
+
+
+def _hist() -> HdrHistogram:
+    return HdrHistogram(_LOW, _HIGH, _DIGITS)
+
+
+def _enc(h: HdrHistogram) -> str | None:
+    return h.encode().decode("ascii") if h.get_total_count() else None
+
+
+def _dec(s: str | None) -> HdrHistogram:
+    h = _hist()
+    if s:
+        h.add(HdrHistogram.decode(s.encode("ascii")))
+    return h
+
+
+@dataclass(slots=True)
+class Window:
+    """What happened in one second (requests are counted in the second they finished)."""
+
+    started: int = 0
+    completed: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    output_tokens: int = 0
+    input_tokens: int = 0
+    active_users: int = 0  # sampled; summed across shards
+    late_sends: int = 0
+    ttft: HdrHistogram = field(default_factory=_hist)  # µs
+    tokens_per_s: HdrHistogram = field(default_factory=_hist)  # tokens/s × 1000
+    e2e: HdrHistogram = field(default_factory=_hist)  # µs
+
+    def merge(self, other: Window) -> None:
+        self.started += other.started
+        self.completed += other.completed
+        self.failed += other.failed
+        for k, v in other.failures.items():
+            self.failures[k] = self.failures.get(k, 0) + v
+        self.output_tokens += other.output_tokens
+        self.input_tokens += other.input_tokens
+        self.active_users += other.active_users
+        self.late_sends += other.late_sends
+        self.ttft.add(other.ttft)
+        self.tokens_per_s.add(other.tokens_per_s)
+        self.e2e.add(other.e2e)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "completed": self.completed,
+            "failed": self.failed,
+            "failures": dict(self.failures),
+            "output_tokens": self.output_tokens,
+            "input_tokens": self.input_tokens,
+            "active_users": self.active_users,
+            "late_sends": self.late_sends,
+            "ttft": _enc(self.ttft),
+            "tokens_per_s": _enc(self.tokens_per_s),
+            "e2e": _enc(self.e2e),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Window:
+        return cls(
+            started=d["started"],
+            completed=d["completed"],
+            failed=d["failed"],
+            failures=dict(d["failures"]),
+            output_tokens=d["output_tokens"],
+            input_tokens=d["input_tokens"],
+            active_users=d["active_users"],
+            late_sends=d.get("late_sends", 0),
+            ttft=_dec(d["ttft"]),
+            tokens_per_s=_dec(d["tokens_per_s"]),
+            e2e=_dec(d["e2e"]),
+        )
+
+
+class ShardStats:
+    """A shard's side: record into the current second, ship what changed as a delta."""
+
+    def __init__(self, shard: int) -> None:
+        self.shard = shard
+        self.seq = 0
+        self._dirty: dict[int, Window] = {}
+
+    def window(self, second: int) -> Window:
+        w = self._dirty.get(second)
+        if w is None:
+            w = self._dirty[second] = Window()
+        return w
+
+    def started(self, second: int, late: bool = False) -> None:
+        w = self.window(second)
+        w.started += 1
+        w.late_sends += late
+
+    def finished(self, second: int, rec: Any) -> None:
+        w = self.window(second)
+        if rec.ok:
+            w.completed += 1
+            if rec.ttft_ms is not None:
+                w.ttft.record_value(max(1, int(rec.ttft_ms * 1000)))
+            if rec.e2e_ms is not None:
+                w.e2e.record_value(max(1, int(rec.e2e_ms * 1000)))
+            if rec.tokens_per_s:
+                w.tokens_per_s.record_value(max(1, min(_HIGH, int(rec.tokens_per_s * 1000))))
+        else:
+            w.failed += 1
+            w.failures[rec.outcome] = w.failures.get(rec.outcome, 0) + 1
+        w.output_tokens += rec.output_tokens or 0
+        w.input_tokens += rec.input_tokens or 0
+
+    def gauge(self, second: int, active_users: int) -> None:
+        self.window(second).active_users = active_users
+
+    def delta(self, final: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything since the last delta, then reset (JSON-serialisable)."""
+        self.seq += 1
+        out = {
+            "shard": self.shard,
+            "seq": self.seq,
+            "final": final,
+            "windows": {str(s): w.to_dict() for s, w in sorted(self._dirty.items())},
+            **(extra or {}),
+        }
+        self._dirty = {}
+        return out
+
+
+def _pct(h: HdrHistogram, q: float, scale: float) -> float | None:
+    return h.get_value_at_percentile(q) / scale if h.get_total_count() else None
+
+
+class LiveAggregate:
+    """The aggregator's side: merge deltas from every shard into one per-second view."""
+
+    def __init__(self) -> None:
+        self.windows: dict[int, Window] = {}
+        self.total = Window()
+        self.shards: dict[str, dict[str, Any]] = {}
+
+    def merge(self, delta: dict[str, Any]) -> None:
+        shard = str(delta.get("shard", 0))
+        seen = self.shards.setdefault(shard, {"seq": 0, "final": False})
+        if delta.get("seq", 0) <= seen["seq"]:
+            return  # a duplicate delivery must not count twice
+        seen["seq"], seen["final"] = delta.get("seq", 0), bool(delta.get("final"))
+        if "engine" in delta:
+            seen["engine"] = delta["engine"]
+        for second, wd in delta.get("windows", {}).items():
+            w = Window.from_dict(wd)
+            gauge = w.active_users
+            w.active_users = 0
+            self.total.merge(w)
+            target = self.windows.setdefault(int(second), Window())
+            target.merge(w)
+            seen.setdefault("gauges", {})[second] = gauge
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        per_second: dict[int, int] = {}
+        for info in self.shards.values():
+            for second, g in info.get("gauges", {}).items():
+                per_second[int(second)] = per_second.get(int(second), 0) + g
+        for second, g in per_second.items():
+            if second in self.windows:
+                self.windows[second].active_users = g
+
+    def point(self, second: int) -> dict[str, Any]:
+        w = self.windows.get(second) or Window()
+        lo = [self.windows[s] for s in range(second - 9, second + 1) if s in self.windows]
+        done = sum(x.completed + x.failed for x in lo)
+        return {
+            "t": second,
+            "active_users": w.active_users,
+            "started": w.started,
+            "completed": w.completed,
+            "failed": w.failed,
+            "failures": dict(w.failures),
+            "qpm": done * 60.0 / max(1, min(10, second + 1)),
+            "output_tokens_per_s": float(w.output_tokens),
+            "ttft_p50": _pct(w.ttft, 50, 1000.0),
+            "ttft_p95": _pct(w.ttft, 95, 1000.0),
+            "ttft_p99": _pct(w.ttft, 99, 1000.0),
+            "tokens_per_s_p50": _pct(w.tokens_per_s, 50, 1000.0),
+            "late_sends": w.late_sends,
+        }
+
+    def series(self) -> list[dict[str, Any]]:
+        if not self.windows:
+            return []
+        return [self.point(s) for s in range(min(self.windows), max(self.windows) + 1)]
+
+    def snapshot(self) -> dict[str, Any]:
+        t = self.total
+        finished = t.completed + t.failed
+        return {
+            "started": t.started,
+            "completed": t.completed,
+            "failed": t.failed,
+            "failures": dict(t.failures),
+            "success_rate": t.completed / finished if finished else None,
+            "output_tokens": t.output_tokens,
+            "input_tokens": t.input_tokens,
+            "late_sends": t.late_sends,
+            "ttft_p50": _pct(t.ttft, 50, 1000.0),
+            "ttft_p95": _pct(t.ttft, 95, 1000.0),
+            "ttft_p99": _pct(t.ttft, 99, 1000.0),
+            "e2e_p50": _pct(t.e2e, 50, 1000.0),
+            "tokens_per_s_p50": _pct(t.tokens_per_s, 50, 1000.0),
+            "shards_final": sum(1 for s in self.shards.values() if s["final"]),
+            "engine": {k: v["engine"] for k, v in self.shards.items() if "engine" in v},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows": {str(s): w.to_dict() for s, w in self.windows.items()},
+            "total": self.total.to_dict(),
+            "shards": self.shards,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LiveAggregate:
+        agg = cls()
+        agg.windows = {int(s): Window.from_dict(w) for s, w in d.get("windows", {}).items()}
+        agg.total = Window.from_dict(d["total"]) if d.get("total") else Window()
+        agg.shards = d.get("shards", {})
+        return agg

@@ -1,0 +1,227 @@
+"""Moving bytes: aiohttp for SSE and WebSocket (the hot path), the OpenAI SDK over httpx as a client mode.
+
+Each exchange stamps ``perf_counter_ns()`` the moment a network chunk is handed over, then parses.
+Failures never escape as exceptions: they are classified on the analyzer, so a broken stream
+becomes a record with a failure class and every packet measured before the break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter_ns
+from typing import Any
+
+import aiohttp
+import orjson
+
+from runner.analysis import StreamAnalyzer
+from runner.protocols.base import ChunkParser, HttpRequest, ProtocolError
+from runner.records import Outcome
+from runner.spec import EndpointSpec, Timeouts
+from runner.sse import SseParser, SseStreamError
+
+
+class Watchdog:
+    """One timer per request enforcing the first-byte, idle and total deadlines.
+
+    Idle counts from the last *content* packet (or from the first byte before any content), so
+    heartbeats cannot keep a stalled stream alive. The timer is re-armed lazily: no per-chunk work.
+    """
+
+    __slots__ = ("_handle", "_loop", "_task", "analyzer", "expired", "timeouts")
+
+    def __init__(self, analyzer: StreamAnalyzer, timeouts: Timeouts) -> None:
+        self.analyzer, self.timeouts = analyzer, timeouts
+        self.expired: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        # first check at the earliest any deadline could fall; each check re-arms for the next one
+        self._handle = self._loop.call_later(min(timeouts.first_byte, timeouts.idle, timeouts.total), self._check)
+
+    def _deadline(self) -> tuple[int, str]:
+        a, t = self.analyzer, self.timeouts
+        total = a.sent_ns + int(t.total * 1e9)
+        if a.first_byte_ns is None:
+            other, kind = a.sent_ns + int(t.first_byte * 1e9), "first_byte"
+        else:
+            other, kind = (a.last_content_ns or a.first_byte_ns) + int(t.idle * 1e9), "idle"
+        return (total, "total") if total <= other else (other, kind)
+
+    def _check(self) -> None:
+        deadline, kind = self._deadline()
+        now = perf_counter_ns()
+        if now >= deadline - 500_000:
+            self.expired = kind
+            if self._task is not None:
+                self._task.cancel()
+        else:
+            self._handle = self._loop.call_later((deadline - now) / 1e9, self._check)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    req: HttpRequest,
+    analyzer: StreamAnalyzer,
+    parser: ChunkParser,
+    timeouts: Timeouts,
+    request_id: str,
+) -> None:
+    """Run one request to its end, classifying any failure on ``analyzer``. Re-raises only a cancel
+    that did not come from the watchdog (the run itself is being cancelled)."""
+    dog = Watchdog(analyzer, timeouts)
+    try:
+        if req.transport == "ws":
+            await _ws(session, req, analyzer, parser, request_id)
+        else:
+            await _sse(session, req, analyzer, parser, request_id)
+    except asyncio.CancelledError:
+        if dog.expired is None:
+            analyzer.fail(Outcome.CANCELLED, "run cancelled while the request was in flight")
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        analyzer.timed_out(dog.expired, perf_counter_ns())
+    except (ProtocolError, SseStreamError) as exc:
+        analyzer.fail(Outcome.PROTOCOL_ERROR, str(exc))
+    except (aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError) as exc:
+        analyzer.fail(Outcome.TIMEOUT, f"connect timeout: {exc}", timeout_kind="connect")
+    except aiohttp.ClientPayloadError as exc:
+        analyzer.fail(Outcome.CONNECTION_ERROR, f"connection broken mid-stream: {exc}")
+    except aiohttp.ClientResponseError as exc:
+        analyzer.fail(Outcome.PROTOCOL_ERROR, f"invalid HTTP response: {exc.message}")
+    except aiohttp.InvalidURL as exc:
+        analyzer.fail(Outcome.CONNECTION_ERROR, f"invalid URL: {exc}")
+    except (aiohttp.ClientError, OSError) as exc:
+        analyzer.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        analyzer.fail(Outcome.PROTOCOL_ERROR, f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        dog.stop()
+
+
+async def _sse(
+    session: aiohttp.ClientSession,
+    req: HttpRequest,
+    a: StreamAnalyzer,
+    parser: ChunkParser,
+    request_id: str,
+) -> None:
+    body = req.body if isinstance(req.body, str) else orjson.dumps(req.body)
+    headers = {**req.headers, "x-request-id": request_id}
+    async with session.post(req.url, data=body, headers=headers) as resp:
+        a.first_byte_ns = perf_counter_ns()
+        a.http_status = resp.status
+        if resp.status >= 400:
+            text = (await resp.content.read(8192)).decode("utf-8", "replace")
+            a.fail_http(resp.status, text)
+            return
+        sse = SseParser()
+        feed, on_event = sse.feed, parser.event
+        async for chunk in resp.content.iter_any():
+            t = perf_counter_ns()
+            for ev in feed(chunk):
+                on_event(ev.event, ev.data, t)
+        t = perf_counter_ns()
+        for ev in sse.close():
+            on_event(ev.event, ev.data, t)
+
+
+async def _ws(
+    session: aiohttp.ClientSession,
+    req: HttpRequest,
+    a: StreamAnalyzer,
+    parser: ChunkParser,
+    request_id: str,
+) -> None:
+    headers = {k: v for k, v in req.headers.items() if k not in ("content-type", "accept")}
+    headers["x-request-id"] = request_id
+    async with session.ws_connect(req.url, headers=headers, autoping=True) as ws:
+        a.first_byte_ns = perf_counter_ns()
+        a.http_status = 101
+        await ws.send_str(req.body if isinstance(req.body, str) else orjson.dumps(req.body).decode())
+        while True:
+            msg = await ws.receive()
+            t = perf_counter_ns()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                parser.event("", msg.data, t)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                try:
+                    parser.event("", msg.data.decode("utf-8"), t)
+                except UnicodeDecodeError:
+                    raise ProtocolError("binary WebSocket frame is not UTF-8 text") from None
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                raise aiohttp.ClientError(f"WebSocket error: {ws.exception()}")
+            else:  # CLOSE / CLOSING / CLOSED
+                break
+            if a.done or a.failure:
+                break
+
+
+# -- the OpenAI SDK as a client mode ---------------------------------------------------------------
+def sdk_client(ep: EndpointSpec, max_connections: int) -> Any:
+    import httpx
+    from openai import AsyncOpenAI
+
+    t = ep.timeouts
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        timeout=httpx.Timeout(t.total, connect=t.connect),
+    )
+    return AsyncOpenAI(
+        base_url=ep.base_url,
+        api_key=ep.api_key or "not-needed",
+        default_headers=ep.headers or None,
+        max_retries=0,
+        http_client=http,
+    )
+
+
+async def sdk_exchange(
+    client: Any,
+    req: HttpRequest,
+    analyzer: StreamAnalyzer,
+    parser: Any,
+    timeouts: Timeouts,
+    request_id: str,
+) -> None:
+    """What an application built on ``AsyncOpenAI`` sees: chunks after the SDK has parsed them."""
+    import openai
+
+    body = dict(req.body) if isinstance(req.body, dict) else {}
+    known = {"model", "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed"}
+    extra = {k: body.pop(k) for k in list(body) if k not in known}
+    dog = Watchdog(analyzer, timeouts)
+    try:
+        stream = await client.chat.completions.create(
+            **body, extra_body=extra or None, extra_headers={"x-request-id": request_id}
+        )
+        analyzer.first_byte_ns = perf_counter_ns()
+        analyzer.http_status = 200
+        async for chunk in stream:
+            t = perf_counter_ns()
+            parser.chunk(chunk.to_dict(), t)
+        analyzer.done = True  # the SDK ends the iteration on [DONE]
+    except asyncio.CancelledError:
+        if dog.expired is None:
+            analyzer.fail(Outcome.CANCELLED, "run cancelled while the request was in flight")
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        analyzer.timed_out(dog.expired, perf_counter_ns())
+    except openai.APIStatusError as exc:
+        analyzer.fail_http(exc.status_code, str(exc.message))
+    except openai.APITimeoutError as exc:
+        analyzer.fail(Outcome.TIMEOUT, f"SDK timeout: {exc}", timeout_kind="total")
+    except openai.APIConnectionError as exc:
+        analyzer.fail(Outcome.CONNECTION_ERROR, f"SDK connection error: {exc.__cause__ or exc}")
+    except (openai.APIError, ProtocolError) as exc:
+        analyzer.fail(Outcome.PROTOCOL_ERROR, f"SDK: {exc}")
+    except Exception as exc:
+        analyzer.fail(Outcome.PROTOCOL_ERROR, f"SDK unexpected {type(exc).__name__}: {exc}")
+    finally:
+        dog.stop()
