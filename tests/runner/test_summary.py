@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from runner.records import RequestRecord
+from runner.spec import Slo
+from runner.summary import distribution, percentile, summarize
+
+
+def _rec(i: int, ttft: float, inp: int, ok: bool = True, tps: float = 30.0) -> RequestRecord:
+    r = RequestRecord(request_id=str(i), prompt_id="p", outcome="success" if ok else "empty_answer")
+    r.ttft_ms, r.e2e_ms, r.tokens_per_s, r.tpot_ms = ttft, ttft + 1000, tps, 1000 / tps
+    r.input_tokens, r.output_tokens, r.itl_ms = inp, 31, [33.0, 34.0]
+    return r
+
+
+def test_percentiles_are_exact_interpolated() -> None:
+    xs = list(range(1, 101))
+    assert percentile(xs, 50) == pytest.approx(50.5)
+    assert percentile(xs, 99) == pytest.approx(99.01)
+    d = distribution([3.0, 1.0, 2.0, None])
+    assert d["count"] == 3 and d["p50"] == 2.0 and d["max"] == 3.0 and d["mean"] == 2.0
+
+
+def test_summary_buckets_goodput_cost_and_failures() -> None:
+    recs = [_rec(i, 100 + i, 500) for i in range(10)] + [_rec(100 + i, 3000, 20000, tps=10) for i in range(5)]
+    recs.append(_rec(999, 50, 500, ok=False))
+    s = summarize(recs, duration_s=10, bucket_edges=[0, 1024, 16384, 32768], slo=Slo(ttft_ms=2000, tokens_per_s=20),
+                  price_in_per_1k=0.01, price_out_per_1k=0.02, currency="CNY")
+    assert s["requests"] == {"total": 16, "succeeded": 15, "failed": 1, "failures": {"empty_answer": 1},
+                             "cancelled": 0, "length_stopped": 0}
+    assert s["throughput"]["qpm"] == pytest.approx(15 * 6)
+    assert [b["label"] for b in s["buckets"]] == ["0–1k", "16k–32k"]
+    assert s["buckets"][1]["ttft_ms"]["p50"] == 3000
+    assert s["goodput"]["requests"] == 10
+    assert s["cost"]["input"] == pytest.approx((10 * 500 + 5 * 20000 + 500) / 1000 * 0.01)
+    assert s["cost"]["currency"] == "CNY"
+    assert s["conventions"]["itl_pooled_ms"]["count"] == 30
+
+
+def test_length_stopped_can_count_as_failure() -> None:
+    r = _rec(1, 100, 10)
+    r.length_stopped = True
+    assert summarize([r], duration_s=1)["requests"]["failed"] == 0
+    assert summarize([r], duration_s=1, length_is_failure=True)["requests"]["failures"] == {"length_stopped": 1}
