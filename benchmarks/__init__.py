@@ -1,0 +1,1 @@
+"""The dashboard app: teams, endpoints, datasets, profiles, plans and runs around ``runner``."""

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from django.db import models
+
+from benchmarks import crypto
+from benchmarks.models.teams import TeamOwned
+from runner.spec import PROTOCOLS
+
+
+class Endpoint(TeamOwned):
+    name = models.CharField(max_length=100)
+    protocol = models.CharField(max_length=30, choices=[(p, p) for p in PROTOCOLS], default="openai-chat")
+    base_url = models.URLField(max_length=500)
+    model = models.CharField(max_length=200, blank=True)
+    # Fernet token; the plain key is only ever read by the bridge and the connection test.
+    api_key_encrypted = models.TextField(blank=True, default="")
+    headers = models.JSONField(default=dict, blank=True)
+    timeout_connect_s = models.FloatField(default=10.0)
+    timeout_first_byte_s = models.FloatField(default=120.0)
+    timeout_idle_s = models.FloatField(default=60.0)
+    timeout_total_s = models.FloatField(default=600.0)
+    max_input_tokens = models.PositiveIntegerField(default=32768)
+    max_output_tokens = models.PositiveIntegerField(default=16384)
+    tokenizer = models.CharField(max_length=200, blank=True)
+    price_in_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    price_out_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    generic = models.JSONField(default=dict, blank=True)  # runner.spec.GenericFormat fields
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    def set_api_key(self, plain: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(plain)
+
+    def reveal_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.db import models
+
+from benchmarks.models.teams import TeamOwned
+
+
+class LoadProfile(TeamOwned):
+    """A load shape: ``spec`` holds runner.spec.ProfileSpec fields (kind included)."""
+
+    KINDS = [
+        ("users", "Users with spawn rate"),
+        ("stages", "Stages"),
+        ("rate", "Request rate"),
+        ("sweep", "Sweep"),
+        ("replay", "Replay"),
+    ]
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=KINDS, default="users")
+    spec = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from benchmarks.models.endpoints import Endpoint
+from benchmarks.models.plans import Plan
+from benchmarks.models.teams import TeamOwned
+
+
+class Run(TeamOwned):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        CANCELLING = "cancelling"
+        FINISHED = "finished"
+        FAILED = "failed"
+        PARTIAL = "partial"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+
+    plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    endpoint = models.ForeignKey(
+        Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    plan_name = models.CharField(max_length=100)
+    endpoint_name = models.CharField(max_length=100)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    reason = models.TextField(blank=True)
+    # runner.spec.RunSpec.to_dict() with the API key blanked; the bridge adds the key per shard.
+    spec = models.JSONField(default=dict)
+    variant = models.JSONField(default=dict)
+    variant_text = models.TextField(blank=True)  # "key=value ..." lowercased, for the tag filter
+    shard_count = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # One aggregator per run: whoever holds the token merges deltas; the reaper hands it on if it dies.
+    supervisor_token = models.CharField(max_length=40, blank=True)
+    supervisor_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    live = models.JSONField(default=dict)  # runner.stats.LiveAggregate.to_dict()
+    series = models.JSONField(default=list)  # LiveAggregate.series(): one row per second
+    snapshot = models.JSONField(default=dict)  # LiveAggregate.snapshot(): totals so far
+    summary = models.JSONField(default=dict)  # runner.summary.summarize() of every record
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.plan_name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def ws_group(self) -> str:
+        return f"run-{self.pk}"
+
+
+class Shard(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        DEAD = "dead"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="shards")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    target_worker = models.CharField(max_length=200, blank=True)
+    hostname = models.CharField(max_length=200, blank=True)  # the worker that actually ran it
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+    records_count = models.PositiveIntegerField(default=0)
+    engine = models.JSONField(default=dict)
+    summary = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_shard_per_index")]
+
+
+class RequestRecord(models.Model):
+    """One measured request; ``data`` is runner.records.RequestRecord.to_dict() (packets included)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="records")
+    shard_index = models.PositiveIntegerField(default=0)
+    request_id = models.CharField(max_length=100)
+    prompt_id = models.CharField(max_length=200, blank=True)
+    outcome = models.CharField(max_length=30, db_index=True)
+    started_epoch = models.FloatField(default=0.0)
+    ttft_ms = models.FloatField(null=True)
+    e2e_ms = models.FloatField(null=True)
+    tokens_per_s = models.FloatField(null=True)
+    input_tokens = models.IntegerField(null=True)
+    output_tokens = models.IntegerField(null=True)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["started_epoch", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "shard_index", "request_id"], name="one_record_per_request"
+            )
+        ]

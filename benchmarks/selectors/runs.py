@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from benchmarks.models import Plan, RequestRecord, Run, Team
+
+
+def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
+    return Run.objects.filter(plan=plan).order_by("-created_at")
+
+
+def runs_filtered(
+    *,
+    team: Team,
+    plan_id: int | None = None,
+    endpoint_id: int | None = None,
+    tag: str = "",
+    status: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[Run]:
+    runs = Run.objects.filter(team=team)
+    if plan_id:
+        runs = runs.filter(plan_id=plan_id)
+    if endpoint_id:
+        runs = runs.filter(endpoint_id=endpoint_id)
+    if tag:
+        runs = runs.filter(variant_text__icontains=tag.strip().lower())
+    if status:
+        runs = runs.filter(status=status)
+    if since:
+        runs = runs.filter(created_at__date__gte=since)
+    if until:
+        runs = runs.filter(created_at__date__lte=until)
+    return runs.order_by("-created_at")
+
+
+def run_record_get(*, run: Run, record_id: int) -> RequestRecord | None:
+    return RequestRecord.objects.filter(run=run, pk=record_id).first()
+
+
+def run_records(*, run: Run) -> QuerySet[RequestRecord]:
+    return RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
+
+
+def run_failures(*, run: Run, limit: int = 200) -> QuerySet[RequestRecord]:
+    return run_records(run=run).exclude(outcome="success")[:limit]
+
+
+def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
+    """Fraction done (by time or by request count, whichever is further) and seconds left."""
+    if not run.is_active:
+        return 1.0, 0.0
+    if run.started_at is None:
+        return 0.0, None
+    elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
+    fractions = []
+    if run.spec.get("duration_s"):
+        fractions.append(elapsed / float(run.spec["duration_s"]))
+    if run.spec.get("max_requests"):
+        done = float(snapshot.get("completed", 0) or 0) + float(snapshot.get("failed", 0) or 0)
+        fractions.append(done / float(run.spec["max_requests"]))
+    done = min(max(fractions, default=0.0), 1.0)
+    eta = elapsed * (1 - done) / done if done > 0 else None
+    return done, eta
+
+
+def live_payload(run: Run, *, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a viewer gets: series rows (all of them on connect, the recent ones after), totals,
+    state, progress and any engine-saturation warning."""
+    fraction, eta = progress(run, run.snapshot or {})
+    return {
+        "rows": rows,
+        "snapshot": run.snapshot or {},
+        "status": run.status,
+        "reason": run.reason,
+        "progress": round(fraction, 4),
+        "eta_s": None if eta is None else round(eta, 1),
+        "warnings": saturation_warnings(run.snapshot or {}),
+    }
+
+
+def saturation_warnings(snapshot: dict[str, Any]) -> list[str]:
+    """The engine's own health per shard: a saturated load generator makes latencies look worse."""
+    warnings = []
+    for shard, engine in sorted((snapshot.get("engine") or {}).items()):
+        if isinstance(engine, dict) and engine.get("saturated"):
+            reasons = "; ".join(str(r) for r in engine.get("reasons") or []) or "saturated"
+            warnings.append(f"Shard {shard}: load generator saturated ({reasons}).")
+    return warnings
+
+
+def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:
+    if not user.is_authenticated:
+        return None
+    return Run.objects.filter(pk=run_id, team__memberships__user=user).first()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from benchmarks.models import Membership, Team
+
+
+def teams_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user).order_by("name", "id")
+
+
+def membership_get(*, user: AbstractBaseUser | AnonymousUser, team_id: int | None) -> Membership | None:
+    if not user.is_authenticated or team_id is None:
+        return None
+    return Membership.objects.select_related("team").filter(user=user, team_id=team_id).first()
+
+
+def membership_default(*, user: AbstractBaseUser | AnonymousUser) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.select_related("team").filter(user=user).order_by("created_at", "id").first()
+
+
+def team_members(*, team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user").order_by("user__username")

@@ -1,0 +1,36 @@
+"""Celery tasks: thin, take ids, call services.
+
+Load never runs twice: no retries, and acks happen on receipt (acks_late=False), so a worker that
+dies mid-shard loses that shard (the reaper ends it) instead of a second worker re-running the load.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from benchmarks.services.aggregation import run_supervise
+from benchmarks.services.reaping import runs_reap_stale
+from benchmarks.services.sharding import run_coordinate
+from benchmarks.services.shards import shard_execute
+
+ONCE = {"acks_late": False, "max_retries": 0, "ignore_result": True}
+
+
+@shared_task(**ONCE)
+def coordinate_run(run_id: int) -> None:
+    run_coordinate(run_id=run_id)
+
+
+@shared_task(bind=True, **ONCE)
+def run_shard(self, shard_id: int) -> None:  # type: ignore[no-untyped-def]
+    shard_execute(shard_id=shard_id, hostname=self.request.hostname or "embedded")
+
+
+@shared_task(**ONCE)
+def supervise_run(run_id: int, token: str) -> None:
+    run_supervise(run_id=run_id, token=token)
+
+
+@shared_task(**ONCE)
+def reap_stale_runs() -> None:
+    runs_reap_stale()

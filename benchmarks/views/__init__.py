@@ -1,0 +1,1 @@
+"""Thin function views: parse the request, call a selector or service, render."""

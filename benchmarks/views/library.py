@@ -1,0 +1,182 @@
+"""Endpoints, datasets, load profiles and plans: the things a run is made of."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from benchmarks import bridge, charts
+from benchmarks.decorators import team_required, writer_required
+from benchmarks.forms import DatasetForm, EndpointForm, PlanForm, ProfileForm
+from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Run
+from benchmarks.profile_curve import profile_curve
+from benchmarks.selectors.objects import can_write, object_get
+from benchmarks.selectors.runs import runs_for_plan
+from benchmarks.services.datasets import dataset_create, dataset_update
+from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
+from benchmarks.services.runs import run_start
+from benchmarks.views import crud
+from benchmarks.views.helpers import ensure_can_write
+
+
+def _endpoint_form(request: HttpRequest, obj: Endpoint | None) -> EndpointForm:
+    return EndpointForm(request.POST or None, instance=obj)
+
+
+def _endpoint_save(request: HttpRequest, form: EndpointForm, team: Any) -> Endpoint:
+    return endpoint_save(
+        form=form,
+        team=team,
+        api_key=form.cleaned_data.get("api_key", ""),
+        clear_api_key=form.cleaned_data.get("clear_api_key", False),
+    )
+
+
+def _dataset_form(request: HttpRequest, obj: Dataset | None) -> DatasetForm:
+    initial = {"name": obj.name, "description": obj.description} if obj else None
+    return DatasetForm(
+        request.POST or None, request.FILES or None, initial=initial, require_items=obj is None
+    )
+
+
+def _dataset_save(request: HttpRequest, form: DatasetForm, team: Any) -> Dataset:
+    data = form.cleaned_data
+    if team is not None:
+        return dataset_create(
+            team=team, name=data["name"], description=data["description"], items=data["items"]
+        )
+    dataset = object_get(Dataset, user=request.user, pk=int(request.resolver_match.kwargs["pk"]))
+    return dataset_update(
+        dataset=dataset, name=data["name"], description=data["description"], items=data["items"]
+    )
+
+
+def _plan_form(request: HttpRequest, obj: Plan | None) -> PlanForm:
+    team = obj.team if obj else request.team  # type: ignore[attr-defined]
+    return PlanForm(request.POST or None, instance=obj, team=team)
+
+
+ENDPOINTS = crud.Entity(
+    Endpoint,
+    "endpoint",
+    "endpoint",
+    _endpoint_form,
+    [("protocol", "Protocol"), ("base_url", "Base URL"), ("model", "Model")],
+    save=_endpoint_save,
+)
+DATASETS = crud.Entity(
+    Dataset,
+    "dataset",
+    "dataset",
+    _dataset_form,
+    [("item_count", "Prompts"), ("description", "Description")],
+    save=_dataset_save,
+)
+PROFILES = crud.Entity(
+    LoadProfile,
+    "profile",
+    "load profile",
+    lambda request, obj: ProfileForm(request.POST or None, instance=obj),
+    [("kind", "Kind")],
+    template_form="benchmarks/profile_form.html",
+)
+PLANS = crud.Entity(
+    Plan,
+    "plan",
+    "plan",
+    _plan_form,
+    [("endpoint", "Endpoint"), ("dataset", "Dataset"), ("profile", "Profile")],
+)
+ENTITIES = {e.prefix: e for e in (ENDPOINTS, DATASETS, PROFILES, PLANS)}
+
+
+@team_required
+def object_list(request: HttpRequest, kind: str) -> HttpResponse:
+    return crud.list_view(request, ENTITIES[kind])
+
+
+@writer_required
+def object_create(request: HttpRequest, kind: str) -> HttpResponse:
+    return crud.create_view(request, ENTITIES[kind])
+
+
+@team_required
+def object_edit(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    return crud.edit_view(request, ENTITIES[kind], pk)
+
+
+@team_required
+@require_POST
+def object_clone(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    return crud.clone_view(request, ENTITIES[kind], pk)
+
+
+@team_required
+def object_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    return crud.delete_view(request, ENTITIES[kind], pk)
+
+
+@team_required
+def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = object_get(Endpoint, user=request.user, pk=pk)
+    return render(request, "benchmarks/endpoint_detail.html", _detail(request, ENDPOINTS, endpoint))
+
+
+@team_required
+@require_POST
+def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = object_get(Endpoint, user=request.user, pk=pk)
+    ensure_can_write(request, endpoint)
+    prompt = (request.POST.get("prompt") or "Say hello in five words.").strip()[:4000]
+    result = endpoint_test_connection(endpoint=endpoint, prompt=prompt)
+    context = _detail(request, ENDPOINTS, endpoint) | {"probe": result, "prompt": prompt}
+    return render(request, "benchmarks/endpoint_detail.html", context)
+
+
+@team_required
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = object_get(Dataset, user=request.user, pk=pk)
+    context = _detail(request, DATASETS, dataset) | {"sample": dataset.items[:20]}
+    return render(request, "benchmarks/dataset_detail.html", context)
+
+
+@team_required
+def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    profile = object_get(LoadProfile, user=request.user, pk=pk)
+    curve = profile_curve(bridge.profile_spec(profile), duration_s=None)
+    context = _detail(request, PROFILES, profile) | {"preview": charts.profile_preview(curve, profile.name)}
+    return render(request, "benchmarks/profile_detail.html", context)
+
+
+@team_required
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = object_get(Plan, user=request.user, pk=pk)
+    curve = profile_curve(bridge.profile_spec(plan.profile), duration_s=plan.duration_s)
+    context = _detail(request, PLANS, plan) | {
+        "preview": charts.profile_preview(curve, f"{plan.profile.name} over the plan's duration"),
+        "runs": runs_for_plan(plan=plan)[:20],
+    }
+    return render(request, "benchmarks/plan_detail.html", context)
+
+
+@team_required
+@require_POST
+def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = object_get(Plan, user=request.user, pk=pk)
+    ensure_can_write(request, plan)
+    run: Run = run_start(plan=plan, by=request.user)
+    messages.success(request, f"Run {run.pk} queued.")
+    return redirect("run_detail", pk=run.pk)
+
+
+def _detail(request: HttpRequest, entity: crud.Entity, obj: Any) -> dict[str, Any]:
+    return {"entity": entity, "object": obj, "can_edit": can_write(obj, user=request.user)}
+
+
+@team_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("run_list")

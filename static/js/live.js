@@ -1,0 +1,104 @@
+// The run page's live view: one websocket, full history on connect, then a tick per second.
+// Rows are kept by second ("t") so re-sent seconds replace older values and reconnects catch up.
+window.llmperf = window.llmperf || {};
+
+(function () {
+  const layout = (title, unit) => ({
+    title: {text: title}, height: 280, margin: {l: 50, r: 20, t: 40, b: 40},
+    xaxis: {title: {text: "seconds"}}, yaxis: {title: {text: unit}, rangemode: "tozero"},
+    template: "plotly_white", legend: {orientation: "h"},
+  });
+  const config = {responsive: true, displaylogo: false};
+
+  const state = {rows: new Map(), ticks: 0, messages: 0, socket: null, done: false};
+  llmperf.live = state;
+
+  function sortedRows() {
+    return Array.from(state.rows.values()).sort((a, b) => a.t - b.t);
+  }
+
+  function line(rows, key, name) {
+    return {x: rows.map((r) => r.t), y: rows.map((r) => r[key]), name: name, mode: "lines+markers", type: "scatter"};
+  }
+
+  function draw() {
+    const rows = sortedRows();
+    Plotly.react("chart-ttft", [line(rows, "ttft_p50", "p50"), line(rows, "ttft_p95", "p95"),
+      line(rows, "ttft_p99", "p99")], layout("TTFT", "ms"), config);
+    Plotly.react("chart-tokens", [line(rows, "output_tokens_per_s", "output tokens/s")],
+      layout("Output tokens/s", "tokens/s"), config);
+    Plotly.react("chart-qpm", [line(rows, "qpm", "QPM")], layout("Requests per minute", "QPM"), config);
+    Plotly.react("chart-users", [line(rows, "active_users", "active users")], layout("Active users", "users"), config);
+    const success = rows.map((r) => {
+      const n = (r.completed || 0) + (r.failed || 0);
+      return n ? (r.completed || 0) / n : null;
+    });
+    Plotly.react("chart-success", [{x: rows.map((r) => r.t), y: success, name: "success rate", mode: "lines+markers"}],
+      Object.assign(layout("Success rate", "fraction"), {yaxis: {range: [0, 1.05]}}), config);
+    const classes = new Set();
+    rows.forEach((r) => Object.keys(r.failures || {}).forEach((c) => classes.add(c)));
+    const bars = Array.from(classes).map((c) => ({x: rows.map((r) => r.t), y: rows.map((r) => (r.failures || {})[c] || 0),
+      name: c, type: "bar"}));
+    Plotly.react("chart-failures", bars.length ? bars : [{x: [], y: [], type: "bar", name: "none"}],
+      Object.assign(layout("Failures by class", "requests"), {barmode: "stack"}), config);
+  }
+
+  function text(id, value) {
+    const el = document.getElementById(id);
+    if (el) el.textContent = value;
+  }
+
+  function apply(msg) {
+    (msg.rows || []).forEach((r) => state.rows.set(r.t, r));
+    const s = msg.snapshot || {};
+    text("n-started", s.started || 0);
+    text("n-completed", s.completed || 0);
+    text("n-failed", s.failed || 0);
+    text("success-rate", s.success_rate == null ? "–" : (100 * s.success_rate).toFixed(1) + "%");
+    if (msg.status) {
+      text("run-status", msg.status);
+      document.getElementById("run-status").className = "status " + msg.status;
+    }
+    if (msg.reason) text("run-reason", msg.reason);
+    if (msg.progress != null) {
+      document.getElementById("progress-bar").style.width = (100 * msg.progress).toFixed(1) + "%";
+      text("progress-text", (100 * msg.progress).toFixed(0) + "% done");
+    }
+    text("eta", msg.eta_s != null && msg.status !== undefined && msg.eta_s > 0 ? "· about " + Math.ceil(msg.eta_s) + " s left" : "");
+    const warnings = document.getElementById("warnings");
+    warnings.innerHTML = "";
+    (msg.warnings || []).forEach((w) => {
+      const li = document.createElement("li");
+      li.textContent = w;
+      warnings.appendChild(li);
+    });
+    draw();
+  }
+
+  function connect(opts) {
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(scheme + "://" + window.location.host + "/ws/runs/" + opts.runId + "/");
+    state.socket = socket;
+    socket.onmessage = (event) => {
+      const msg = JSON.parse(event.data);
+      state.messages += 1;
+      if (msg.type === "tick") state.ticks += 1;
+      if (msg.type === "final") {
+        state.done = true;
+        text("run-status", msg.status);
+        setTimeout(() => window.location.reload(), 1500);  // the finished page has the summary
+        return;
+      }
+      apply(msg);
+    };
+    socket.onclose = () => {
+      state.socket = null;
+      if (!state.done && opts.active) setTimeout(() => connect(opts), 2000);  // reconnect, history catches up
+    };
+  }
+
+  llmperf.startLive = function (opts) {
+    apply(JSON.parse(document.getElementById("live-initial").textContent));
+    if (opts.active) connect(opts);
+  };
+})();
