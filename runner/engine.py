@@ -89,6 +89,7 @@ class Engine:
         self._input_counts: dict[str, int] = {}
         self.t0 = 0
         self.second0 = 0
+        self.stop_elapsed = 0.0
         self.session: aiohttp.ClientSession | None = None
         self.sdk: Any = None
 
@@ -105,6 +106,7 @@ class Engine:
         )
         ended_by = await self._wait_for_end(driver)
         self.stop.set()
+        self.stop_elapsed = self._elapsed()
         await self._drain(cancelled=ended_by == "cancel")
         driver.cancel()
         await asyncio.gather(driver, return_exceptions=True)
@@ -388,13 +390,29 @@ class Engine:
         usage = sum(r.usage_output_tokens or 0 for r in self.records if r.usage_output_tokens is not None)
         client = sum(r.client_output_tokens or 0 for r in self.records if r.usage_output_tokens is not None)
         mismatch = (usage - client) * 100.0 / client if client and self.tokenizer is not None else None
-        return self.monitor.report(
+        report = self.monitor.report(
             schedule_lags_ms=self.schedule_lags,
             late_sends=self.late,
             capped_sends=self.capped,
             total_sends=self.sent,
             token_mismatch_pct=mismatch,
         )
+        if profiles.is_open_loop(self.profile) and not self._exhausted():
+            # sends the schedule asked for before the end but that never went out: the rate was
+            # not silently lowered, it was missed, and the summary says so
+            due = sum(
+                1
+                for _ in itertools.takewhile(
+                    lambda a: a[0] < self.stop_elapsed, profiles.arrivals(self.profile, self.spec.shard_index)
+                )
+            )
+            report["target_sends"], report["missed_sends"] = due, max(0, due - self.sent)
+            if report["missed_sends"]:
+                why = "max_concurrency cap reached" if self.profile.max_concurrency else "client fell behind"
+                report["reasons"].append(
+                    f"{report['missed_sends']} of {due} scheduled sends never went out ({why})"
+                )
+        return report
 
 
 def _load_tokenizer(ref: str) -> Any:

@@ -14,7 +14,9 @@ from aiohttp import web
 Script = list[bytes | float | str]  # bytes are written, floats are pauses (s), "reset"/"close" end it
 
 
-def _handler(script: Script, status: int, content_type: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _handler(
+    script: Script, status: int, content_type: str
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         await request.read()
         if status >= 400:
@@ -73,8 +75,9 @@ async def raw_server(
         await runner.cleanup()
 
 
-def chat_chunk(content: str | None = None, reasoning: str | None = None, finish: str | None = None,
-               role: bool = False) -> bytes:
+def chat_chunk(
+    content: str | None = None, reasoning: str | None = None, finish: str | None = None, role: bool = False
+) -> bytes:
     import json
 
     delta: dict[str, str] = {}
@@ -84,7 +87,10 @@ def chat_chunk(content: str | None = None, reasoning: str | None = None, finish:
         delta["content"] = content
     if reasoning is not None:
         delta["reasoning_content"] = reasoning
-    obj = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    obj = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 

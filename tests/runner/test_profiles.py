@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from runner.profiles import arrivals, duration, preview, rate_at, split_profile, users_at
-from runner.spec import ProfileSpec, RunSpec, EndpointSpec, Prompt
+from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec
 
 
 def test_users_ramp_at_spawn_rate_then_hold_then_ramp_down() -> None:
@@ -21,7 +21,9 @@ def test_users_ramp_at_spawn_rate_then_hold_then_ramp_down() -> None:
 
 
 def test_stages_ramp_toward_each_target() -> None:
-    p = ProfileSpec(kind="stages", spawn_rate=4, stages=[{"duration_s": 5, "target": 10}, {"duration_s": 5, "target": 2}])
+    p = ProfileSpec(
+        kind="stages", spawn_rate=4, stages=[{"duration_s": 5, "target": 10}, {"duration_s": 5, "target": 2}]
+    )
     assert users_at(p, 1) == 4
     assert users_at(p, 4) == 10
     assert users_at(p, 6) == 6  # ramping down at 4/s from 10
@@ -47,7 +49,9 @@ def test_poisson_rate_has_the_right_mean_and_is_seeded() -> None:
 def test_sweep_levels_in_order() -> None:
     p = ProfileSpec(kind="sweep", sweep_levels=[1, 4, 16], level_duration_s=10)
     assert [users_at(p, t) for t in (0, 9.9, 10, 25)] == [1, 1, 4, 16]
-    r = ProfileSpec(kind="sweep", sweep_mode="rate", sweep_levels=[5, 10], level_duration_s=2, arrival="constant")
+    r = ProfileSpec(
+        kind="sweep", sweep_mode="rate", sweep_levels=[5, 10], level_duration_s=2, arrival="constant"
+    )
     times = [t for t, _ in arrivals(r)]
     assert sum(1 for t in times if t < 2) == pytest.approx(10, abs=1)
     assert sum(1 for t in times if t >= 2) == pytest.approx(20, abs=1)
@@ -66,8 +70,12 @@ def test_shards_add_up_to_the_whole() -> None:
     assert sum(q.spawn_rate for q in parts) == pytest.approx(2)
     r = ProfileSpec(kind="rate", rate=30)
     assert sum(split_profile(r, i, 4).rate for i in range(4)) == pytest.approx(30)
-    spec = RunSpec(endpoint=EndpointSpec(protocol="openai-chat", base_url="http://x"), prompts=[Prompt(id="a")],
-                   profile=p, max_requests=11)
+    spec = RunSpec(
+        endpoint=EndpointSpec(protocol="openai-chat", base_url="http://x"),
+        prompts=[Prompt(id="a")],
+        profile=p,
+        max_requests=11,
+    )
     assert sum(spec.shard(i, 3).max_requests or 0 for i in range(3)) == 11
 
 

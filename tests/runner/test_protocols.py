@@ -15,20 +15,46 @@ from tests.runner.rawserver import DONE, chat_chunk, raw_server, usage_chunk
 pytestmark = pytest.mark.timeout(30)
 
 
-async def one(url: str, protocol: str = "openai-chat", timeouts: Timeouts | None = None,
-              generic: GenericFormat | None = None) -> RequestRecord:
-    ep = EndpointSpec(protocol=protocol, base_url=url, model="m", timeouts=timeouts or Timeouts(),
-                      generic=generic or GenericFormat())
-    spec = RunSpec(endpoint=ep, prompts=[Prompt(id="p", text="hi there")], duration_s=None, max_requests=1,
-                   warm_connections=0)
+async def one(
+    url: str,
+    protocol: str = "openai-chat",
+    timeouts: Timeouts | None = None,
+    generic: GenericFormat | None = None,
+) -> RequestRecord:
+    ep = EndpointSpec(
+        protocol=protocol,
+        base_url=url,
+        model="m",
+        timeouts=timeouts or Timeouts(),
+        generic=generic or GenericFormat(),
+    )
+    spec = RunSpec(
+        endpoint=ep,
+        prompts=[Prompt(id="p", text="hi there")],
+        duration_s=None,
+        max_requests=1,
+        warm_connections=0,
+    )
     result = await run(spec)
     assert len(result.records) == 1
     return result.records[0]
 
 
 async def test_role_chunk_and_heartbeats_never_count_as_ttft() -> None:
-    script = [chat_chunk(content="", role=True), 0.05, b": ping\n\n", 0.05, b": ping\n\n", 0.1,
-              chat_chunk("Hello"), 0.02, chat_chunk(" world"), chat_chunk(finish="stop"), usage_chunk(3, 2), DONE]
+    script = [
+        chat_chunk(content="", role=True),
+        0.05,
+        b": ping\n\n",
+        0.05,
+        b": ping\n\n",
+        0.1,
+        chat_chunk("Hello"),
+        0.02,
+        chat_chunk(" world"),
+        chat_chunk(finish="stop"),
+        usage_chunk(3, 2),
+        DONE,
+    ]
     async with raw_server(script) as url:
         rec = await one(url)
     assert rec.outcome == "success", rec.error
@@ -41,8 +67,15 @@ async def test_role_chunk_and_heartbeats_never_count_as_ttft() -> None:
 
 
 async def test_reasoning_stream_ttft_at_first_thinking_and_later_answer() -> None:
-    script = [chat_chunk(reasoning="Let me"), 0.1, chat_chunk(reasoning=" think"), 0.1,
-              chat_chunk("42"), chat_chunk(finish="stop"), DONE]
+    script = [
+        chat_chunk(reasoning="Let me"),
+        0.1,
+        chat_chunk(reasoning=" think"),
+        0.1,
+        chat_chunk("42"),
+        chat_chunk(finish="stop"),
+        DONE,
+    ]
     async with raw_server(script) as url:
         rec = await one(url)
     assert rec.outcome == "success"
@@ -52,8 +85,16 @@ async def test_reasoning_stream_ttft_at_first_thinking_and_later_answer() -> Non
 
 
 async def test_think_tags_inside_content_split_even_across_chunks() -> None:
-    script = [chat_chunk("<thi"), chat_chunk("nk>pondering"), 0.05, chat_chunk("</think>"), 0.05,
-              chat_chunk("Answer"), chat_chunk(finish="stop"), DONE]
+    script = [
+        chat_chunk("<thi"),
+        chat_chunk("nk>pondering"),
+        0.05,
+        chat_chunk("</think>"),
+        0.05,
+        chat_chunk("Answer"),
+        chat_chunk(finish="stop"),
+        DONE,
+    ]
     async with raw_server(script) as url:
         rec = await one(url)
     assert rec.outcome == "success"
@@ -71,14 +112,29 @@ async def test_think_tags_inside_content_split_even_across_chunks() -> None:
         ([b"\xff\xfe\x00garbage\x81\x82\n\n"], "protocol_error", "not UTF-8"),
         ([b"data: [1, 2]\n\n"], "protocol_error", "not a JSON object"),
         ([chat_chunk(finish="stop"), DONE], "empty_answer", ""),
-        ([chat_chunk(reasoning="hmm"), chat_chunk(finish="length"), DONE], "truncated_thinking", "max_tokens"),
+        (
+            [chat_chunk(reasoning="hmm"), chat_chunk(finish="length"), DONE],
+            "truncated_thinking",
+            "max_tokens",
+        ),
         ([chat_chunk(reasoning="hmm"), chat_chunk(finish="stop"), DONE], "truncated_thinking", "no answer"),
         ([b'data: {"error": {"message": "overloaded", "code": 503}}\n\n'], "http_error", "overloaded"),
     ],
-    ids=["cut-json", "missing-done", "reset", "garbage", "not-object", "empty", "think-length", "think-only",
-         "error-chunk"],
+    ids=[
+        "cut-json",
+        "missing-done",
+        "reset",
+        "garbage",
+        "not-object",
+        "empty",
+        "think-length",
+        "think-only",
+        "error-chunk",
+    ],
 )
-async def test_malformed_streams_end_as_classified_failures(script: list, outcome: str, fragment: str) -> None:
+async def test_malformed_streams_end_as_classified_failures(
+    script: list, outcome: str, fragment: str
+) -> None:
     async with raw_server(script) as url:
         rec = await one(url)
     assert rec.outcome == outcome, rec.error
@@ -143,12 +199,22 @@ def _anthropic(event: str, data: dict) -> bytes:
 async def test_anthropic_thinking_text_ping_usage() -> None:
     script = [
         _anthropic("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 7}}}),
-        _anthropic("ping", {"type": "ping"}), 0.05,
+        _anthropic("ping", {"type": "ping"}),
+        0.05,
         _anthropic("content_block_start", {"type": "content_block_start", "index": 0}),
-        _anthropic("content_block_delta", {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "hm"}}),
+        _anthropic(
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "hm"}},
+        ),
         0.1,
-        _anthropic("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Yes"}}),
-        _anthropic("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}),
+        _anthropic(
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Yes"}},
+        ),
+        _anthropic(
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}},
+        ),
         _anthropic("message_stop", {"type": "message_stop"}),
     ]
     async with raw_server(script) as url:
@@ -161,11 +227,18 @@ async def test_anthropic_thinking_text_ping_usage() -> None:
 
 
 async def test_anthropic_error_event_and_cut_stream() -> None:
-    err = _anthropic("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    err = _anthropic(
+        "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
     async with raw_server([err]) as url:
         rec = await one(url, protocol="anthropic")
     assert rec.outcome == "http_error" and "Overloaded" in rec.error
-    cut = [_anthropic("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "a"}})]
+    cut = [
+        _anthropic(
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "a"}},
+        )
+    ]
     async with raw_server(cut) as url:
         rec = await one(url, protocol="anthropic")
     assert rec.outcome == "protocol_error"
@@ -180,14 +253,25 @@ async def test_completions_adapter() -> None:
 
 
 GENERIC = GenericFormat(
-    body_template='{"q": {{prompt}}, "n": {{max_tokens}}}', path="gen", thinking_path="out.think",
-    answer_path="out.text", usage_path="stats", finish_path="out.finish", done_path="done", error_path="err",
+    body_template='{"q": {{prompt}}, "n": {{max_tokens}}}',
+    path="gen",
+    thinking_path="out.think",
+    answer_path="out.text",
+    usage_path="stats",
+    finish_path="out.finish",
+    done_path="done",
+    error_path="err",
 )
 
 
 async def test_generic_sse_by_paths() -> None:
-    lines = [b'data: {"out": {"think": "t"}}\n\n', 0.05, b'data: {"out": {"text": "A"}}\n\n',
-             b'data: {"stats": {"prompt_tokens": 2, "completion_tokens": 2}}\n\n', b'data: {"done": true}\n\n']
+    lines = [
+        b'data: {"out": {"think": "t"}}\n\n',
+        0.05,
+        b'data: {"out": {"text": "A"}}\n\n',
+        b'data: {"stats": {"prompt_tokens": 2, "completion_tokens": 2}}\n\n',
+        b'data: {"done": true}\n\n',
+    ]
     async with raw_server(lines) as url:
         rec = await one(url, protocol="generic-sse", generic=GENERIC)
     assert rec.outcome == "success", rec.error
@@ -196,11 +280,23 @@ async def test_generic_sse_by_paths() -> None:
 
 
 async def test_generic_ws_with_kind_map_and_broken_json() -> None:
-    fmt = GenericFormat(body_template='{"prompt": {{prompt}}}', path="ws", kind_path="type", answer_path="text",
-                        usage_path="usage", finish_path="finish_reason",
-                        kind_map={"text": "answer", "ping": "heartbeat"})
-    frames = [b'{"type": "ping"}', 0.05, b'{"type": "thinking", "text": "x"}', b'{"type": "text", "text": "ok"}',
-              b'{"type": "usage", "usage": {"completion_tokens": 2}}', b'{"type": "done", "finish_reason": "stop"}']
+    fmt = GenericFormat(
+        body_template='{"prompt": {{prompt}}}',
+        path="ws",
+        kind_path="type",
+        answer_path="text",
+        usage_path="usage",
+        finish_path="finish_reason",
+        kind_map={"text": "answer", "ping": "heartbeat"},
+    )
+    frames = [
+        b'{"type": "ping"}',
+        0.05,
+        b'{"type": "thinking", "text": "x"}',
+        b'{"type": "text", "text": "ok"}',
+        b'{"type": "usage", "usage": {"completion_tokens": 2}}',
+        b'{"type": "done", "finish_reason": "stop"}',
+    ]
     async with raw_server(frames, ws=True) as url:
         rec = await one(url, protocol="generic-ws", generic=fmt)
     assert rec.outcome == "success", rec.error
@@ -214,8 +310,14 @@ async def test_generic_ws_with_kind_map_and_broken_json() -> None:
 
 
 async def test_openai_sdk_mode_measures_and_classifies() -> None:
-    script = [chat_chunk(content="", role=True), 0.1, chat_chunk("Hi"), chat_chunk(finish="stop"),
-              usage_chunk(3, 1), DONE]
+    script = [
+        chat_chunk(content="", role=True),
+        0.1,
+        chat_chunk("Hi"),
+        chat_chunk(finish="stop"),
+        usage_chunk(3, 1),
+        DONE,
+    ]
     async with raw_server(script) as url:
         rec = await one(url, protocol="openai-sdk")
     assert rec.outcome == "success", rec.error

@@ -25,10 +25,23 @@ def test_percentiles_are_exact_interpolated() -> None:
 def test_summary_buckets_goodput_cost_and_failures() -> None:
     recs = [_rec(i, 100 + i, 500) for i in range(10)] + [_rec(100 + i, 3000, 20000, tps=10) for i in range(5)]
     recs.append(_rec(999, 50, 500, ok=False))
-    s = summarize(recs, duration_s=10, bucket_edges=[0, 1024, 16384, 32768], slo=Slo(ttft_ms=2000, tokens_per_s=20),
-                  price_in_per_1k=0.01, price_out_per_1k=0.02, currency="CNY")
-    assert s["requests"] == {"total": 16, "succeeded": 15, "failed": 1, "failures": {"empty_answer": 1},
-                             "cancelled": 0, "length_stopped": 0}
+    s = summarize(
+        recs,
+        duration_s=10,
+        bucket_edges=[0, 1024, 16384, 32768],
+        slo=Slo(ttft_ms=2000, tokens_per_s=20),
+        price_in_per_1k=0.01,
+        price_out_per_1k=0.02,
+        currency="CNY",
+    )
+    assert s["requests"] == {
+        "total": 16,
+        "succeeded": 15,
+        "failed": 1,
+        "failures": {"empty_answer": 1},
+        "cancelled": 0,
+        "length_stopped": 0,
+    }
     assert s["throughput"]["qpm"] == pytest.approx(15 * 6)
     assert [b["label"] for b in s["buckets"]] == ["0–1k", "16k–32k"]
     assert s["buckets"][1]["ttft_ms"]["p50"] == 3000
@@ -42,4 +55,6 @@ def test_length_stopped_can_count_as_failure() -> None:
     r = _rec(1, 100, 10)
     r.length_stopped = True
     assert summarize([r], duration_s=1)["requests"]["failed"] == 0
-    assert summarize([r], duration_s=1, length_is_failure=True)["requests"]["failures"] == {"length_stopped": 1}
+    assert summarize([r], duration_s=1, length_is_failure=True)["requests"]["failures"] == {
+        "length_stopped": 1
+    }

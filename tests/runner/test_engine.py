@@ -1,0 +1,313 @@
+"""The engine against the simulator's known delays: the metrics are the truth, within a few ms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runner.engine import Engine, run
+from runner.simulator import SimulatorProcess
+from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def spec_for(
+    url: str,
+    protocol: str = "openai-chat",
+    *,
+    profile: ProfileSpec | None = None,
+    prompts: list[Prompt] | None = None,
+    headers: dict[str, str] | None = None,
+    timeouts: Timeouts | None = None,
+    **kw: Any,
+) -> RunSpec:
+    ep = EndpointSpec(
+        protocol=protocol, base_url=url, model="sim", headers=headers or {}, timeouts=timeouts or Timeouts()
+    )
+    return RunSpec(
+        endpoint=ep,
+        prompts=prompts or [Prompt(id="p", text="tell me a story about cats")],
+        profile=profile or ProfileSpec(kind="users", users=1),
+        **kw,
+    )
+
+
+async def test_100_concurrent_streams_match_the_simulators_delays(sim: Any) -> None:
+    # a gradual ramp (200 users/s) as a real test would use, so a burst of 100 simultaneous
+    # requests does not queue inside the simulator and fake a TTFT spike
+    spec = spec_for(sim.base_url, profile=ProfileSpec(kind="users", users=100, spawn_rate=200), duration_s=4)
+    httpx.get(sim.url + "/sim/log?clear=1")
+    engine = Engine(spec)
+    result = await engine.run()
+    s = result.summary
+    assert s["requests"]["failed"] == 0 and s["requests"]["succeeded"] >= 300
+    assert abs(s["ttft_ms"]["p50"] - 200) <= 5, s["ttft_ms"]
+    assert abs(s["itl_ms"]["p50"] - 20) <= 2, s["itl_ms"]
+    assert abs(s["tpot_ms"]["p50"] - 20) <= 2
+    assert abs(s["tokens_per_s"]["p50"] - 50) <= 5
+    assert "lag_ms_p99" in s["engine"] and "saturated" in s["engine"]
+    # the stricter truth: the server's own stamp of writing each first chunk (same monotonic clock)
+    served = {x["request_id"]: x["first_chunk_ns"] for x in httpx.get(sim.url + "/sim/log").json()}
+    errors = sorted(
+        (engine.t0 + r.scheduled_s * 1e9 + r.ttft_ms * 1e6 - served[r.request_id]) / 1e6
+        for r in result.records
+        if r.ok and r.ttft_ms is not None and r.request_id in served
+    )
+    assert len(errors) >= 300
+    assert 0 <= errors[len(errors) // 2] < 1.5, errors[len(errors) // 2]
+
+
+async def test_every_protocol_measures_the_same_ttft(sim: Any) -> None:
+    for protocol in ("openai-chat", "openai-completions", "anthropic", "openai-sdk"):
+        result = await run(spec_for(sim.base_url, protocol, duration_s=None, max_requests=3))
+        s = result.summary
+        assert s["requests"]["succeeded"] == 3, (protocol, [r.error for r in result.records])
+        assert abs(s["ttft_ms"]["p50"] - 200) <= 10, (protocol, s["ttft_ms"])
+        assert s["tokens"]["output"] == 60, protocol
+
+
+async def test_generic_ws_against_the_simulator(sim: Any) -> None:
+    from runner.spec import GenericFormat
+
+    spec = spec_for(sim.base_url, "generic-ws", duration_s=None, max_requests=2)
+    spec.endpoint.generic = GenericFormat(
+        body_template='{"prompt": {{prompt}}, "max_tokens": {{max_tokens}}}',
+        path="ws",
+        kind_path="type",
+        answer_path="text",
+        usage_path="usage",
+        finish_path="finish_reason",
+        error_path="error",
+        kind_map={"text": "answer", "ping": "heartbeat"},
+    )
+    result = await run(spec)
+    assert result.summary["requests"]["succeeded"] == 2, [r.error for r in result.records]
+    assert abs(result.summary["ttft_ms"]["p50"] - 200) <= 10
+
+
+async def test_reasoning_ttft_at_first_thinking_then_first_answer_later() -> None:
+    async with SimulatorProcess(ttft_ms=100, itl_ms=10, output_tokens=5, thinking_tokens=10) as s:
+        result = await run(spec_for(s.base_url, duration_s=None, max_requests=4))
+    r = result.records[0]
+    assert r.ok, r.error
+    assert abs(r.ttft_ms - 100) <= 5  # type: ignore[operator]
+    assert abs(r.ttft_answer_ms - (100 + 10 * 10)) <= 6  # type: ignore[operator]
+    assert abs(r.thinking_ms - 100) <= 6  # type: ignore[operator]
+    assert r.thinking_tokens == 10 and r.output_tokens == 15
+
+
+async def test_heartbeats_never_move_ttft() -> None:
+    async with SimulatorProcess(ttft_ms=300, itl_ms=10, output_tokens=5, heartbeat_ms=40) as s:
+        result = await run(spec_for(s.base_url, duration_s=None, max_requests=3))
+    for r in result.records:
+        assert r.ok and r.heartbeats >= 5
+        assert abs(r.ttft_ms - 300) <= 6  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("http_500", "http_error"),
+        ("http_429", "http_error"),
+        ("context_overflow", "context_overflow"),
+        ("cut_json", "protocol_error"),
+        ("no_done", "protocol_error"),
+        ("reset", "connection_error"),
+        ("garbage", "protocol_error"),
+        ("stall", "timeout"),
+        ("slow_first_byte", "timeout"),
+        ("empty", "empty_answer"),
+        ("truncated", "truncated_thinking"),
+        ("stream_error", "http_error"),
+    ],
+)
+async def test_simulator_faults_are_classified(sim: Any, fault: str, outcome: str) -> None:
+    spec = spec_for(
+        sim.base_url,
+        headers={"x-sim-fault": fault},
+        duration_s=None,
+        max_requests=1,
+        timeouts=Timeouts(first_byte=1.0, idle=1.0, total=20),
+    )
+    rec = (await run(spec)).records[0]
+    assert rec.outcome == outcome, (fault, rec.error)
+    if fault == "stall":
+        assert rec.timeout_kind == "idle"  # no heartbeats configured: a silent stall
+    if fault == "slow_first_byte":
+        assert rec.timeout_kind == "first_byte"
+
+
+async def test_stall_with_heartbeats_is_alive_but_stalled() -> None:
+    async with SimulatorProcess(ttft_ms=10, itl_ms=5, output_tokens=3, heartbeat_ms=100) as s:
+        spec = spec_for(
+            s.base_url,
+            headers={"x-sim-fault": "stall"},
+            duration_s=None,
+            max_requests=1,
+            timeouts=Timeouts(idle=1.0, total=20),
+        )
+        rec = (await run(spec)).records[0]
+    assert rec.outcome == "timeout" and rec.stalled and rec.heartbeats >= 5
+    assert "alive but stalled" in rec.error
+
+
+async def test_context_overflow_from_max_context() -> None:
+    async with SimulatorProcess(ttft_ms=10, itl_ms=1, output_tokens=3, max_context=50) as s:
+        long = Prompt(id="long", text="word " * 80)
+        result = await run(spec_for(s.base_url, prompts=[long], duration_s=None, max_requests=1))
+    assert result.records[0].outcome == "context_overflow"
+
+
+async def test_open_loop_against_a_slow_server_reports_schedule_lag() -> None:
+    async with SimulatorProcess(ttft_ms=50, itl_ms=50, output_tokens=10) as s:
+        profile = ProfileSpec(kind="rate", rate=20, arrival="constant", max_concurrency=4)
+        result = await run(spec_for(s.base_url, profile=profile, duration_s=2, drain_s=10))
+    e = result.engine
+    recs = result.records
+    assert e["late_sends"] >= 8 and e["schedule_lag_ms_p99"] > 300
+    # the schedule is kept at 20/s: what could not go out is counted, not silently dropped
+    assert e["target_sends"] == pytest.approx(40, abs=1)
+    assert e["missed_sends"] == e["target_sends"] - len(recs) and e["missed_sends"] > 10
+    assert any("never went out" in r for r in e["reasons"])
+    scheduled = sorted(r.scheduled_s for r in recs)
+    assert all(abs(b - a - 0.05) < 1e-6 for a, b in zip(scheduled, scheduled[1:]))
+    late = [r for r in recs if r.schedule_lag_ms > 100]
+    assert late and all(
+        r.ttft_ms >= r.schedule_lag_ms for r in late if r.ttft_ms
+    )  # latency counts from schedule
+
+
+async def test_open_loop_rate_is_held_when_the_server_keeps_up(sim: Any) -> None:
+    profile = ProfileSpec(kind="rate", rate=50, arrival="constant")
+    result = await run(spec_for(sim.base_url, profile=profile, duration_s=2))
+    assert 95 <= len(result.records) <= 101
+    assert result.engine["late_sends"] == 0
+
+
+async def test_cancel_keeps_every_record_measured_so_far(sim: Any) -> None:
+    cancel = asyncio.Event()
+    spec = spec_for(sim.base_url, profile=ProfileSpec(kind="users", users=10, spawn_rate=100), duration_s=60)
+    task = asyncio.create_task(run(spec, cancel=cancel))
+    await asyncio.sleep(1.5)
+    cancel.set()
+    result = await asyncio.wait_for(task, 10)
+    assert result.ended_by == "cancel"
+    done = [r for r in result.records if r.ok]
+    cancelled = [r for r in result.records if r.outcome == "cancelled"]
+    assert len(done) >= 10 and len(cancelled) >= 1
+    assert all(r.ttft_ms is not None for r in cancelled if r.content_chunks)
+
+
+async def test_queueing_beyond_max_batch_raises_ttft() -> None:
+    async with SimulatorProcess(ttft_ms=50, itl_ms=10, output_tokens=10, max_batch=2) as s:
+        result = await run(
+            spec_for(
+                s.base_url,
+                profile=ProfileSpec(kind="users", users=6, spawn_rate=1000),
+                duration_s=None,
+                max_requests=12,
+            )
+        )
+    assert result.summary["ttft_ms"]["p50"] > 100 and result.summary["ttft_ms"]["min"] < 60
+
+
+async def test_prefix_cache_makes_repeated_prefix_cheaper() -> None:
+    shared = "alpha beta gamma delta " * 100
+    prompts = [Prompt(id=str(i), text=shared + f"question {i}") for i in range(4)]
+    async with SimulatorProcess(
+        ttft_ms=10, prefill_us_per_token=500, itl_ms=1, output_tokens=3, prefix_cache=True
+    ) as s:
+        result = await run(spec_for(s.base_url, prompts=prompts, duration_s=None, max_requests=4))
+    first, *rest = sorted(result.records, key=lambda r: r.scheduled_s)
+    assert first.ttft_ms > 150 and all(r.ttft_ms < 60 for r in rest)  # type: ignore[operator]
+
+
+async def test_sweep_yields_a_throughput_latency_curve(sim: Any) -> None:
+    profile = ProfileSpec(kind="sweep", sweep_levels=[1, 8], level_duration_s=1.5)
+    result = await run(spec_for(sim.base_url, profile=profile, duration_s=None))
+    curve = result.summary["sweep"]
+    assert [p["level"] for p in curve] == [0, 1]
+    assert curve[1]["throughput"]["requests_per_s"] > 3 * curve[0]["throughput"]["requests_per_s"]
+
+
+async def test_input_token_buckets(sim: Any) -> None:
+    prompts = [
+        Prompt(id="s", text="hi", input_tokens=100),
+        Prompt(id="l", text="long " * 50, input_tokens=20000),
+    ]
+    result = await run(
+        spec_for(
+            sim.base_url,
+            prompts=prompts,
+            duration_s=None,
+            max_requests=4,
+            bucket_edges=[0, 1024, 16384, 32768],
+        )
+    )
+    labels = {b["label"]: b["requests"]["total"] for b in result.summary["buckets"]}
+    # server usage (words) wins over the dataset count for input tokens; both short prompts land low
+    assert sum(labels.values()) == 4
+
+
+async def test_token_audit_flags_a_misreporting_server() -> None:
+    async with SimulatorProcess(ttft_ms=10, itl_ms=1, output_tokens=20, misreport_usage=1.5) as s:
+        result = await run(spec_for(s.base_url, duration_s=None, max_requests=3))
+    audit = result.summary["token_audit"]
+    assert audit["disagreeing"] == 3 and audit["discrepancy_pct"] > 20
+
+
+def test_cli_writes_summary_and_records(sim: Any, tmp_path: Path) -> None:
+    out, recs = tmp_path / "s.json", tmp_path / "r.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner",
+        "run",
+        "--url",
+        sim.base_url,
+        "--model",
+        "sim",
+        "--users",
+        "4",
+        "--spawn-rate",
+        "100",
+        "--requests",
+        "8",
+        "--max-tokens",
+        "5",
+        "--json",
+        str(out),
+        "--records",
+        str(recs),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    for key in (
+        "requests",
+        "ttft_ms",
+        "ttft_answer_ms",
+        "itl_ms",
+        "tpot_ms",
+        "e2e_ms",
+        "tokens_per_s",
+        "throughput",
+        "buckets",
+        "engine",
+    ):
+        assert key in summary
+    assert summary["requests"]["total"] == 8 and summary["requests"]["succeeded"] == 8
+    assert set(summary["ttft_ms"]) >= {"p50", "p90", "p95", "p99", "mean", "max"}
+    assert {"requests_per_s", "qpm", "output_tokens_per_s"} <= set(summary["throughput"])
+    assert {"lag_ms_p99", "saturated", "verdict"} <= set(summary["engine"])
+    assert len(recs.read_text().splitlines()) == 8
+    assert "TTFT" in proc.stderr or "ttft_ms" in proc.stdout
+    assert httpx.get(sim.base_url + "/models").status_code == 200
