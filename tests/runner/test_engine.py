@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -178,7 +179,7 @@ async def test_open_loop_against_a_slow_server_reports_schedule_lag() -> None:
     assert e["missed_sends"] == e["target_sends"] - len(recs) and e["missed_sends"] > 10
     assert any("never went out" in r for r in e["reasons"])
     scheduled = sorted(r.scheduled_s for r in recs)
-    assert all(abs(b - a - 0.05) < 1e-6 for a, b in zip(scheduled, scheduled[1:]))
+    assert all(abs(b - a - 0.05) < 1e-6 for a, b in itertools.pairwise(scheduled))
     late = [r for r in recs if r.schedule_lag_ms > 100]
     assert late and all(
         r.ttft_ms >= r.schedule_lag_ms for r in late if r.ttft_ms
