@@ -100,6 +100,7 @@ class EndpointForm(forms.ModelForm):
         string_values=True, help_text='Extra HTTP headers as JSON, e.g. {"X-Org": "perf"}.'
     )
     generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
+    base_url = forms.URLField(max_length=500, assume_scheme="http", help_text="e.g. http://10.0.0.5:8000/v1")
 
     class Meta:
         model = Endpoint
