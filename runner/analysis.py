@@ -24,6 +24,7 @@ def names_context_length(text: str) -> bool:
 
 class StreamAnalyzer:
     __slots__ = (
+        "connect_ns",
         "done",
         "error",
         "failure",
@@ -55,6 +56,7 @@ class StreamAnalyzer:
         self.error = ""
         self.timeout_kind: str | None = None
         self.stalled = False
+        self.connect_ns: int | None = None  # a new connection's setup time, if this request opened one
 
     # -- hot path -------------------------------------------------------------------------------
     def add(self, kind: PacketKind, t_ns: int, text: str = "", tokens: int = 0) -> None:
@@ -117,6 +119,8 @@ class StreamAnalyzer:
         rec.finish_reason = self.finish_reason
         rec.http_status = self.http_status
         rec.schedule_lag_ms = (self.sent_ns - self.sched_ns) / 1e6
+        if self.connect_ns is not None:
+            rec.connect_ms = self.connect_ns / 1e6
         if self.first_byte_ns is not None:
             rec.first_byte_ms = (self.first_byte_ns - self.sched_ns) / 1e6
         fill_timing(rec, self.packets, self.sched_ns, end_ns, keep_text)

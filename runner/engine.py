@@ -30,7 +30,7 @@ from runner.records import Outcome, PacketKind, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec
 from runner.stats import ShardStats
 from runner.summary import summarize
-from runner.transport import exchange, sdk_client, sdk_exchange
+from runner.transport import connection_timing, exchange, sdk_client, sdk_exchange
 
 LATE_NS = 10_000_000  # a send more than 10 ms behind its schedule counts as late
 FLUSH_S = 1.0
@@ -144,6 +144,7 @@ class Engine:
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True),
             timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
             auto_decompress=True,
+            trace_configs=[connection_timing()],
         )
         warm = self.spec.warm_connections if self.spec.warm_connections >= 0 else min(peak, 512)
         if warm and self.ep.protocol != "generic-ws":

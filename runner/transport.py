@@ -112,7 +112,7 @@ async def _sse(
 ) -> None:
     body = req.body if isinstance(req.body, str) else orjson.dumps(req.body)
     headers = {**req.headers, "x-request-id": request_id}
-    async with session.post(req.url, data=body, headers=headers) as resp:
+    async with session.post(req.url, data=body, headers=headers, trace_request_ctx=a) as resp:
         a.first_byte_ns = perf_counter_ns()
         a.http_status = resp.status
         if resp.status >= 400:
@@ -159,6 +159,23 @@ async def _ws(
                 break
             if a.done or a.failure:
                 break
+
+
+def connection_timing() -> aiohttp.TraceConfig:
+    """Stamps new-connection setup on the request's analyzer: reported apart, never hidden in TTFT."""
+
+    async def start(_s: Any, ctx: Any, _p: Any) -> None:
+        ctx.conn_start = perf_counter_ns()
+
+    async def end(_s: Any, ctx: Any, _p: Any) -> None:
+        analyzer = ctx.trace_request_ctx
+        if isinstance(analyzer, StreamAnalyzer):
+            analyzer.connect_ns = perf_counter_ns() - ctx.conn_start
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(start)
+    trace.on_connection_create_end.append(end)
+    return trace
 
 
 # -- the OpenAI SDK as a client mode ---------------------------------------------------------------
