@@ -60,7 +60,7 @@ async def level(url: str, profile: ProfileSpec, seconds: float) -> dict[str, flo
         endpoint=EndpointSpec(protocol="openai-chat", base_url=url + "/v1", model="m",
                               timeouts=Timeouts(idle=30, total=60)),
         prompts=[Prompt(id=str(i), text=f"prompt {i}", input_tokens=8) for i in range(100)],
-        profile=profile, duration_s=seconds, drain_s=10, warm_connections=min(profile.users or 64, 1024),
+        profile=profile, duration_s=seconds, drain_s=10, warm_connections=min(max(profile.users, 64), 1024),
     )
     engine = Engine(spec)
     cpu0 = time.process_time()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+from httpx_sse._decoders import SSEDecoder
 
 
 @dataclass(slots=True)
@@ -24,33 +24,65 @@ class SseStreamError(ValueError):
 
 
 class SseParser:
-    """Feed bytes as they arrive; get complete events back."""
+    """Feed bytes as they arrive; get complete events back.
 
-    __slots__ = ("_events", "_lines", "_utf8")
+    Hot path: an event that is one ``data:`` line (what every LLM server sends per token) or one
+    comment is cut out directly; anything else (``event:``/``id:`` fields, multi-line data) goes
+    through httpx-sse's decoder line by line, so the spec's rules still hold.
+    """
+
+    __slots__ = ("_events", "_tail", "_utf8")
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self._lines = SSELineDecoder()
         self._events = SSEDecoder()
+        self._tail = ""
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         try:
             text = self._utf8.decode(chunk)
         except UnicodeDecodeError as exc:
             raise SseStreamError(f"stream is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        return self._decode_lines(self._lines.decode(text)) if text else []
+        if not text:
+            return []
+        text = self._tail + text
+        if "\r" in text:
+            if text.endswith("\r"):  # maybe half of a CRLF: decide with the next chunk
+                self._tail, text = "\r", text[:-1]
+            else:
+                self._tail = ""
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            text, _, rest = text.rpartition("\n\n")
+            self._tail = rest + self._tail
+        else:
+            text, _, self._tail = text.rpartition("\n\n")
+        return self._blocks(text.split("\n\n")) if text else []
 
     def close(self) -> list[SseEvent]:
-        """End of stream: whatever complete event is left (a final event without blank line)."""
+        """End of stream: a last event without its blank line still counts."""
         try:
             self._utf8.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise SseStreamError(f"stream ends inside a UTF-8 sequence ({exc.reason})") from None
-        return self._decode_lines([*self._lines.flush(), ""])
+        tail, self._tail = self._tail.replace("\r\n", "\n").replace("\r", "\n").strip("\n"), ""
+        return self._blocks(tail.split("\n\n")) if tail else []
 
-    def _decode_lines(self, lines: list[str]) -> list[SseEvent]:
+    def _blocks(self, blocks: list[str]) -> list[SseEvent]:
         out: list[SseEvent] = []
-        for line in lines:
+        for block in blocks:
+            if "\n" not in block:
+                if block.startswith("data: "):
+                    out.append(SseEvent("", block[6:]))
+                    continue
+                if block.startswith(":"):
+                    out.append(SseEvent("comment", block[1:].strip()))
+                    continue
+            out.extend(self._slow(block))
+        return out
+
+    def _slow(self, block: str) -> list[SseEvent]:
+        out: list[SseEvent] = []
+        for line in [*block.split("\n"), ""]:
             if line.startswith(":"):
                 out.append(SseEvent("comment", line[1:].strip()))
                 continue
