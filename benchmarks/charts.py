@@ -72,7 +72,8 @@ def packet_timeline(packets: list[list[Any]]) -> Figure:
     """Packets of one request: arrival time vs cumulative characters, coloured by kind."""
     by_kind: dict[str, tuple[list[float], list[int]]] = {}
     chars = 0
-    for kind, t_ms, _tokens, n_chars in packets:
+    for packet in packets:  # [kind, t_ms, tokens, chars, (text)]
+        kind, t_ms, n_chars = packet[0], packet[1], packet[3]
         chars += int(n_chars or 0)
         xs, ys = by_kind.setdefault(str(kind), ([], []))
         xs.append(float(t_ms))

@@ -35,3 +35,12 @@ async def close_thread_connections():
 
     yield
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One simulator for the session: 50 ms TTFT, 5 ms between tokens, 16-token answers."""
+    from runner.simulator import SimulatorProcess
+
+    with SimulatorProcess(ttft_ms=50, itl_ms=5, output_tokens=16) as sim:
+        yield sim

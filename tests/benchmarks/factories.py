@@ -8,7 +8,17 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from benchmarks.models import Dataset, Endpoint, LoadProfile, Membership, Plan, RequestRecord, Run, Shard, Team
+from benchmarks.models import (
+    Dataset,
+    Endpoint,
+    LoadProfile,
+    Membership,
+    Plan,
+    RequestRecord,
+    Run,
+    Shard,
+    Team,
+)
 from benchmarks.services.teams import team_create
 
 API_KEY = "sk-test-SECRET-4f9a7c1e2b"  # grep target: must never appear in any response
@@ -18,8 +28,12 @@ def make_user(username: str) -> Any:
     return get_user_model().objects.create_user(username, f"{username}@example.com", "correct horse battery")
 
 
-def make_endpoint(team: Team, *, name: str = "sim", base_url: str = "http://127.0.0.1:9/v1", **kw: Any) -> Endpoint:
-    endpoint = Endpoint(team=team, name=name, protocol="openai-chat", base_url=base_url, model="llmperf-sim", **kw)
+def make_endpoint(
+    team: Team, *, name: str = "sim", base_url: str = "http://127.0.0.1:9/v1", **kw: Any
+) -> Endpoint:
+    endpoint = Endpoint(
+        team=team, name=name, protocol="openai-chat", base_url=base_url, model="llmperf-sim", **kw
+    )
     endpoint.set_api_key(API_KEY)
     endpoint.save()
     return endpoint
@@ -27,44 +41,77 @@ def make_endpoint(team: Team, *, name: str = "sim", base_url: str = "http://127.
 
 def make_dataset(team: Team, *, n: int = 10) -> Dataset:
     items = [
-        {"id": f"p{i}", "text": f"Tell me about item {i}.", "messages": None, "input_tokens": 0, "max_tokens": None,
-         "expected": None}
+        {
+            "id": f"p{i}",
+            "text": f"Tell me about item {i}.",
+            "messages": None,
+            "input_tokens": 0,
+            "max_tokens": None,
+            "expected": None,
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     return Dataset.objects.create(team=team, name="prompts", items=items)
 
 
 def make_profile(team: Team, *, users: int = 2, spawn_rate: float = 100.0, **spec: Any) -> LoadProfile:
     return LoadProfile.objects.create(
-        team=team, name="two users", kind=spec.pop("kind", "users"),
+        team=team,
+        name="two users",
+        kind=spec.pop("kind", "users"),
         spec={"users": users, "spawn_rate": spawn_rate, **spec},
-    )  # fmt: skip
+    )
 
 
 def make_plan(team: Team, *, endpoint: Endpoint | None = None, **kw: Any) -> Plan:
     fields: dict[str, Any] = {"duration_s": 3.0, "max_tokens": 16, "quantization": "fp8", "tp": 2}
     fields.update(kw)
     return Plan.objects.create(
-        team=team, name="smoke", endpoint=endpoint or make_endpoint(team), dataset=make_dataset(team),
-        profile=make_profile(team), **fields,
-    )  # fmt: skip
+        team=team,
+        name="smoke",
+        endpoint=endpoint or make_endpoint(team),
+        dataset=make_dataset(team),
+        profile=make_profile(team),
+        **fields,
+    )
 
 
 def make_finished_run(plan: Plan) -> Run:
     now = timezone.now()
     run = Run.objects.create(
-        team=plan.team, plan=plan, endpoint=plan.endpoint, plan_name=plan.name, endpoint_name=plan.endpoint.name,
-        status=Run.Status.FINISHED, spec={"duration_s": 3, "bucket_edges": [0, 1024]}, variant=plan.variant(),
-        variant_text="quantization=fp8 tp=2", shard_count=1, started_at=now, ended_at=now,
-        series=[{"t": 0, "ttft_p50": 50.0, "completed": 1, "failed": 0}], snapshot={"started": 1, "completed": 1},
+        team=plan.team,
+        plan=plan,
+        endpoint=plan.endpoint,
+        plan_name=plan.name,
+        endpoint_name=plan.endpoint.name,
+        status=Run.Status.FINISHED,
+        spec={"duration_s": 3, "bucket_edges": [0, 1024]},
+        variant=plan.variant(),
+        variant_text="quantization=fp8 tp=2",
+        shard_count=1,
+        started_at=now,
+        ended_at=now,
+        series=[{"t": 0, "ttft_p50": 50.0, "completed": 1, "failed": 0}],
+        snapshot={"started": 1, "completed": 1},
         summary={"requests": {"total": 1, "succeeded": 1, "failed": 0}, "ttft_ms": {"p50": 50.0, "count": 1}},
-    )  # fmt: skip
+    )
     Shard.objects.create(run=run, index=0, status=Shard.Status.FINISHED, hostname="w1@test")
     RequestRecord.objects.create(
-        run=run, request_id="r0", prompt_id="p0", outcome="success", ttft_ms=50.0, e2e_ms=120.0,
-        data={"request_id": "r0", "prompt_id": "p0", "outcome": "success", "ttft_ms": 50.0, "itl_ms": [5.0],
-              "packets": [["answer", 50.0, 1, 5]]},
-    )  # fmt: skip
+        run=run,
+        request_id="r0",
+        prompt_id="p0",
+        outcome="success",
+        ttft_ms=50.0,
+        e2e_ms=120.0,
+        data={
+            "request_id": "r0",
+            "prompt_id": "p0",
+            "outcome": "success",
+            "ttft_ms": 50.0,
+            "itl_ms": [5.0],
+            "packets": [["answer", 50.0, 1, 5]],
+        },
+    )
     return run
 
 
@@ -82,8 +129,13 @@ class Cast:
 
     @property
     def objects(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "dataset": self.plan.dataset, "profile": self.plan.profile,
-                "plan": self.plan, "run": self.run}  # fmt: skip
+        return {
+            "endpoint": self.endpoint,
+            "dataset": self.plan.dataset,
+            "profile": self.plan.profile,
+            "plan": self.plan,
+            "run": self.run,
+        }
 
 
 def make_cast() -> Cast:

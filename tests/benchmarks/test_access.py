@@ -46,7 +46,9 @@ def test_foreign_team_gets_404(cast, client_for, name, kind, method):
 
 @pytest.mark.parametrize(("name", "kind", "method"), OBJECT_URLS)
 def test_member_reaches_every_url(cast, client_for, name, kind, method, monkeypatch):
-    monkeypatch.setattr("benchmarks.views.library.endpoint_test_connection", lambda **kw: {"ok": False, "packets": []})
+    monkeypatch.setattr(
+        "benchmarks.views.library.endpoint_test_connection", lambda **kw: {"ok": False, "packets": []}
+    )
     monkeypatch.setattr("benchmarks.services.runs.enqueue_on_commit", lambda *a, **kw: None)
     response = getattr(client_for(cast.bob), method)(url_for(cast, name, kind))
     assert response.status_code in (200, 302, 400)
@@ -81,9 +83,17 @@ def test_lists_show_only_current_team(cast, client_for, kind):
 
 def test_plan_form_rejects_another_teams_endpoint(cast, client_for):
     foreign = Endpoint.objects.filter(team=cast.team_b).first()
-    data = {"name": "sneaky", "endpoint": foreign.pk, "dataset": cast.plan.dataset_id, "profile": cast.plan.profile_id,
-            "max_tokens": 16, "duration_s": 5, "bucket_edges": "0, 1024", "sample_order": "sequential",
-            "shard_count": 0}  # fmt: skip
+    data = {
+        "name": "sneaky",
+        "endpoint": foreign.pk,
+        "dataset": cast.plan.dataset_id,
+        "profile": cast.plan.profile_id,
+        "max_tokens": 16,
+        "duration_s": 5,
+        "bucket_edges": "0, 1024",
+        "sample_order": "sequential",
+        "shard_count": 0,
+    }
     response = client_for(cast.alice).post(reverse("plan_create"), data)
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
@@ -98,11 +108,15 @@ def test_foreign_team_page_404_and_team_switch_refused(cast, client_for):
 
 def test_members_added_by_username_or_email(cast, client_for):
     client = client_for(cast.alice)
-    response = client.post(reverse("team_member_add", args=[cast.team_a.pk]), {"identifier": "carol@example.com",
-                                                                               "role": "viewer"})  # fmt: skip
+    response = client.post(
+        reverse("team_member_add", args=[cast.team_a.pk]),
+        {"identifier": "carol@example.com", "role": "viewer"},
+    )
     assert response.status_code == 302
     assert cast.team_a.memberships.get(user=cast.carol).role == "viewer"
-    response = client.post(reverse("team_member_add", args=[cast.team_a.pk]), {"identifier": "nobody", "role": "member"})
+    response = client.post(
+        reverse("team_member_add", args=[cast.team_a.pk]), {"identifier": "nobody", "role": "member"}
+    )
     assert response.status_code == 400
     assert "No user with username or email" in response.content.decode()
 
@@ -117,9 +131,10 @@ def test_only_owner_adds_members(cast, client_for):
 async def _ws_connect(client, run_id: int) -> tuple[bool, WebsocketCommunicator]:
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, f"/ws/runs/{run_id}/", headers=[(b"cookie", cookie), (b"origin", b"http://127.0.0.1"),
-                                                      (b"host", b"127.0.0.1")],
-    )  # fmt: skip
+        application,
+        f"/ws/runs/{run_id}/",
+        headers=[(b"cookie", cookie), (b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")],
+    )
     connected, _ = await communicator.connect()
     return connected, communicator
 
@@ -148,8 +163,11 @@ async def test_websocket_refuses_anonymous(close_thread_connections):
     from asgiref.sync import sync_to_async
 
     cast = await sync_to_async(make_cast)()
-    communicator = WebsocketCommunicator(application, f"/ws/runs/{cast.run.pk}/",
-                                         headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")])  # fmt: skip
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/runs/{cast.run.pk}/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")],
+    )
     connected, _ = await communicator.connect()
     assert not connected
     assert await Run.objects.filter(pk=cast.run.pk).aexists()

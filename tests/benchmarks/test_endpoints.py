@@ -1,0 +1,124 @@
+"""Endpoints: the API key is encrypted at rest and never leaves the server; forms explain mistakes."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from benchmarks.models import Endpoint
+from tests.benchmarks.factories import API_KEY
+
+VALID = {
+    "name": "vllm-a100",
+    "protocol": "openai-chat",
+    "base_url": "http://10.0.0.5:8000/v1",
+    "model": "qwen",
+    "headers": '{"X-Team": "perf"}',
+    "timeout_connect_s": 10,
+    "timeout_first_byte_s": 120,
+    "timeout_idle_s": 60,
+    "timeout_total_s": 600,
+    "max_input_tokens": 32768,
+    "max_output_tokens": 16384,
+    "tokenizer": "",
+    "price_in_per_1k": "0.001",
+    "price_out_per_1k": "0.002",
+    "currency": "usd",
+    "generic": "",
+}
+
+
+def test_key_is_encrypted_at_rest(cast):
+    stored = Endpoint.objects.values_list("api_key_encrypted", flat=True).get(pk=cast.endpoint.pk)
+    assert API_KEY not in stored
+    assert cast.endpoint.reveal_api_key() == API_KEY
+
+
+def test_create_keeps_key_secret_and_edit_keeps_it_unless_replaced(cast, client_for):
+    client = client_for(cast.alice)
+    response = client.post(reverse("endpoint_create"), {**VALID, "api_key": "sk-new-OTHER-99"})
+    assert response.status_code == 302
+    endpoint = Endpoint.objects.get(name="vllm-a100")
+    assert endpoint.reveal_api_key() == "sk-new-OTHER-99"
+    assert endpoint.currency == "USD"
+    edit_page = client.get(reverse("endpoint_edit", args=[endpoint.pk])).content.decode()
+    assert "•••• saved" in edit_page and "sk-new-OTHER-99" not in edit_page
+    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, "model": "qwen2", "api_key": ""})
+    endpoint.refresh_from_db()
+    assert endpoint.model == "qwen2" and endpoint.reveal_api_key() == "sk-new-OTHER-99"
+    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, "clear_api_key": "on"})
+    endpoint.refresh_from_db()
+    assert not endpoint.has_api_key
+
+
+def test_key_never_appears_in_any_page_or_download(cast, client_for, simulator):
+    cast.endpoint.base_url = simulator.base_url
+    cast.endpoint.save()
+    client = client_for(cast.alice)
+    urls = [reverse(n) for n in ("run_list", "plan_list", "endpoint_list", "dataset_list", "profile_list")]
+    urls += [
+        reverse(f"{k}_{v}", args=[o.pk])
+        for k, o in cast.objects.items()
+        if k != "run"
+        for v in ("detail", "edit")
+    ]
+    urls += [
+        reverse(n, args=[cast.run.pk])
+        for n in ("run_detail", "run_requests_csv", "run_summary_json", "run_api")
+    ]
+    urls += [reverse("run_request", args=[cast.run.pk, cast.run.records.get().pk])]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert API_KEY not in response.content.decode(), url
+    probe = client.post(reverse("endpoint_test", args=[cast.endpoint.pk]), {"prompt": f"echo {API_KEY[:6]}"})
+    assert API_KEY not in probe.content.decode()
+    clone = client.post(reverse("endpoint_clone", args=[cast.endpoint.pk]))
+    assert API_KEY not in client.get(clone["Location"]).content.decode()
+
+
+def test_test_connection_shows_packets_and_ttft(cast, client_for, simulator):
+    cast.endpoint.base_url = simulator.base_url
+    cast.endpoint.save()
+    response = client_for(cast.bob).post(
+        reverse("endpoint_test", args=[cast.endpoint.pk]), {"prompt": "Hello"}
+    )
+    page = response.content.decode()
+    assert "Connected" in page
+    assert response.context["probe"]["ttft_ms"] == pytest.approx(50, abs=40)
+    assert len(response.context["probe"]["packets"]) >= 16
+    assert "<td>answer</td>" in page
+
+
+def test_test_connection_reports_a_dead_endpoint(cast, client_for):
+    response = client_for(cast.alice).post(
+        reverse("endpoint_test", args=[cast.endpoint.pk]), {"prompt": "Hi"}
+    )
+    assert response.status_code == 200
+    assert "Failed" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"headers": "{not json"}, "headers", "Not valid JSON"),
+        ({"headers": '["a"]'}, "headers", "Must be a JSON object"),
+        ({"headers": '{"Authorization": "Bearer x"}'}, "headers", "API key field"),
+        ({"base_url": "not a url"}, "base_url", "Enter a valid URL"),
+        ({"timeout_total_s": 0}, "timeout_total_s", "more than 0"),
+        ({"currency": "US1"}, "currency", "three-letter"),
+        ({"price_in_per_1k": "-1"}, "price_in_per_1k", "cannot be negative"),
+        ({"protocol": "carrier-pigeon"}, "protocol", "Select a valid choice"),
+    ],
+)
+def test_endpoint_form_rejects_bad_input(cast, client_for, change, field, message):
+    response = client_for(cast.alice).post(reverse("endpoint_create"), {**VALID, **change})
+    assert response.status_code == 400
+    assert any(message in e for e in response.context["form"].errors[field])
+    assert not Endpoint.objects.filter(name="vllm-a100").exists()
+
+
+def test_endpoint_in_use_cannot_be_deleted(cast, client_for):
+    response = client_for(cast.alice).post(reverse("endpoint_delete", args=[cast.endpoint.pk]), follow=True)
+    assert "still used by" in response.content.decode()
+    assert Endpoint.objects.filter(pk=cast.endpoint.pk).exists()
