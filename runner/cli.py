@@ -106,7 +106,7 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
     common = {"seed": args.seed, "spawn_rate": args.spawn_rate, "rate_unit": "qpm" if args.qpm else "qps"}
     if args.replay:
         entries = [json.loads(line) for line in Path(args.replay).read_text().splitlines() if line.strip()]
-        return ProfileSpec(kind="replay", replay=entries, speed=args.speed, **common)  # type: ignore[arg-type]
+        return ProfileSpec(kind="replay", replay=entries, speed=args.speed, **common)
     if args.sweep:
         levels = [float(x) for x in args.sweep.split(",")]
         return ProfileSpec(
@@ -115,14 +115,14 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
             sweep_mode=args.sweep_mode,
             level_duration_s=args.level_duration,
             **common,
-        )  # type: ignore[arg-type]
+        )
     if args.stages:
-        return ProfileSpec(kind="stages", stages=args.stages, stage_mode=args.stage_mode, **common)  # type: ignore[arg-type]
+        return ProfileSpec(kind="stages", stages=args.stages, stage_mode=args.stage_mode, **common)
     if args.rate is not None:
         return ProfileSpec(
             kind="rate", rate=args.rate, arrival=args.arrival, max_concurrency=args.max_concurrency, **common
-        )  # type: ignore[arg-type]
-    return ProfileSpec(kind="users", users=args.users, **common)  # type: ignore[arg-type]
+        )
+    return ProfileSpec(kind="users", users=args.users, **common)
 
 
 def build_spec(args: argparse.Namespace) -> RunSpec:

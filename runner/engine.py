@@ -150,7 +150,7 @@ class Engine:
         self.tokenizer = await asyncio.to_thread(_load_tokenizer, self.ep.tokenizer)
         peak = profiles.peak_concurrency(self.profile) or 64
         if self.ep.protocol == "openai-sdk":
-            self.sdk = sdk_client(self.ep, max(peak, 16))
+            self.sdk = sdk_client(self.ep)
             return
         t = self.ep.timeouts
         self.session = aiohttp.ClientSession(

@@ -36,7 +36,9 @@ class Watchdog:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         # first check at the earliest any deadline could fall; each check re-arms for the next one
-        self._handle = self._loop.call_later(min(timeouts.first_byte, timeouts.idle, timeouts.total), self._check)
+        self._handle = self._loop.call_later(
+            min(timeouts.first_byte, timeouts.idle, timeouts.total), self._check
+        )
 
     def _deadline(self) -> tuple[int, str]:
         a, t = self.analyzer, self.timeouts
@@ -179,21 +181,17 @@ def connection_timing() -> aiohttp.TraceConfig:
 
 
 # -- the OpenAI SDK as a client mode ---------------------------------------------------------------
-def sdk_client(ep: EndpointSpec, max_connections: int) -> Any:
-    import httpx
+def sdk_client(ep: EndpointSpec) -> Any:
+    """The SDK with its own HTTP client (its default pool allows 1000 connections) and no retries:
+    a retried request would hide a failure and double-count load."""
     from openai import AsyncOpenAI
 
-    t = ep.timeouts
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        timeout=httpx.Timeout(t.total, connect=t.connect),
-    )
     return AsyncOpenAI(
         base_url=ep.base_url,
         api_key=ep.api_key or "not-needed",
         default_headers=ep.headers or None,
         max_retries=0,
-        http_client=http,
+        timeout=ep.timeouts.total,
     )
 
 
