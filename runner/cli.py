@@ -66,7 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _replay_log(path: str) -> list[dict[str, Any]]:
+    """A traffic log: JSONL of ``{"t_s": offset, "prompt": index}`` or with the request itself
+    (``"prompt": "text"`` or ``"messages": [...]``), e.g. mirrored production traffic."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def load_prompts(args: argparse.Namespace) -> list[Prompt]:
+    if args.replay and not args.dataset:
+        log = _replay_log(args.replay)
+        if all(isinstance(e.get("prompt"), str) or e.get("messages") for e in log):
+            return [
+                Prompt(
+                    id=str(e.get("id", i)),
+                    text=e.get("prompt") or "",
+                    messages=e.get("messages"),
+                    max_tokens=e.get("max_tokens"),
+                )
+                for i, e in enumerate(log)
+            ]
     if args.dataset:
         from runner.datasets import parse_dataset
 
@@ -105,7 +123,10 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
 def build_profile(args: argparse.Namespace) -> ProfileSpec:
     common = {"seed": args.seed, "spawn_rate": args.spawn_rate, "rate_unit": "qpm" if args.qpm else "qps"}
     if args.replay:
-        entries = [json.loads(line) for line in Path(args.replay).read_text().splitlines() if line.strip()]
+        entries = [
+            {"t_s": float(e["t_s"]), "prompt": float(e["prompt"] if isinstance(e.get("prompt"), int) else i)}
+            for i, e in enumerate(_replay_log(args.replay))
+        ]
         return ProfileSpec(kind="replay", replay=entries, speed=args.speed, **common)
     if args.sweep:
         levels = [float(x) for x in args.sweep.split(",")]

@@ -370,7 +370,14 @@ class Engine:
             self.records.append(d.rec)
         now = perf_counter_ns()
         self.stats.gauge(self._second(now), self.active_users if not final else 0)
-        extra = {"engine": engine or {**self.monitor.last_second(), "in_flight": len(self.in_flight)}}
+        extra = {
+            "engine": engine
+            or {
+                **self.monitor.last_second(),
+                "in_flight": len(self.in_flight),
+                "token_mismatch_pct": _mismatch_pct(d.rec for d in batch),
+            }
+        }
         delta = self.stats.delta(final=final, extra=extra)
         if self.sink is not None:
             if batch:
@@ -401,9 +408,7 @@ class Engine:
             )
 
     def _engine_report(self) -> dict[str, Any]:
-        usage = sum(r.usage_output_tokens or 0 for r in self.records if r.usage_output_tokens is not None)
-        client = sum(r.client_output_tokens or 0 for r in self.records if r.usage_output_tokens is not None)
-        mismatch = (usage - client) * 100.0 / client if client and self.tokenizer is not None else None
+        mismatch = _mismatch_pct(self.records) if self.tokenizer is not None else None
         report = self.monitor.report(
             schedule_lags_ms=self.schedule_lags,
             late_sends=self.late,
@@ -425,6 +430,16 @@ class Engine:
                     f"{report['missed_sends']} of {due} scheduled sends never went out ({why})"
                 )
         return report
+
+
+def _mismatch_pct(records: Any) -> float | None:
+    """Server usage vs client count over records that have both (the billing check, live)."""
+    usage = client = 0
+    for r in records:
+        if r.usage_output_tokens is not None and r.client_output_tokens:
+            usage += r.usage_output_tokens
+            client += r.client_output_tokens
+    return (usage - client) * 100.0 / client if client else None
 
 
 def _load_tokenizer(ref: str) -> Any:

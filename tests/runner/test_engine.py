@@ -320,3 +320,39 @@ async def test_connection_setup_is_reported_apart_from_ttft(sim: Any) -> None:
     warm = await run(spec_for(sim.base_url, duration_s=None, max_requests=1, warm_connections=1))
     assert cold.records[0].connect_ms is not None and cold.records[0].connect_ms > 0
     assert warm.records[0].connect_ms is None  # the pre-opened connection was reused
+
+
+def test_cli_replays_a_traffic_log_at_its_own_pace(sim: Any, tmp_path: Path) -> None:
+    log = tmp_path / "traffic.jsonl"
+    log.write_text(
+        "\n".join(json.dumps({"t_s": t, "prompt": f"question {i}"}) for i, t in enumerate([0, 0.5, 1.0]))
+    )
+    out = tmp_path / "s.json"
+    recs = tmp_path / "r.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner",
+        "run",
+        "--url",
+        sim.base_url,
+        "--replay",
+        str(log),
+        "--speed",
+        "2",
+        "--max-tokens",
+        "3",
+        "--json",
+        str(out),
+        "--records",
+        str(recs),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = sorted(
+        (json.loads(line) for line in recs.read_text().splitlines()), key=lambda r: r["scheduled_s"]
+    )
+    assert [r["prompt_id"] for r in rows] == ["0", "1", "2"]
+    assert [round(r["scheduled_s"], 2) for r in rows] == [0.0, 0.25, 0.5]
+    assert json.loads(out.read_text())["requests"]["succeeded"] == 3
