@@ -56,6 +56,13 @@ class Run(TeamOwned):
         return self.status in self.ACTIVE
 
     @property
+    def requests_total(self) -> int | None:
+        """Measured requests: exact once summarised, the live count while running."""
+        if self.summary:
+            return (self.summary.get("requests") or {}).get("total")
+        return (self.snapshot or {}).get("started")
+
+    @property
     def ws_group(self) -> str:
         return f"run-{self.pk}"
 

@@ -76,9 +76,14 @@ def test_viewer_reads_but_sees_no_write_buttons(cast, client_for):
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "run"])
-def test_lists_show_only_current_team(cast, client_for, kind):
-    carol_page = client_for(cast.carol).get(reverse(f"{kind}_list")).content.decode()
-    assert f"/{'runs' if kind == 'run' else kind + 's'}/{cast.objects[kind].pk}/" not in carol_page
+def test_lists_show_only_current_team(cast, client, kind):
+    link = f"/{kind}s/{cast.objects[kind].pk}/"
+    client.force_login(cast.alice)
+    alice_page = client.get(reverse(f"{kind}_list"))
+    assert alice_page.status_code == 200 and link in alice_page.content.decode()
+    client.force_login(cast.carol)
+    carol_page = client.get(reverse(f"{kind}_list"))
+    assert carol_page.status_code == 200 and link not in carol_page.content.decode()
 
 
 def test_plan_form_rejects_another_teams_endpoint(cast, client_for):
