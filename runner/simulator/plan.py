@@ -1,0 +1,175 @@
+"""What a request asks for (``Ask``) and what the simulator will send back (``Plan``).
+
+Nothing here does I/O or reads clocks, so the token budget rules are easy to test on their own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.simulator.config import ERROR_FAULTS, FAULTS, SimConfig
+from runner.simulator.tokens import messages_text, prompt_text
+
+FAULT_AFTER_CHUNKS = 3  # reset / stream_error strike after this many content chunks
+
+
+class BadRequest(ValueError):
+    """The request body is not something a real server would accept (HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    words: list[str]
+    model: str
+    max_tokens: int | None
+    stream: bool
+    include_usage: bool
+    ignore_eos: bool = False  # vLLM extension: generate exactly max_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    fault: str | None
+    prompt_tokens: int
+    cached_tokens: int
+    thinking: int  # thinking tokens to send
+    answer: int  # answer tokens to send
+    finish: str  # "stop" | "length"; wire formats translate
+    thinking_closed: bool  # thinking ended by itself (tags closed, block signed), not cut
+    ttft_ns: int
+    itl_ns: int
+    chunk_tokens: int
+
+    def chunks(self) -> list[tuple[bool, int, int]]:
+        """``(is_thinking, first_token, end_token)`` per chunk; a chunk never mixes thinking and answer."""
+        out, i, total = [], 0, self.thinking + self.answer
+        while i < total:
+            boundary = self.thinking if i < self.thinking else total
+            end = min(i + self.chunk_tokens, boundary)
+            out.append((i < self.thinking, i, end))
+            i = end
+        return out
+
+
+def _max_tokens(body: Mapping[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BadRequest(f"{key} must be a positive integer, got {value!r}")
+        return value
+    return None
+
+
+def _object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def parse_chat(body: Any) -> Ask:
+    body = _object(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list")
+    options = body.get("stream_options") or {}
+    return Ask(
+        words=messages_text(messages).split(),
+        model=str(body.get("model") or ""),
+        max_tokens=_max_tokens(body, "max_completion_tokens", "max_tokens"),
+        stream=body.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        ignore_eos=body.get("ignore_eos") is True,
+    )
+
+
+def parse_completions(body: Any) -> Ask:
+    body = _object(body)
+    if "prompt" not in body:
+        raise BadRequest("prompt is required")
+    options = body.get("stream_options") or {}
+    return Ask(
+        words=prompt_text(body["prompt"]).split(),
+        model=str(body.get("model") or ""),
+        max_tokens=_max_tokens(body, "max_tokens"),
+        stream=body.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        ignore_eos=body.get("ignore_eos") is True,
+    )
+
+
+def parse_messages(body: Any) -> Ask:
+    body = _object(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages: field required")
+    return Ask(
+        words=messages_text(messages, body.get("system")).split(),
+        model=str(body.get("model") or ""),
+        max_tokens=_max_tokens(body, "max_tokens"),
+        stream=body.get("stream") is True,
+        include_usage=True,  # Anthropic always reports usage
+    )
+
+
+def parse_ws(body: Any) -> Ask:
+    body = _object(body)
+    messages = body.get("messages")
+    text = messages_text(messages) if isinstance(messages, list) else prompt_text(body.get("prompt"))
+    return Ask(
+        words=text.split(),
+        model=str(body.get("model") or ""),
+        max_tokens=_max_tokens(body, "max_tokens"),
+        stream=True,
+        include_usage=True,
+    )
+
+
+def pick_fault(config: SimConfig, rng: random.Random, forced: str | None) -> str | None:
+    """The header ``x-sim-fault`` wins; otherwise one seeded draw against the configured rates."""
+    if forced:
+        if forced not in FAULTS:
+            raise BadRequest(f"unknown x-sim-fault {forced!r}; known: {', '.join(FAULTS)}")
+        return forced
+    draw = rng.random()
+    if draw < config.error_rate:
+        return rng.choice(ERROR_FAULTS)
+    if draw < config.error_rate + config.empty_rate:
+        return "empty"
+    if draw < config.error_rate + config.empty_rate + config.truncate_rate:
+        return "truncated"
+    return None
+
+
+def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int) -> Plan:
+    """Thinking counts against ``max_tokens`` as on real servers: a cut inside thinking leaves no answer."""
+    want_thinking, want_answer = config.thinking_tokens, config.output_tokens
+    if fault == "empty":
+        want_answer = 0
+    elif fault == "truncated":  # a model that thinks until it runs out of budget, even if not a thinker
+        want_thinking, want_answer = config.thinking_tokens or config.output_tokens, 0
+    elif ask.ignore_eos and ask.max_tokens is not None:
+        want_answer = max(0, ask.max_tokens - want_thinking)
+    budget = ask.max_tokens if ask.max_tokens is not None else want_thinking + want_answer
+    thinking = min(want_thinking, budget)
+    answer = min(want_answer, budget - thinking)
+    cut = thinking + answer < want_thinking + want_answer
+    length = cut or fault == "truncated" or (ask.ignore_eos and ask.max_tokens is not None)
+    prompt_tokens = len(ask.words)
+    prefill_ns = round(config.prefill_us_per_token * 1_000 * max(0, prompt_tokens - cached_tokens))
+    return Plan(
+        fault=fault,
+        prompt_tokens=prompt_tokens,
+        cached_tokens=cached_tokens,
+        thinking=thinking,
+        answer=answer,
+        finish="length" if length else "stop",
+        thinking_closed=thinking == want_thinking and fault != "truncated",
+        ttft_ns=round(config.ttft_ms * 1_000_000) + prefill_ns,
+        itl_ns=round(config.itl_ms * 1_000_000),
+        chunk_tokens=config.chunk_tokens,
+    )
