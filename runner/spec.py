@@ -7,6 +7,7 @@ the Django bridge builds them from models. Nothing here does I/O.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,14 +19,7 @@ Protocol = Literal[
     "generic-ws",
     "openai-sdk",
 ]
-PROTOCOLS: tuple[str, ...] = (
-    "openai-chat",
-    "openai-completions",
-    "anthropic",
-    "generic-sse",
-    "generic-ws",
-    "openai-sdk",
-)
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
 
 
 @dataclass(slots=True)

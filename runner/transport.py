@@ -8,6 +8,8 @@ becomes a record with a failure class and every packet measured before the break
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
@@ -63,22 +65,15 @@ class Watchdog:
         self._handle.cancel()
 
 
-async def exchange(
-    session: aiohttp.ClientSession,
-    req: HttpRequest,
-    analyzer: StreamAnalyzer,
-    parser: ChunkParser,
-    timeouts: Timeouts,
-    request_id: str,
-) -> None:
-    """Run one request to its end, classifying any failure on ``analyzer``. Re-raises only a cancel
-    that did not come from the watchdog (the run itself is being cancelled)."""
+@contextlib.contextmanager
+def guarded(
+    analyzer: StreamAnalyzer, timeouts: Timeouts, classify: Callable[[Exception], bool]
+) -> Iterator[None]:
+    """Deadlines and failure classification around one exchange. Nothing escapes but a cancel that
+    did not come from the watchdog (the run itself is being cancelled): the record stays partial."""
     dog = Watchdog(analyzer, timeouts)
     try:
-        if req.transport == "ws":
-            await _ws(session, req, analyzer, parser, request_id)
-        else:
-            await _sse(session, req, analyzer, parser, request_id)
+        yield
     except asyncio.CancelledError:
         if dog.expired is None:
             analyzer.fail(Outcome.CANCELLED, "run cancelled while the request was in flight")
@@ -89,20 +84,46 @@ async def exchange(
         analyzer.timed_out(dog.expired, perf_counter_ns())
     except (ProtocolError, SseStreamError) as exc:
         analyzer.fail(Outcome.PROTOCOL_ERROR, str(exc))
-    except (aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError) as exc:
-        analyzer.fail(Outcome.TIMEOUT, f"connect timeout: {exc}", timeout_kind="connect")
-    except aiohttp.ClientPayloadError as exc:
-        analyzer.fail(Outcome.CONNECTION_ERROR, f"connection broken mid-stream: {exc}")
-    except aiohttp.ClientResponseError as exc:
-        analyzer.fail(Outcome.PROTOCOL_ERROR, f"invalid HTTP response: {exc.message}")
-    except aiohttp.InvalidURL as exc:
-        analyzer.fail(Outcome.CONNECTION_ERROR, f"invalid URL: {exc}")
-    except (aiohttp.ClientError, OSError) as exc:
-        analyzer.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
-    except Exception as exc:
-        analyzer.fail(Outcome.PROTOCOL_ERROR, f"unexpected {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a stream must never crash the run
+        if not classify(exc):
+            analyzer.fail(Outcome.PROTOCOL_ERROR, f"unexpected {type(exc).__name__}: {exc}")
     finally:
         dog.stop()
+
+
+def _aiohttp_failure(analyzer: StreamAnalyzer) -> Callable[[Exception], bool]:
+    def classify(exc: Exception) -> bool:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
+            analyzer.fail(Outcome.TIMEOUT, f"connect timeout: {exc}", timeout_kind="connect")
+        elif isinstance(exc, aiohttp.ClientPayloadError):
+            analyzer.fail(Outcome.CONNECTION_ERROR, f"connection broken mid-stream: {exc}")
+        elif isinstance(exc, aiohttp.ClientResponseError):
+            analyzer.fail(Outcome.PROTOCOL_ERROR, f"invalid HTTP response: {exc.message}")
+        elif isinstance(exc, aiohttp.InvalidURL):
+            analyzer.fail(Outcome.CONNECTION_ERROR, f"invalid URL: {exc}")
+        elif isinstance(exc, aiohttp.ClientError | OSError):
+            analyzer.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+        else:
+            return False
+        return True
+
+    return classify
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    req: HttpRequest,
+    analyzer: StreamAnalyzer,
+    parser: ChunkParser,
+    timeouts: Timeouts,
+    request_id: str,
+) -> None:
+    """Run one request to its end, classifying any failure on ``analyzer``."""
+    with guarded(analyzer, timeouts, _aiohttp_failure(analyzer)):
+        if req.transport == "ws":
+            await _ws(session, req, analyzer, parser, request_id)
+        else:
+            await _sse(session, req, analyzer, parser, request_id)
 
 
 async def _sse(
@@ -209,8 +230,21 @@ async def sdk_exchange(
     body = dict(req.body) if isinstance(req.body, dict) else {}
     known = {"model", "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed"}
     extra = {k: body.pop(k) for k in list(body) if k not in known}
-    dog = Watchdog(analyzer, timeouts)
-    try:
+
+    def classify(exc: Exception) -> bool:
+        if isinstance(exc, openai.APIStatusError):
+            analyzer.fail_http(exc.status_code, str(exc.message))
+        elif isinstance(exc, openai.APITimeoutError):
+            analyzer.fail(Outcome.TIMEOUT, f"SDK timeout: {exc}", timeout_kind="total")
+        elif isinstance(exc, openai.APIConnectionError):
+            analyzer.fail(Outcome.CONNECTION_ERROR, f"SDK connection error: {exc.__cause__ or exc}")
+        elif isinstance(exc, openai.APIError):
+            analyzer.fail(Outcome.PROTOCOL_ERROR, f"SDK: {exc}")
+        else:
+            return False
+        return True
+
+    with guarded(analyzer, timeouts, classify):
         stream = await client.chat.completions.create(
             **body, extra_body=extra or None, extra_headers={"x-request-id": request_id}
         )
@@ -220,23 +254,3 @@ async def sdk_exchange(
             t = perf_counter_ns()
             parser.chunk(chunk.to_dict(), t)
         analyzer.done = True  # the SDK ends the iteration on [DONE]
-    except asyncio.CancelledError:
-        if dog.expired is None:
-            analyzer.fail(Outcome.CANCELLED, "run cancelled while the request was in flight")
-            raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        analyzer.timed_out(dog.expired, perf_counter_ns())
-    except openai.APIStatusError as exc:
-        analyzer.fail_http(exc.status_code, str(exc.message))
-    except openai.APITimeoutError as exc:
-        analyzer.fail(Outcome.TIMEOUT, f"SDK timeout: {exc}", timeout_kind="total")
-    except openai.APIConnectionError as exc:
-        analyzer.fail(Outcome.CONNECTION_ERROR, f"SDK connection error: {exc.__cause__ or exc}")
-    except (openai.APIError, ProtocolError) as exc:
-        analyzer.fail(Outcome.PROTOCOL_ERROR, f"SDK: {exc}")
-    except Exception as exc:
-        analyzer.fail(Outcome.PROTOCOL_ERROR, f"SDK unexpected {type(exc).__name__}: {exc}")
-    finally:
-        dog.stop()
