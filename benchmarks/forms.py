@@ -280,7 +280,7 @@ class ProfileForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> LoadProfile:
         profile: LoadProfile = super().save(commit=False)
-        defaults = {f.name: f.initial for f in (self.fields[n] for n in self.SPEC_FIELDS)}
+        defaults = {n: self.fields[n].initial for n in self.SPEC_FIELDS}
         spec = {n: self.cleaned_data.get(n) for n in self.SPEC_FIELDS}
         profile.spec = {n: (v if v not in (None, "") else defaults[n]) for n, v in spec.items()}
         for name in ("stages", "replay", "sweep_levels"):

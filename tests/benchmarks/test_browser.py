@@ -1,0 +1,136 @@
+"""A real browser (Debian's Chromium, headless) through the whole story: sign up, endpoint, dataset,
+profile, plan, start a run, watch the live TTFT chart fill over the websocket, read the summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.test_demo import free_port
+from tests.benchmarks.workers import ROOT, service_env, wait_for, workers
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT = ROOT / "docs" / "live-run.png"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path):
+    """daphne serving the ASGI app against the test database, with a Celery worker behind it."""
+    port = free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    proc = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "llmperf_site.asgi:application"],
+        cwd=ROOT,
+        env=service_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with workers(("browser", "load,celery")):
+            wait_for(lambda: _listening(port), 30, "daphne to listen")
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()
+
+
+def _listening(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test itself never touches the ORM.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        yield page
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
+    page.goto(f"{server}/signup/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_email", "alice@example.com")
+    page.fill("#id_password1", "a long browser passphrase")
+    page.fill("#id_password2", "a long browser passphrase")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Your team is ready")
+
+    page.goto(f"{server}/endpoints/new/")
+    page.fill("#id_name", "Simulator")
+    page.fill("#id_base_url", simulator.base_url)
+    page.fill("#id_model", "llmperf-sim")
+    page.fill("#id_api_key", "sk-browser-SECRET")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Endpoint “Simulator”")
+    page.click("#test-connection button")
+    page.wait_for_selector("#probe-ttft")
+    assert "sk-browser-SECRET" not in page.content()
+
+    page.goto(f"{server}/datasets/new/")
+    page.fill("#id_name", "Greetings")
+    page.fill("#id_content", "\n".join(f'{{"text": "Say hello number {i}."}}' for i in range(20)))
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=20 prompts")
+
+    page.goto(f"{server}/profiles/new/")
+    page.fill("#id_name", "Three users")
+    page.select_option("#id_kind", "users")
+    page.fill("#id_users", "3")
+    page.fill("#id_spawn_rate", "1")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#chart-preview .main-svg")
+
+    page.goto(f"{server}/plans/new/")
+    page.fill("#id_name", "Browser plan")
+    page.select_option("#id_endpoint", label="Simulator")
+    page.select_option("#id_dataset", label="Greetings")
+    page.select_option("#id_profile", label="Three users")
+    page.fill("#id_max_tokens", "32")
+    page.fill("#id_duration_s", "12")
+    page.fill("#id_quantization", "fp8")
+    page.click("button[type=submit]")
+    page.click("#start-run")
+
+    page.wait_for_selector("#chart-ttft")
+    page.wait_for_function("() => llmperf.live.ticks >= 3", timeout=30_000)
+    points = page.evaluate("() => document.getElementById('chart-ttft').data[0].x.length")
+    assert points >= 2
+    assert page.evaluate("() => document.getElementById('run-status').textContent") == "running"
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+    page.wait_for_selector("#summary-table", timeout=60_000)  # the page reloads when the run ends
+    assert page.text_content("#run-status") == "finished"
+    assert "TTFT (ms)" in page.text_content("#summary-table")
+    page.wait_for_selector("#chart-ttft_hist .main-svg")

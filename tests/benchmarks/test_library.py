@@ -1,0 +1,201 @@
+"""Profiles, datasets and plans in the browser forms: every kind saves, bad input explains itself,
+clone and delete behave, and nothing is half-saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from benchmarks import bridge
+from benchmarks.models import Dataset, LoadProfile, Plan
+from benchmarks.profile_curve import profile_curve
+from runner.spec import ProfileSpec
+
+PROFILE_BASE = {
+    "users": "",
+    "spawn_rate": "",
+    "hold_s": "",
+    "ramp_down_s": "",
+    "stages": "",
+    "stage_mode": "users",
+    "rate": "",
+    "rate_unit": "qps",
+    "arrival": "poisson",
+    "sweep_levels": "",
+    "sweep_mode": "users",
+    "level_duration_s": "",
+    "replay": "",
+    "speed": "",
+    "seed": "",
+}
+PROFILES = {
+    "users": {"users": "8", "spawn_rate": "2", "hold_s": "20", "ramp_down_s": "4"},
+    "stages": {"stages": '[{"duration_s": 10, "target": 2}, {"duration_s": 10, "target": 6}]'},
+    "rate": {"rate": "120", "rate_unit": "qpm", "arrival": "constant"},
+    "sweep": {"sweep_levels": "1, 2, 4", "level_duration_s": "15"},
+    "replay": {
+        "replay": '[{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}, {"t_s": 2, "prompt": 0}]',
+        "speed": "2",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", PROFILES)
+def test_every_profile_kind_saves_and_previews(cast, client_for, kind):
+    client = client_for(cast.alice)
+    response = client.post(
+        reverse("profile_create"), {**PROFILE_BASE, "name": f"p-{kind}", "kind": kind, **PROFILES[kind]}
+    )
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    profile = LoadProfile.objects.get(name=f"p-{kind}")
+    spec = bridge.profile_spec(profile)
+    assert spec.kind == kind
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "preview-data" in page.content.decode()
+    assert client.get(reverse("profile_edit", args=[profile.pk])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "field", "message"),
+    [
+        ("users", {"users": ""}, "users", "Required for a “users” profile"),
+        ("users", {"users": "0"}, "users", "greater than or equal to 1"),
+        ("stages", {"stages": "[1, 2]"}, "stages", "non-negative numbers duration_s and target"),
+        ("stages", {"stages": "{oops"}, "stages", "Not valid JSON"),
+        ("sweep", {"sweep_levels": "1, two"}, "sweep_levels", "comma-separated numbers"),
+        ("rate", {"rate": "-1"}, "rate", "greater than or equal to"),
+    ],
+)
+def test_profile_form_explains_bad_input(cast, client_for, kind, change, field, message):
+    data = {**PROFILE_BASE, "name": "bad", "kind": kind, **PROFILES[kind], **change}
+    response = client_for(cast.alice).post(reverse("profile_create"), data)
+    assert response.status_code == 400
+    assert any(message in e for e in response.context["form"].errors[field]), response.context["form"].errors
+    assert not LoadProfile.objects.filter(name="bad").exists()
+
+
+def test_profile_curves():
+    users = profile_curve(ProfileSpec(kind="users", users=8, spawn_rate=2, hold_s=20, ramp_down_s=4))
+    assert users.unit == "users" and users.points == [(0, 0), (4, 8), (24, 8), (28, 0)]
+    rate = profile_curve(ProfileSpec(kind="rate", rate=120, rate_unit="qpm"), duration_s=30)
+    assert rate.unit == "requests/s" and rate.points == [(0, 2), (30, 2)]
+    sweep = profile_curve(ProfileSpec(kind="sweep", sweep_levels=[1, 2], level_duration_s=10), duration_s=15)
+    assert sweep.points == [(0, 1), (10, 1), (10, 2), (15, 2)]
+    replay = profile_curve(
+        ProfileSpec(
+            kind="replay",
+            replay=[{"t_s": 0, "prompt": 0}, {"t_s": 0.4, "prompt": 1}, {"t_s": 4, "prompt": 0}],
+            speed=2,
+        )
+    )
+    assert replay.points == [(0, 2), (1, 0), (2, 1)]
+
+
+def test_dataset_upload_reads_sharegpt_and_rejects_bad_lines(cast, client_for):
+    client = client_for(cast.alice)
+    sharegpt = Path(settings.DEMO_DATASETS_DIR) / "sharegpt_oasst_en.jsonl"
+    content = (
+        "\n".join(sharegpt.read_text().splitlines()[:30])
+        if sharegpt.exists()
+        else "\n".join(
+            json.dumps(
+                {"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]}
+            )
+            for i in range(30)
+        )
+    )
+    response = client.post(reverse("dataset_create"), {"name": "oasst", "content": content})
+    assert response.status_code == 302
+    dataset = Dataset.objects.get(name="oasst")
+    assert dataset.item_count == 30
+    assert dataset.items[0]["messages"][-1]["role"] == "user"  # the prompt stops before the answer
+    bad = client.post(reverse("dataset_create"), {"name": "broken", "content": '{"text": "ok"}\n{nope'})
+    assert bad.status_code == 400
+    assert "Line 2 is not valid JSON" in bad.content.decode()
+    assert not Dataset.objects.filter(name="broken").exists()
+    empty = client.post(reverse("dataset_create"), {"name": "empty", "content": ""})
+    assert "Upload a JSONL file or paste prompts." in empty.content.decode()
+
+
+def _plan_data(cast, **change):
+    plan = cast.plan
+    data = {
+        "name": "new plan",
+        "endpoint": plan.endpoint_id,
+        "dataset": plan.dataset_id,
+        "profile": plan.profile_id,
+        "max_tokens": 64,
+        "temperature": "0.7",
+        "extra_params": '{"top_p": 0.9}',
+        "duration_s": 30,
+        "max_requests": "",
+        "bucket_edges": "0, 1024, 4096",
+        "slo_ttft_ms": 2000,
+        "slo_tokens_per_s": 20,
+        "slo_e2e_ms": "",
+        "sample_order": "sequential",
+        "shard_count": 0,
+        "quantization": "fp8",
+        "speculative": "MTP",
+        "pd_separation": "1P1D",
+        "tp": 4,
+        "dp": "",
+        "pp": "",
+        "ep": "",
+        "hardware": "8xH100",
+        "engine_name": "vllm",
+        "engine_version": "0.8.5",
+        "notes": "baseline",
+    }
+    return {**data, **change}
+
+
+def test_plan_create_edit_clone_delete(cast, client_for):
+    client = client_for(cast.bob)
+    response = client.post(reverse("plan_create"), _plan_data(cast))
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    plan = Plan.objects.get(name="new plan")
+    assert plan.variant() == {
+        "quantization": "fp8",
+        "speculative": "MTP",
+        "pd_separation": "1P1D",
+        "tp": "4",
+        "hardware": "8xH100",
+        "engine_name": "vllm",
+        "engine_version": "0.8.5",
+    }
+    spec = bridge.run_spec(plan)
+    assert spec.endpoint.params == {"max_tokens": 64, "temperature": 0.7, "top_p": 0.9}
+    assert spec.endpoint.api_key == ""  # the stored snapshot never carries the key
+    assert (
+        client.post(reverse("plan_edit", args=[plan.pk]), _plan_data(cast, name="renamed")).status_code == 302
+    )
+    clone = client.post(reverse("plan_clone", args=[plan.pk]))
+    copy = Plan.objects.get(name="renamed (copy)")
+    assert clone["Location"] == reverse("plan_edit", args=[copy.pk])
+    assert client.post(reverse("plan_delete", args=[copy.pk])).status_code == 302
+    assert not Plan.objects.filter(pk=copy.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"duration_s": "", "max_requests": ""}, "__all__", "Set a duration, a maximum number of requests"),
+        ({"max_tokens": 999999}, "max_tokens", "output context"),
+        ({"temperature": "3"}, "temperature", "between 0 and 2"),
+        ({"bucket_edges": "4096, 1024"}, "bucket_edges", "increasing"),
+        ({"bucket_edges": "a, b"}, "bucket_edges", "comma-separated whole numbers"),
+        ({"extra_params": "[1]"}, "extra_params", "Must be a JSON object"),
+        ({"duration_s": "-5"}, "duration_s", "more than 0"),
+    ],
+)
+def test_plan_form_explains_bad_input(cast, client_for, change, field, message):
+    response = client_for(cast.alice).post(reverse("plan_create"), _plan_data(cast, **change))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert any(message in e for e in errors[field]), errors
+    assert not Plan.objects.filter(name="new plan").exists()
