@@ -82,6 +82,7 @@ def live_payload(run: Run, *, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "progress": round(fraction, 4),
         "eta_s": None if eta is None else round(eta, 1),
         "warnings": saturation_warnings(run.snapshot or {}),
+        "shards": list(run.shards.values("index", "status", "hostname", "records_count", "ended_by", "error")),
     }
 
 

@@ -48,6 +48,21 @@ window.llmperf = window.llmperf || {};
     if (el) el.textContent = value;
   }
 
+  function drawShards(shards) {
+    const body = document.querySelector("#shards tbody");
+    body.innerHTML = "";
+    shards.forEach((s) => {
+      const tr = document.createElement("tr");
+      [s.index, s.status, s.hostname, s.records_count, s.ended_by, s.error].forEach((v) => {
+        const td = document.createElement("td");
+        td.textContent = v == null ? "" : v;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    text("shard-count", shards.length + " shard" + (shards.length === 1 ? "" : "s"));
+  }
+
   function apply(msg) {
     (msg.rows || []).forEach((r) => state.rows.set(r.t, r));
     const s = msg.snapshot || {};
@@ -65,6 +80,7 @@ window.llmperf = window.llmperf || {};
       text("progress-text", (100 * msg.progress).toFixed(0) + "% done");
     }
     text("eta", msg.eta_s != null && msg.status !== undefined && msg.eta_s > 0 ? "· about " + Math.ceil(msg.eta_s) + " s left" : "");
+    if (msg.shards) drawShards(msg.shards);
     const warnings = document.getElementById("warnings");
     warnings.innerHTML = "";
     (msg.warnings || []).forEach((w) => {
