@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from benchmarks.models import Run
-from benchmarks.selectors.runs import can_see_run, live_payload
+from benchmarks.selectors.runs import can_see_run, live_payload, run_series
 
 POLL_EVERY_S = 1.0
 
@@ -23,7 +23,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if run is None:
             await self.close(code=4404)  # not found for this user: same answer as the pages' 404
             return
-        self.run_id, self.group = run.pk, run.ws_group
+        self.run_id, self.group, self.last_t = run.pk, run.ws_group, -1
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "history", **await self._payload(full=True)})
@@ -57,4 +57,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _payload(self, *, full: bool) -> dict[str, Any]:
         run = Run.objects.get(pk=self.run_id)
-        return live_payload(run, rows=run.series if full else run.series[-10:])
+        # After the history, re-read the last few seconds too: late deltas still change them.
+        rows = run_series(run=run, since_t=None if full else self.last_t - 10)
+        self.last_t = max([self.last_t, *(row["t"] for row in rows)])
+        return live_payload(run, rows=rows)

@@ -4,7 +4,7 @@ from benchmarks.models.datasets import Dataset
 from benchmarks.models.endpoints import Endpoint
 from benchmarks.models.plans import VARIANT_FIELDS, Plan
 from benchmarks.models.profiles import LoadProfile
-from benchmarks.models.runs import RequestRecord, Run, Shard
+from benchmarks.models.runs import RequestRecord, Run, RunSecond, Shard
 from benchmarks.models.teams import Membership, Team, TeamOwned
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Plan",
     "RequestRecord",
     "Run",
+    "RunSecond",
     "Shard",
     "Team",
     "TeamOwned",

@@ -41,7 +41,6 @@ class Run(TeamOwned):
     supervisor_token = models.CharField(max_length=40, blank=True)
     supervisor_heartbeat_at = models.DateTimeField(null=True, blank=True)
     live = models.JSONField(default=dict)  # runner.stats.LiveAggregate.to_dict()
-    series = models.JSONField(default=list)  # LiveAggregate.series(): one row per second
     snapshot = models.JSONField(default=dict)  # LiveAggregate.snapshot(): totals so far
     summary = models.JSONField(default=dict)  # runner.summary.summarize() of every record
 
@@ -121,3 +120,16 @@ class RequestRecord(models.Model):
                 fields=["run", "shard_index", "request_id"], name="one_record_per_request"
             )
         ]
+
+
+class RunSecond(models.Model):
+    """One second of the live view (LiveAggregate.point()), so late viewers get the whole history and
+    the aggregator only rewrites the seconds that changed."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="seconds")
+    t = models.IntegerField()
+    point = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["t"]
+        constraints = [models.UniqueConstraint(fields=["run", "t"], name="one_point_per_second")]

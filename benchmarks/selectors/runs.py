@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from benchmarks.models import Plan, RequestRecord, Run, Team
+from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Team
 
 
 def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
@@ -38,6 +38,14 @@ def runs_filtered(
     if until:
         runs = runs.filter(created_at__date__lte=until)
     return runs.order_by("-created_at")
+
+
+def run_series(*, run: Run, since_t: int | None = None) -> list[dict[str, Any]]:
+    """The live view's per-second rows, oldest first (from ``since_t`` on when given)."""
+    seconds = RunSecond.objects.filter(run=run)
+    if since_t is not None:
+        seconds = seconds.filter(t__gte=since_t)
+    return list(seconds.order_by("t").values_list("point", flat=True))
 
 
 def run_record_get(*, run: Run, record_id: int) -> RequestRecord | None:
@@ -82,7 +90,9 @@ def live_payload(run: Run, *, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "progress": round(fraction, 4),
         "eta_s": None if eta is None else round(eta, 1),
         "warnings": saturation_warnings(run.snapshot or {}),
-        "shards": list(run.shards.values("index", "status", "hostname", "records_count", "ended_by", "error")),
+        "shards": list(
+            run.shards.values("index", "status", "hostname", "records_count", "ended_by", "error")
+        ),
     }
 
 

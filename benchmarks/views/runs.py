@@ -17,7 +17,14 @@ from benchmarks import charts
 from benchmarks.decorators import team_required
 from benchmarks.models import Endpoint, Plan, Run
 from benchmarks.selectors.objects import can_write, in_team, object_get
-from benchmarks.selectors.runs import live_payload, run_failures, run_record_get, run_records, runs_filtered
+from benchmarks.selectors.runs import (
+    live_payload,
+    run_failures,
+    run_record_get,
+    run_records,
+    run_series,
+    runs_filtered,
+)
 from benchmarks.services.runs import run_cancel
 from benchmarks.views.helpers import ensure_can_write
 
@@ -86,7 +93,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "can_edit": can_write(run, user=request.user),
         "shards": run.shards.all(),
-        "live": live_payload(run, rows=run.series),
+        "live": live_payload(run, rows=run_series(run=run)),
     }
     if not run.is_active:
         context |= _finished_context(run)
@@ -201,7 +208,7 @@ def run_summary_json(request: HttpRequest, pk: int) -> HttpResponse:
 def run_api(request: HttpRequest, pk: int) -> JsonResponse:
     """Run state as JSON (used by scripts and the page's fallback polling)."""
     run = object_get(Run, user=request.user, pk=pk)
-    return JsonResponse({"id": run.pk, **live_payload(run, rows=run.series), "summary": run.summary})
+    return JsonResponse({"id": run.pk, **live_payload(run, rows=run_series(run=run)), "summary": run.summary})
 
 
 def _int(value: str | None) -> int | None:

@@ -16,6 +16,7 @@ from benchmarks.models import (
     Plan,
     RequestRecord,
     Run,
+    RunSecond,
     Shard,
     Team,
 )
@@ -91,10 +92,10 @@ def make_finished_run(plan: Plan) -> Run:
         shard_count=1,
         started_at=now,
         ended_at=now,
-        series=[{"t": 0, "ttft_p50": 50.0, "completed": 1, "failed": 0}],
         snapshot={"started": 1, "completed": 1},
         summary={"requests": {"total": 1, "succeeded": 1, "failed": 0}, "ttft_ms": {"p50": 50.0, "count": 1}},
     )
+    RunSecond.objects.create(run=run, t=0, point={"t": 0, "ttft_p50": 50.0, "completed": 1, "failed": 0})
     Shard.objects.create(run=run, index=0, status=Shard.Status.FINISHED, hostname="w1@test")
     RequestRecord.objects.create(
         run=run,
