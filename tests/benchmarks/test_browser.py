@@ -134,3 +134,13 @@ def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
     assert page.text_content("#run-status") == "finished"
     assert "TTFT (ms)" in page.text_content("#summary-table")
     page.wait_for_selector("#chart-ttft_hist .main-svg")
+
+    # Clicking a request's point on a chart opens that request's packet timeline.
+    point = page.locator("#chart-ttft_points .scatterlayer .point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("text=Packet timeline")
+    assert "/requests/" in page.url
+    assert page.locator("#packets tbody tr").count() >= 2
