@@ -45,6 +45,7 @@ def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) ->
         slo=Slo(**spec.get("slo", {})),
         price_in_per_1k=float(endpoint.get("price_in_per_1k") or 0),
         price_out_per_1k=float(endpoint.get("price_out_per_1k") or 0),
+        currency=str(endpoint.get("currency") or "USD"),
         length_is_failure=bool(spec.get("length_is_failure")),
         engine=merged_engine(shards),
     )
