@@ -34,6 +34,7 @@ def endpoint_spec(
         price_out_per_1k=float(endpoint.price_out_per_1k),
         currency=endpoint.currency,
         max_input_tokens=endpoint.max_input_tokens,
+        tokenizer=endpoint.tokenizer,
     )
 
 
@@ -81,6 +82,7 @@ def run_spec(plan: Plan) -> RunSpec:
         slo=slo(plan),
         length_is_failure=plan.length_is_failure,
         sample_order=plan.sample_order,  # type: ignore[arg-type]
+        drain_s=plan.drain_s,
     )
 
 

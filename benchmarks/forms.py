@@ -123,6 +123,16 @@ class EndpointForm(forms.ModelForm):
             "generic",
         ]
 
+    def clean_tokenizer(self) -> str:
+        from runner.tokenizers import TokenizerError, load_tokenizer
+
+        ref = self.cleaned_data["tokenizer"].strip()
+        try:
+            load_tokenizer(ref)
+        except TokenizerError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return ref
+
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
         if len(currency) != 3 or not currency.isalpha():
@@ -207,6 +217,9 @@ class ProfileForm(forms.ModelForm):
         help_text='JSON list, e.g. [{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}]',
     )
     speed = forms.FloatField(min_value=0.001, initial=1.0, required=False)
+    max_concurrency = forms.IntegerField(
+        min_value=0, initial=0, required=False, help_text="open loop: most requests in flight, 0 = unbounded"
+    )
     seed = forms.IntegerField(initial=0, required=False)
 
     SPEC_FIELDS = (
@@ -224,6 +237,7 @@ class ProfileForm(forms.ModelForm):
         "level_duration_s",
         "replay",
         "speed",
+        "max_concurrency",
         "seed",
     )
 
@@ -311,6 +325,7 @@ class PlanForm(forms.ModelForm):
             "extra_params",
             "duration_s",
             "max_requests",
+            "drain_s",
             "bucket_edges",
             "slo_ttft_ms",
             "slo_tokens_per_s",

@@ -37,6 +37,7 @@ class Plan(TeamOwned):
     # Stop conditions and analysis.
     duration_s = models.FloatField(null=True, blank=True, default=60.0)
     max_requests = models.PositiveIntegerField(null=True, blank=True)
+    drain_s = models.FloatField(default=30.0, help_text="after the end, in-flight requests get this long")
     bucket_edges = models.JSONField(default=default_bucket_edges)
     slo_ttft_ms = models.FloatField(null=True, blank=True, default=2000.0)
     slo_tokens_per_s = models.FloatField(null=True, blank=True, default=20.0)

@@ -109,6 +109,7 @@ def test_test_connection_reports_a_dead_endpoint(cast, client_for):
         ({"currency": "US1"}, "currency", "three-letter"),
         ({"price_in_per_1k": "-1"}, "price_in_per_1k", "cannot be negative"),
         ({"protocol": "carrier-pigeon"}, "protocol", "Select a valid choice"),
+        ({"tokenizer": "no-such-tokenizer"}, "tokenizer", "no-such-tokenizer"),
     ],
 )
 def test_endpoint_form_rejects_bad_input(cast, client_for, change, field, message):

@@ -35,7 +35,7 @@ PROFILE_BASE = {
 PROFILES = {
     "users": {"users": "8", "spawn_rate": "2", "hold_s": "20", "ramp_down_s": "4"},
     "stages": {"stages": '[{"duration_s": 10, "target": 2}, {"duration_s": 10, "target": 6}]'},
-    "rate": {"rate": "120", "rate_unit": "qpm", "arrival": "constant"},
+    "rate": {"rate": "120", "rate_unit": "qpm", "arrival": "constant", "max_concurrency": "16"},
     "sweep": {"sweep_levels": "1, 2, 4", "level_duration_s": "15"},
     "replay": {
         "replay": '[{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}, {"t_s": 2, "prompt": 0}]',
@@ -54,6 +54,8 @@ def test_every_profile_kind_saves_and_previews(cast, client_for, kind):
     profile = LoadProfile.objects.get(name=f"p-{kind}")
     spec = bridge.profile_spec(profile)
     assert spec.kind == kind
+    if kind == "rate":
+        assert spec.max_concurrency == 16 and spec.rate == 120 and spec.rate_unit == "qpm"
     page = client.get(response["Location"])
     assert page.status_code == 200 and "preview-data" in page.content.decode()
     assert client.get(reverse("profile_edit", args=[profile.pk])).status_code == 200
@@ -133,6 +135,7 @@ def _plan_data(cast, **change):
         "extra_params": '{"top_p": 0.9}',
         "duration_s": 30,
         "max_requests": "",
+        "drain_s": 30,
         "bucket_edges": "0, 1024, 4096",
         "slo_ttft_ms": 2000,
         "slo_tokens_per_s": 20,
@@ -171,6 +174,7 @@ def test_plan_create_edit_clone_delete(cast, client_for):
     spec = bridge.run_spec(plan)
     assert spec.endpoint.params == {"max_tokens": 64, "temperature": 0.7, "top_p": 0.9}
     assert spec.endpoint.api_key == ""  # the stored snapshot never carries the key
+    assert spec.drain_s == 30
     assert (
         client.post(reverse("plan_edit", args=[plan.pk]), _plan_data(cast, name="renamed")).status_code == 302
     )
