@@ -127,6 +127,13 @@ def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
     points = page.evaluate("() => document.getElementById('chart-ttft').data[0].x.length")
     assert points >= 2
     assert page.evaluate("() => document.getElementById('run-status').textContent") == "running"
+
+    # A viewer who loses the socket reconnects and catches up from the history sent on connect.
+    page.evaluate("() => llmperf.live.socket.close()")
+    page.wait_for_function("() => llmperf.live.socket === null")
+    before = page.evaluate("() => llmperf.live.messages")
+    page.wait_for_function(f"() => llmperf.live.messages > {before} + 1", timeout=15_000)
+    assert page.evaluate("() => document.getElementById('chart-ttft').data[0].x.length") >= points
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=False)
 
