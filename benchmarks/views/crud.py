@@ -25,8 +25,8 @@ class Entity:
     title: str  # "endpoint"
     make_form: Callable[..., BaseForm]
     columns: list[tuple[str, str]] = field(default_factory=list)  # (attribute, heading)
-    # (request, form, team or None) -> saved object; default saves a ModelForm
-    save: Callable[[HttpRequest, Any, Any], Model] | None = None
+    # (form, team on create, object on edit) -> saved object; default saves a ModelForm
+    save: Callable[[Any, Any, Any], Model] | None = None
     template_form: str = "benchmarks/object_form.html"
 
 
@@ -39,7 +39,7 @@ def list_view(request: HttpRequest, entity: Entity) -> HttpResponse:
 def create_view(request: HttpRequest, entity: Entity) -> HttpResponse:
     form = entity.make_form(request, None)
     if request.method == "POST" and form.is_valid():
-        obj = _save(request, entity, form, request.team)  # type: ignore[attr-defined]
+        obj = _save(entity, form, team=request.team, obj=None)  # type: ignore[attr-defined]
         messages.success(request, f"{entity.title.capitalize()} “{obj}” created.")
         return redirect(f"{entity.prefix}_detail", pk=obj.pk)
     return _form_page(request, entity, form, f"New {entity.title}")
@@ -50,7 +50,7 @@ def edit_view(request: HttpRequest, entity: Entity, pk: int) -> HttpResponse:
     ensure_can_write(request, obj)
     form = entity.make_form(request, obj)
     if request.method == "POST" and form.is_valid():
-        obj = _save(request, entity, form, None)
+        obj = _save(entity, form, team=None, obj=obj)
         messages.success(request, f"{entity.title.capitalize()} “{obj}” saved.")
         return redirect(f"{entity.prefix}_detail", pk=obj.pk)
     return _form_page(request, entity, form, f"Edit {entity.title} “{obj}”", obj)
@@ -78,9 +78,9 @@ def delete_view(request: HttpRequest, entity: Entity, pk: int) -> HttpResponse:
     return render(request, "benchmarks/object_confirm_delete.html", {"entity": entity, "object": obj})
 
 
-def _save(request: HttpRequest, entity: Entity, form: Any, team: Any) -> Model:
+def _save(entity: Entity, form: Any, *, team: Any, obj: Model | None) -> Model:
     if entity.save is not None:
-        return entity.save(request, form, team)
+        return entity.save(form, team, obj)
     return object_save(form=form, team=team)
 
 

@@ -27,7 +27,7 @@ def _endpoint_form(request: HttpRequest, obj: Endpoint | None) -> EndpointForm:
     return EndpointForm(request.POST or None, instance=obj)
 
 
-def _endpoint_save(request: HttpRequest, form: EndpointForm, team: Any) -> Endpoint:
+def _endpoint_save(form: EndpointForm, team: Any, obj: Endpoint | None) -> Endpoint:
     return endpoint_save(
         form=form,
         team=team,
@@ -43,15 +43,14 @@ def _dataset_form(request: HttpRequest, obj: Dataset | None) -> DatasetForm:
     )
 
 
-def _dataset_save(request: HttpRequest, form: DatasetForm, team: Any) -> Dataset:
+def _dataset_save(form: DatasetForm, team: Any, obj: Dataset | None) -> Dataset:
     data = form.cleaned_data
-    if team is not None:
+    if obj is None:
         return dataset_create(
             team=team, name=data["name"], description=data["description"], items=data["items"]
         )
-    dataset = object_get(Dataset, user=request.user, pk=int(request.resolver_match.kwargs["pk"]))
     return dataset_update(
-        dataset=dataset, name=data["name"], description=data["description"], items=data["items"]
+        dataset=obj, name=data["name"], description=data["description"], items=data["items"]
     )
 
 

@@ -203,3 +203,15 @@ def test_plan_form_explains_bad_input(cast, client_for, change, field, message):
     errors = response.context["form"].errors
     assert any(message in e for e in errors[field]), errors
     assert not Plan.objects.filter(name="new plan").exists()
+
+
+def test_dataset_edit_keeps_prompts_unless_new_ones_are_given(cast, client_for):
+    client = client_for(cast.alice)
+    dataset = cast.plan.dataset
+    url = reverse("dataset_edit", args=[dataset.pk])
+    assert client.post(url, {"name": "renamed", "description": "d", "content": ""}).status_code == 302
+    dataset.refresh_from_db()
+    assert dataset.name == "renamed" and dataset.item_count == 10
+    client.post(url, {"name": "renamed", "description": "d", "content": '{"prompt": "only one"}'})
+    dataset.refresh_from_db()
+    assert dataset.items[0]["text"] == "only one" and dataset.item_count == 1
