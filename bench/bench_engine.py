@@ -96,11 +96,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--ttft-ms", type=float, default=20.0)
     ap.add_argument("--itl-ms", type=float, default=1.0)
+    ap.add_argument("--rates", help="comma-separated open-loop rates to run instead of the default set")
+    ap.add_argument("--users", help="comma-separated concurrency levels to run instead of the default set")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     rates = [25, 100, 400] if args.quick else [25, 100, 200, 400, 800, 1600]
     users = [64] if args.quick else [64, 256, 1024]
+    if args.rates is not None or args.users is not None:
+        rates = [float(x) for x in (args.rates or "").split(",") if x]
+        users = [int(x) for x in (args.users or "").split(",") if x]
     seconds = 3.0 if args.quick else args.seconds
     proc, url = start_server(args.ttft_ms, args.itl_ms)
     rows = []

@@ -77,6 +77,7 @@ class Engine:
         self.stats = ShardStats(spec.shard_index)
         self.monitor = EngineMonitor()
         self.stop = asyncio.Event()
+        self.flusher_stop = asyncio.Event()
         self.records: list[RequestRecord] = []
         self.pending: list[_Done] = []
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -96,16 +97,19 @@ class Engine:
 
     # -- public --------------------------------------------------------------------------------
     async def run(self) -> RunResult:
-        # A full collection over thousands of live records stalls the loop for tens of ms, which
-        # would show up as TTFT; collect young objects often and old ones rarely while measuring.
-        threshold = gc.get_threshold()
+        # The collector would stop the loop for tens of ms at random moments while thousands of
+        # records are alive, which shows up as TTFT. While measuring, the flusher collects the young
+        # generations once a second (short, and visible to the lag monitor); the full collection
+        # waits until the end. Reference counting frees all acyclic data meanwhile.
+        was_enabled = gc.isenabled()
         gc.freeze()
-        gc.set_threshold(50_000, 50, 1000)
+        gc.disable()
         try:
             return await self._run()
         finally:
-            gc.set_threshold(*threshold)
             gc.unfreeze()
+            if was_enabled:
+                gc.enable()
 
     async def _run(self) -> RunResult:
         await self._setup()
@@ -124,8 +128,8 @@ class Engine:
         driver.cancel()
         await asyncio.gather(driver, return_exceptions=True)
         end_ns = perf_counter_ns()
-        flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+        self.flusher_stop.set()  # never cancel a flush half-way: a taken batch would be lost
+        await flusher
         await self.monitor.stop()
         engine = self._engine_report()
         await self._flush(final=True, engine=engine)
@@ -354,16 +358,22 @@ class Engine:
 
     # -- flushing ------------------------------------------------------------------------------
     async def _flusher(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_S)
+        while not self.flusher_stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flusher_stop.wait(), FLUSH_S)
+            if self.flusher_stop.is_set():
+                return  # the final flush follows in run()
             try:
                 await self._flush()
             except Exception as exc:
                 self.errors.append(f"sink failed: {exc!r}")
 
     async def _flush(self, final: bool = False, engine: dict[str, Any] | None = None) -> None:
+        gc.collect(1)
         batch, self.pending = self.pending, []
-        if batch:
+        if batch and self.tokenizer is None:
+            self._count_tokens(batch)  # the character estimate is cheaper than a thread hop
+        elif batch:
             await asyncio.to_thread(self._count_tokens, batch)
         for d in batch:
             self.stats.finished(self._second(d.end_ns), d.rec)

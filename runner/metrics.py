@@ -96,17 +96,15 @@ def fill_timing(
     itl: list[float] = []
     answer: list[str] = []
     beats = chunks = thinking_chars = 0
-    timeline: list[list[object]] = []
+    timeline: list[tuple[object, ...]] = []
     for p in packets:
         t = p.t_ns
         max_gap = max(max_gap, t - prev_any)
         prev_any = t
         kind = p.kind
-        timeline.append(
-            [kind.value, (t - sched_ns) / 1e6, p.tokens, len(p.text)]
-            if not keep_text
-            else [kind.value, (t - sched_ns) / 1e6, p.tokens, len(p.text), p.text]
-        )
+        # tuples of numbers drop out of the garbage collector's view; lists would stay in it
+        row = (kind.value, (t - sched_ns) / 1e6, p.tokens, len(p.text))
+        timeline.append((*row, p.text) if keep_text else row)
         if kind is PacketKind.HEARTBEAT:
             beats += 1
             continue

@@ -95,7 +95,7 @@ class RequestRecord:
     max_gap_ms: float | None = None
     answer_chars: int = 0
     thinking_chars: int = 0
-    packets: list[list[Any]] = field(default_factory=list)  # [kind, t_ms, tokens, chars]
+    packets: list[Any] = field(default_factory=list)  # rows (kind, t_ms, tokens, chars[, text])
     answer_text: str = ""
 
     @property

@@ -101,6 +101,7 @@ class ShardStats:
         self.shard = shard
         self.seq = 0
         self._dirty: dict[int, Window] = {}
+        self._gauges: dict[int, int] = {}
 
     def window(self, second: int) -> Window:
         w = self._dirty.get(second)
@@ -123,14 +124,16 @@ class ShardStats:
                 w.e2e.record_value(max(1, int(rec.e2e_ms * 1000)))
             if rec.tokens_per_s:
                 w.tokens_per_s.record_value(max(1, min(_HIGH, int(rec.tokens_per_s * 1000))))
-        else:
+        elif rec.outcome != "cancelled":  # cut off by a cancel: kept, but not a failure
             w.failed += 1
             w.failures[rec.outcome] = w.failures.get(rec.outcome, 0) + 1
         w.output_tokens += rec.output_tokens or 0
         w.input_tokens += rec.input_tokens or 0
 
     def gauge(self, second: int, active_users: int) -> None:
-        self.window(second).active_users = active_users
+        """Sampled, not counted: travels apart from the windows so a later delta that re-sends a
+        second (a request finished in it) cannot reset it."""
+        self._gauges[second] = active_users
 
     def delta(self, final: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything since the last delta, then reset (JSON-serialisable)."""
@@ -140,9 +143,10 @@ class ShardStats:
             "seq": self.seq,
             "final": final,
             "windows": {str(s): w.to_dict() for s, w in sorted(self._dirty.items())},
+            "gauges": {str(s): g for s, g in sorted(self._gauges.items())},
             **(extra or {}),
         }
-        self._dirty = {}
+        self._dirty, self._gauges = {}, {}
         return out
 
 
@@ -168,12 +172,12 @@ class LiveAggregate:
             seen["engine"] = delta["engine"]
         for second, wd in delta.get("windows", {}).items():
             w = Window.from_dict(wd)
-            gauge = w.active_users
-            w.active_users = 0
             self.total.merge(w)
-            target = self.windows.setdefault(int(second), Window())
-            target.merge(w)
-            seen.setdefault("gauges", {})[second] = gauge
+            self.windows.setdefault(int(second), Window()).merge(w)
+        gauges = seen.setdefault("gauges", {})
+        for second, g in delta.get("gauges", {}).items():
+            gauges[str(second)] = g
+            self.windows.setdefault(int(second), Window())
         self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:

@@ -356,3 +356,28 @@ def test_cli_replays_a_traffic_log_at_its_own_pace(sim: Any, tmp_path: Path) -> 
     assert [r["prompt_id"] for r in rows] == ["0", "1", "2"]
     assert [round(r["scheduled_s"], 2) for r in rows] == [0.0, 0.25, 0.5]
     assert json.loads(out.read_text())["requests"]["succeeded"] == 3
+
+
+class _SlowSink:
+    """A sink as slow as a loaded database: the final flush must still deliver everything."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.completed = 0
+
+    async def on_records(self, batch: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(0.3)
+        self.records.extend(batch)
+
+    async def on_tick(self, delta: dict[str, Any]) -> None:
+        await asyncio.sleep(0.3)
+        self.completed += sum(w["completed"] + w["failed"] for w in delta["windows"].values())
+
+
+async def test_a_slow_sink_loses_no_record_and_no_second(sim: Any) -> None:
+    sink = _SlowSink()
+    spec = spec_for(sim.base_url, profile=ProfileSpec(kind="users", users=8, spawn_rate=100), duration_s=2.5)
+    result = await run(spec, sink=sink)
+    assert len(result.records) > 20
+    assert len(sink.records) == len(result.records)
+    assert sink.completed == len(result.records)

@@ -55,3 +55,14 @@ def test_duplicate_delta_is_ignored_and_state_survives_serialisation() -> None:
     assert agg.snapshot()["completed"] == 1
     again = LiveAggregate.from_dict(json.loads(json.dumps(agg.to_dict())))
     assert again.snapshot()["completed"] == 1 and again.series()[0]["ttft_p50"] == agg.series()[0]["ttft_p50"]
+
+
+def test_a_later_delta_for_the_same_second_keeps_the_active_users_gauge() -> None:
+    s = ShardStats(0)
+    s.started(3)
+    s.gauge(3, 7)
+    agg = LiveAggregate()
+    agg.merge(s.delta())
+    s.finished(3, _rec(True, 100))  # a request that started in second 3 reported one flush later
+    agg.merge(s.delta())
+    assert agg.series()[-1]["active_users"] == 7
