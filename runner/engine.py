@@ -72,7 +72,9 @@ class Engine:
         self.spec, self.sink = spec, sink
         self.cancel = cancel or asyncio.Event()
         self.ep = spec.endpoint
-        self.adapter = adapter_for(self.ep.protocol)
+        # A/B: the same schedule and prompts go to every variant; otherwise the one endpoint
+        self.endpoints = spec.variants or [spec.endpoint]
+        self.adapters = [adapter_for(e.protocol) for e in self.endpoints]
         self.profile = spec.profile
         self.stats = ShardStats(spec.shard_index)
         self.monitor = EngineMonitor()
@@ -82,7 +84,8 @@ class Engine:
         self.pending: list[_Done] = []
         self.in_flight: set[asyncio.Task[None]] = set()
         self.active_users = 0
-        self.sent = self.late = self.capped = 0
+        self.sent = self.late = self.capped = 0  # requests made (all variants)
+        self.taken = 0  # prompts taken from the schedule (one per variant group)
         self.seq = itertools.count()
         self.schedule_lags: list[float] = []
         self.errors: list[str] = []
@@ -93,7 +96,7 @@ class Engine:
         self.second0 = 0
         self.stop_elapsed = 0.0
         self.session: aiohttp.ClientSession | None = None
-        self.sdk: Any = None
+        self.sdks: dict[int, Any] = {}
 
     # -- public --------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -147,14 +150,35 @@ class Engine:
             length_is_failure=self.spec.length_is_failure,
             engine=engine,
         )
+        if self.spec.variants:
+            summary["variants"] = [
+                {
+                    "variant": v,
+                    "model": vep.model,
+                    "base_url": vep.base_url,
+                    **summarize(
+                        [r for r in self.records if r.variant == v],
+                        duration_s=duration_s,
+                        bucket_edges=self.spec.bucket_edges,
+                        slo=self.spec.slo,
+                        price_in_per_1k=vep.price_in_per_1k,
+                        price_out_per_1k=vep.price_out_per_1k,
+                        currency=vep.currency,
+                        length_is_failure=self.spec.length_is_failure,
+                    ),
+                }
+                for v, vep in enumerate(self.endpoints)
+            ]
         return RunResult(self.records, summary, ended_by, engine, duration_s, self.errors)
 
     # -- setup ---------------------------------------------------------------------------------
     async def _setup(self) -> None:
         self.tokenizer = await asyncio.to_thread(_load_tokenizer, self.ep.tokenizer)
         peak = profiles.peak_concurrency(self.profile) or 64
-        if self.ep.protocol == "openai-sdk":
-            self.sdk = sdk_client(self.ep)
+        for v, ep in enumerate(self.endpoints):
+            if ep.protocol == "openai-sdk":
+                self.sdks[v] = sdk_client(ep)
+        if len(self.sdks) == len(self.endpoints):
             return
         t = self.ep.timeouts
         self.session = aiohttp.ClientSession(
@@ -164,17 +188,18 @@ class Engine:
             trace_configs=[connection_timing()],
         )
         warm = self.spec.warm_connections if self.spec.warm_connections >= 0 else min(peak, 512)
-        if warm and self.ep.protocol != "generic-ws":
-            await self._warm(warm)
+        for ep in self.endpoints:
+            if warm and ep.protocol not in ("generic-ws", "openai-sdk"):
+                await self._warm(ep, warm)
 
-    async def _warm(self, n: int) -> None:
+    async def _warm(self, ep: EndpointSpec, n: int) -> None:
         """Open connections before the clock starts, so no TTFT pays for TCP setup."""
         assert self.session is not None
-        url = self.ep.base_url.rstrip("/") + "/models"
+        url = ep.base_url.rstrip("/") + "/models"
 
         async def one() -> None:
             with contextlib.suppress(Exception):
-                async with self.session.get(url, headers=self.ep.headers or None) as resp:  # type: ignore[union-attr]
+                async with self.session.get(url, headers=ep.headers or None) as resp:  # type: ignore[union-attr]
                     await resp.read()
 
         await asyncio.gather(*(one() for _ in range(n)))
@@ -182,8 +207,8 @@ class Engine:
     async def _teardown(self) -> None:
         if self.session is not None:
             await self.session.close()
-        if self.sdk is not None:
-            await self.sdk.close()
+        for client in self.sdks.values():
+            await client.close()
 
     # -- ending --------------------------------------------------------------------------------
     def _end_after(self) -> float | None:
@@ -208,11 +233,7 @@ class Engine:
         if driver.exception() is not None:
             self.errors.append(f"driver failed: {driver.exception()!r}")
             return "error"
-        return (
-            "requests"
-            if self.spec.max_requests is not None and self.sent >= self.spec.max_requests
-            else "profile"
-        )
+        return "requests" if self._exhausted() else "profile"
 
     async def _drain(self, cancelled: bool) -> None:
         if self.in_flight and not cancelled:
@@ -236,9 +257,9 @@ class Engine:
 
     def _next_prompt(self, index: int | None = None) -> Prompt | None:
         limit = self.spec.max_requests
-        if self.stop.is_set() or (limit is not None and self.sent >= limit):
+        if self.stop.is_set() or (limit is not None and self.taken >= limit):
             return None
-        self.sent += 1
+        self.taken += 1
         prompts = self.spec.prompts
         return (
             prompts[index % len(prompts)] if index is not None and index >= 0 else prompts[next(self._order)]
@@ -272,7 +293,7 @@ class Engine:
 
     def _exhausted(self) -> bool:
         limit = self.spec.max_requests
-        return limit is not None and self.sent >= limit
+        return limit is not None and self.taken >= limit
 
     async def _user(self, index: int, leave: asyncio.Event) -> None:
         self.active_users += 1
@@ -287,7 +308,7 @@ class Engine:
                 assert task is not None
                 self.in_flight.add(task)
                 try:
-                    await self._request(prompt, now, index, level)
+                    await self._to_variants(prompt, now, index, level)
                 finally:
                     self.in_flight.discard(task)
         finally:
@@ -325,31 +346,50 @@ class Engine:
         try:
             if perf_counter_ns() - sched > LATE_NS and capped:
                 self.capped += 1
-            await self._request(prompt, sched, -1, level)
+            await self._to_variants(prompt, sched, -1, level)
         finally:
             if sem is not None:
                 sem.release()
 
+    async def _to_variants(self, prompt: Prompt, sched_ns: int, user: int, level: int | None) -> None:
+        """One scheduled prompt: to the endpoint, or to every A/B variant under identical conditions —
+        all at the scheduled instant (simultaneous) or one right after another (interleaved, the
+        order rotating so no variant always goes first)."""
+        n = len(self.endpoints)
+        if n == 1:
+            await self._request(prompt, sched_ns, user, level)
+        elif self.spec.ab_mode == "simultaneous":
+            await asyncio.gather(*(self._request(prompt, sched_ns, user, level, v) for v in range(n)))
+        else:
+            first = self.taken % n
+            for k in range(n):
+                start = sched_ns if k == 0 else perf_counter_ns()
+                await self._request(prompt, start, user, level, (first + k) % n)
+
     # -- one request ---------------------------------------------------------------------------
-    async def _request(self, prompt: Prompt, sched_ns: int, user: int, level: int | None) -> None:
+    async def _request(
+        self, prompt: Prompt, sched_ns: int, user: int, level: int | None, variant: int = 0
+    ) -> None:
         sent = perf_counter_ns()
+        self.sent += 1
+        ep, sdk = self.endpoints[variant], self.sdks.get(variant)
         rid = f"{self.spec.shard_index}-{next(self.seq)}"
         late = sent - sched_ns > LATE_NS
         self.late += late
         self.stats.started(self._second(sent), late)
         a = StreamAnalyzer(sched_ns, sent)
-        req = self.adapter.build(self.ep, prompt)
-        parser = make_parser(self.ep.protocol, a, self.ep)
+        req = self.adapters[variant].build(ep, prompt)
+        parser = make_parser(ep.protocol, a, ep)
         try:
-            if self.sdk is not None:
-                await sdk_exchange(self.sdk, req, a, parser, self.ep.timeouts, rid)
+            if sdk is not None:
+                await sdk_exchange(sdk, req, a, parser, ep.timeouts, rid)
             else:
                 assert self.session is not None
-                await exchange(self.session, req, a, parser, self.ep.timeouts, rid)
+                await exchange(self.session, req, a, parser, ep.timeouts, rid)
         finally:
             end = perf_counter_ns()
             rec = a.record(rid, prompt.id, end, self.spec.keep_packet_text)
-            rec.shard, rec.user, rec.level = self.spec.shard_index, user, level
+            rec.shard, rec.user, rec.level, rec.variant = self.spec.shard_index, user, level, variant
             rec.scheduled_s = (sched_ns - self.t0) / 1e9
             rec.started_epoch = time.time() - (end - sent) / 1e9
             thinking = "".join(p.text for p in a.packets if p.kind is PacketKind.THINKING)
@@ -409,6 +449,8 @@ class Engine:
                 client_in = self._input_counts[pid]
             thinking = count(d.thinking_text) if d.thinking_text else 0
             answer = count(rec.answer_text) if rec.answer_text else 0
+            if d.prompt.expected is not None:
+                rec.correct = rec.ok and _grade(rec.answer_text, d.prompt.expected)
             fill_tokens(
                 rec,
                 client_input=client_in,
@@ -433,7 +475,7 @@ class Engine:
             cutoff = min(self.stop_elapsed, self._end_after() or self.stop_elapsed) - LATE_NS / 2e9
             arrivals = profiles.arrivals(self.profile, self.spec.shard_index)
             due = sum(1 for _ in itertools.takewhile(lambda a: a[0] < cutoff, arrivals))
-            report["target_sends"], report["missed_sends"] = due, max(0, due - self.sent)
+            report["target_sends"], report["missed_sends"] = due, max(0, due - self.taken)
             if report["missed_sends"]:
                 why = "max_concurrency cap reached" if self.profile.max_concurrency else "client fell behind"
                 report["reasons"].append(
@@ -450,6 +492,12 @@ def _mismatch_pct(records: Any) -> float | None:
             usage += r.usage_output_tokens
             client += r.client_output_tokens
     return (usage - client) * 100.0 / client if client else None
+
+
+def _grade(answer: str, expected: str) -> bool:
+    from runner.accuracy import grade
+
+    return bool(grade(answer, expected))
 
 
 def _load_tokenizer(ref: str) -> Any:

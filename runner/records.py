@@ -62,6 +62,7 @@ class RequestRecord:
     shard: int = 0
     user: int = -1  # virtual user index; -1 in open loop
     level: int | None = None  # sweep level index
+    variant: int = 0  # A/B: index into RunSpec.variants
     scheduled_s: float = 0.0  # when it should have gone out, seconds since shard start
     started_epoch: float = 0.0  # wall clock, label only
     schedule_lag_ms: float = 0.0  # actual send - scheduled send (open loop: coordinated omission)
@@ -97,6 +98,7 @@ class RequestRecord:
     thinking_chars: int = 0
     packets: list[Any] = field(default_factory=list)  # rows (kind, t_ms, tokens, chars[, text])
     answer_text: str = ""
+    correct: bool | None = None  # graded against the prompt's expected answer, when it has one
 
     @property
     def ok(self) -> bool:

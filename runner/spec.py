@@ -127,6 +127,13 @@ class Slo:
     e2e_ms: float | None = None
 
 
+def _endpoint(data: dict[str, Any]) -> EndpointSpec:
+    ep = dict(data)
+    ep["timeouts"] = Timeouts(**ep.get("timeouts", {}))
+    ep["generic"] = GenericFormat(**ep.get("generic", {}))
+    return EndpointSpec(**ep)
+
+
 @dataclass(slots=True)
 class RunSpec:
     endpoint: EndpointSpec
@@ -143,6 +150,11 @@ class RunSpec:
     run_started_epoch: float | None = None  # wall clock, labels only: aligns shards' second indices
     keep_packet_text: bool = False
     warm_connections: int = -1  # pre-opened connections; -1 = as many as peak concurrency (capped)
+    # Paired A/B: every scheduled prompt goes to each of these endpoints (``endpoint`` is then only
+    # the default for shared settings); records carry the variant's index. ``max_requests`` counts
+    # scheduled prompts, so each variant gets that many requests.
+    variants: list[EndpointSpec] = field(default_factory=list)
+    ab_mode: Literal["simultaneous", "interleaved"] = "simultaneous"
     drain_s: float = 30.0  # after the end, in-flight requests get this long before they are cancelled
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,10 +163,8 @@ class RunSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
         d = dict(data)
-        ep = dict(d.pop("endpoint"))
-        ep["timeouts"] = Timeouts(**ep.get("timeouts", {}))
-        ep["generic"] = GenericFormat(**ep.get("generic", {}))
-        d["endpoint"] = EndpointSpec(**ep)
+        d["endpoint"] = _endpoint(d.pop("endpoint"))
+        d["variants"] = [_endpoint(v) for v in d.get("variants", [])]
         d["prompts"] = [Prompt(**p) for p in d.get("prompts", [])]
         d["profile"] = ProfileSpec(**d.get("profile", {}))
         d["slo"] = Slo(**d.get("slo", {}))

@@ -226,6 +226,11 @@ def summarize(
             _sweep_point(level, [r for r in recs if r.level == level], slo, length_is_failure)
             for level in levels
         ]
+    graded = [r for r in recs if r.correct is not None and r.outcome != Outcome.CANCELLED.value]
+    if graded:
+        right = sum(1 for r in graded if r.correct)
+        summary["accuracy"] = right / len(graded)  # a failed request counts as a wrong answer
+        summary["accuracy_detail"] = {"graded": len(graded), "correct": right}
     summary["engine"] = engine or {}
     return summary
 

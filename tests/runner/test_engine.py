@@ -381,3 +381,38 @@ async def test_a_slow_sink_loses_no_record_and_no_second(sim: Any) -> None:
     assert len(result.records) > 20
     assert len(sink.records) == len(result.records)
     assert sink.completed == len(result.records)
+
+
+@pytest.mark.parametrize("mode", ["simultaneous", "interleaved"])
+async def test_paired_ab_sends_identical_prompts_to_every_variant(mode: str) -> None:
+    from runner.compare import paired_stats
+
+    prompts = [Prompt(id=f"q{i}", text=f"question number {i}") for i in range(6)]
+    async with (
+        SimulatorProcess(ttft_ms=40, itl_ms=2, output_tokens=5) as fast,
+        SimulatorProcess(ttft_ms=120, itl_ms=2, output_tokens=5) as slow,
+    ):
+        spec = spec_for(
+            fast.base_url,
+            prompts=prompts,
+            profile=ProfileSpec(kind="users", users=3, spawn_rate=100),
+            duration_s=None,
+            max_requests=6,
+        )
+        spec.variants = [
+            EndpointSpec(protocol="openai-chat", base_url=u, model="sim")
+            for u in (fast.base_url, slow.base_url)
+        ]
+        spec.ab_mode = mode  # type: ignore[assignment]
+        result = await run(spec)
+    a = [r for r in result.records if r.variant == 0]
+    b = [r for r in result.records if r.variant == 1]
+    assert len(a) == len(b) == 6 and all(r.ok for r in result.records)
+    assert sorted(r.prompt_id for r in a) == sorted(r.prompt_id for r in b) == [p.id for p in prompts]
+    v = result.summary["variants"]
+    assert abs(v[0]["ttft_ms"]["p50"] - 40) <= 8 and abs(v[1]["ttft_ms"]["p50"] - 120) <= 8
+    paired = paired_stats([r.to_dict() for r in a], [r.to_dict() for r in b], key="ttft_ms")
+    assert paired["n_pairs"] == 6 and paired["verdict"] == "b_worse"
+    if mode == "simultaneous":  # each pair left at the same scheduled instant
+        by_prompt = {r.prompt_id: r.scheduled_s for r in a}
+        assert all(by_prompt[r.prompt_id] == r.scheduled_s for r in b)

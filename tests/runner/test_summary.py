@@ -58,3 +58,12 @@ def test_length_stopped_can_count_as_failure() -> None:
     assert summarize([r], duration_s=1, length_is_failure=True)["requests"]["failures"] == {
         "length_stopped": 1
     }
+
+
+def test_accuracy_counts_failed_requests_as_wrong_and_skips_ungraded() -> None:
+    recs = [_rec(i, 100, 10) for i in range(4)] + [_rec(9, 100, 10, ok=False)]
+    for r, c in zip(recs, [True, True, False, None, False], strict=True):
+        r.correct = c
+    s = summarize(recs, duration_s=1)
+    assert s["accuracy"] == pytest.approx(2 / 4) and s["accuracy_detail"] == {"graded": 4, "correct": 2}
+    assert "accuracy" not in summarize(recs[3:4], duration_s=1)
