@@ -179,6 +179,9 @@ async def _ws(
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 raise aiohttp.ClientError(f"WebSocket error: {ws.exception()}")
             else:  # CLOSE / CLOSING / CLOSED
+                code = ws.close_code
+                if not (a.done or a.failure) and code not in (1000, 1001):
+                    raise aiohttp.ClientConnectionError(f"WebSocket closed abnormally (code {code})")
                 break
             if a.done or a.failure:
                 break
@@ -253,4 +256,6 @@ async def sdk_exchange(
         async for chunk in stream:
             t = perf_counter_ns()
             parser.chunk(chunk.to_dict(), t)
-        analyzer.done = True  # the SDK ends the iteration on [DONE]
+        # The SDK swallows [DONE] and a cut final line alike; a finish_reason is the only end
+        # marker left to tell a complete stream from a broken one.
+        analyzer.done = analyzer.finish_reason is not None

@@ -416,3 +416,54 @@ async def test_paired_ab_sends_identical_prompts_to_every_variant(mode: str) -> 
     if mode == "simultaneous":  # each pair left at the same scheduled instant
         by_prompt = {r.prompt_id: r.scheduled_s for r in a}
         assert all(by_prompt[r.prompt_id] == r.scheduled_s for r in b)
+
+
+GENERIC_CHAT = {
+    "body_template": '{"model": {{model}}, "messages": {{messages}}, "max_tokens": {{max_tokens}}, "stream": true}',
+    "path": "chat/completions",
+    "thinking_path": "choices.0.delta.reasoning_content",
+    "answer_path": "choices.0.delta.content",
+    "usage_path": "usage",
+    "finish_path": "choices.0.finish_reason",
+}
+GENERIC_WS = {
+    "body_template": '{"prompt": {{prompt}}, "max_tokens": {{max_tokens}}}',
+    "path": "ws",
+    "kind_path": "type",
+    "answer_path": "text",
+    "usage_path": "usage",
+    "finish_path": "finish_reason",
+    "error_path": "error",
+    "kind_map": {"text": "answer", "ping": "heartbeat"},
+}
+MALFORMED = {
+    "cut_json": "protocol_error",
+    "no_done": "protocol_error",
+    "reset": "connection_error",
+    "garbage": "protocol_error",
+}
+
+
+@pytest.mark.parametrize("fault", sorted(MALFORMED))
+@pytest.mark.parametrize(
+    "protocol", ["openai-chat", "openai-completions", "anthropic", "generic-sse", "generic-ws", "openai-sdk"]
+)
+async def test_every_adapter_classifies_every_malformed_stream(sim: Any, protocol: str, fault: str) -> None:
+    from runner.spec import GenericFormat
+
+    if protocol == "generic-ws" and fault == "garbage":
+        pytest.skip("a WebSocket text frame cannot carry invalid UTF-8; the simulator sends a binary frame")
+    spec = spec_for(
+        sim.base_url,
+        protocol,
+        headers={"x-sim-fault": fault},
+        duration_s=None,
+        max_requests=1,
+        timeouts=Timeouts(first_byte=5, idle=5, total=10),
+    )
+    if protocol.startswith("generic"):
+        spec.endpoint.generic = GenericFormat(**(GENERIC_WS if protocol == "generic-ws" else GENERIC_CHAT))
+    result = await asyncio.wait_for(run(spec), 30)
+    rec = result.records[0]
+    assert rec.outcome == MALFORMED[fault], (protocol, fault, rec.outcome, rec.error)
+    assert rec.error
