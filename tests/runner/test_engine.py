@@ -451,8 +451,6 @@ MALFORMED = {
 async def test_every_adapter_classifies_every_malformed_stream(sim: Any, protocol: str, fault: str) -> None:
     from runner.spec import GenericFormat
 
-    if protocol == "generic-ws" and fault == "garbage":
-        pytest.skip("a WebSocket text frame cannot carry invalid UTF-8; the simulator sends a binary frame")
     spec = spec_for(
         sim.base_url,
         protocol,
