@@ -181,13 +181,19 @@ class LiveAggregate:
         self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:
+        """Active users per second, summed over shards. A second in which a shard happened not to
+        flush (flushes drift against second boundaries) carries that shard's previous sample."""
         per_second: dict[int, int] = {}
         for info in self.shards.values():
-            for second, g in info.get("gauges", {}).items():
-                per_second[int(second)] = per_second.get(int(second), 0) + g
+            samples = {int(s): g for s, g in info.get("gauges", {}).items()}
+            if not samples:
+                continue
+            last = 0
+            for second in range(min(samples), max(samples) + 1):
+                last = samples.get(second, last)
+                per_second[second] = per_second.get(second, 0) + last
         for second, g in per_second.items():
-            if second in self.windows:
-                self.windows[second].active_users = g
+            self.windows.setdefault(second, Window()).active_users = g
 
     def point(self, second: int) -> dict[str, Any]:
         w = self.windows.get(second) or Window()

@@ -66,3 +66,13 @@ def test_a_later_delta_for_the_same_second_keeps_the_active_users_gauge() -> Non
     s.finished(3, _rec(True, 100))  # a request that started in second 3 reported one flush later
     agg.merge(s.delta())
     assert agg.series()[-1]["active_users"] == 7
+
+
+def test_a_second_without_a_flush_carries_the_previous_active_users() -> None:
+    s = ShardStats(0)
+    agg = LiveAggregate()
+    s.gauge(4, 8)
+    agg.merge(s.delta())
+    s.gauge(6, 8)  # no flush landed in second 5
+    agg.merge(s.delta())
+    assert [p["active_users"] for p in agg.series()] == [8, 8, 8]
