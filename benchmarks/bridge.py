@@ -83,6 +83,8 @@ def run_spec(plan: Plan) -> RunSpec:
         length_is_failure=plan.length_is_failure,
         sample_order=plan.sample_order,  # type: ignore[arg-type]
         drain_s=plan.drain_s,
+        variants=ab_variants(plan),
+        ab_mode=ab_mode(plan),
     )
 
 
@@ -90,6 +92,8 @@ def shard_spec(run: Run, *, index: int, count: int, api_key: str) -> RunSpec:
     """One shard's share, with the key added back at the last moment (it never sits in a task)."""
     spec = RunSpec.from_dict(run.spec)
     spec.endpoint.api_key = api_key
+    for variant, key in zip(spec.variants, ab_keys(run, api_key), strict=False):
+        variant.api_key = key
     return spec.shard(index, count) if count > 1 else _single(spec)
 
 
@@ -113,3 +117,42 @@ def record_row(run_id: int, record: dict[str, Any]) -> RequestRecord:
         output_tokens=record.get("output_tokens"),
         data=record,
     )
+
+
+# -- paired A/B -------------------------------------------------------------------------------------
+
+
+def ab_endpoints(plan: Plan) -> list[Endpoint]:
+    """Variant 0 is the plan's endpoint, then its A/B targets in order; [] for a one-endpoint plan."""
+    from benchmarks.models import PlanAB
+
+    ab = PlanAB.objects.filter(plan_id=plan.pk).first()
+    targets = ab.endpoints() if ab else []
+    return [plan.endpoint, *targets] if targets else []
+
+
+def ab_variants(plan: Plan) -> list[EndpointSpec]:
+    params = request_params(plan)
+    return [endpoint_spec(e, params=params, with_key=False) for e in ab_endpoints(plan)]
+
+
+def ab_mode(plan: Plan) -> Any:
+    from benchmarks.models import PlanAB
+
+    return PlanAB.objects.filter(plan_id=plan.pk).values_list("mode", flat=True).first() or "simultaneous"
+
+
+def ab_keys(run: Run, api_key: str) -> list[str]:
+    """Each variant's key, read at the last moment like the main one. A variant whose endpoint no
+    longer matches what the run was started with (the plan changed since) gets no key."""
+    specs = (run.spec or {}).get("variants") or []
+    endpoints = ab_endpoints(run.plan) if run.plan else []
+    keys = [api_key]
+    for i, spec in enumerate(specs[1:], start=1):
+        endpoint = endpoints[i] if i < len(endpoints) else None
+        same = endpoint is not None and [endpoint.base_url, endpoint.model] == [
+            spec.get("base_url"),
+            spec.get("model"),
+        ]
+        keys.append(endpoint.reveal_api_key() if endpoint is not None and same else "")
+    return keys

@@ -10,6 +10,7 @@ from celery import shared_task
 
 from benchmarks.services.aggregation import run_supervise
 from benchmarks.services.reaping import runs_reap_stale
+from benchmarks.services.schedules import schedules_tick
 from benchmarks.services.sharding import run_coordinate
 from benchmarks.services.shards import shard_execute
 
@@ -34,3 +35,9 @@ def supervise_run(run_id: int, token: str) -> None:
 @shared_task(**ONCE)
 def reap_stale_runs() -> None:
     runs_reap_stale()
+
+
+@shared_task(**ONCE)
+def tick_schedules() -> None:
+    """Every minute (beat): start due scheduled runs, check ended ones against their baseline."""
+    schedules_tick()

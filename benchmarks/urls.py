@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from benchmarks.views import accounts, library, runs
 
@@ -46,4 +46,5 @@ urlpatterns = [
     path("runs/<int:pk>/requests.csv", runs.run_requests_csv, name="run_requests_csv"),
     path("runs/<int:pk>/summary.json", runs.run_summary_json, name="run_summary_json"),
     path("api/runs/<int:pk>/", runs.run_api, name="run_api"),
+    path("", include("benchmarks.urls_compare")),
 ]

@@ -163,7 +163,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {
         "task": "benchmarks.tasks.reap_stale_runs",
         "schedule": env_float("REAP_INTERVAL_S", 10.0),
-    }
+    },
+    # Scheduled plans live in the database (PlanSchedule); this only looks for due ones.
+    "tick-schedules": {"task": "benchmarks.tasks.tick_schedules", "schedule": 60.0},
 }
 
 # A running shard that has not heartbeated for this long is dead; a queued one never picked up too.
@@ -172,6 +174,17 @@ SHARD_START_TIMEOUT_S = env_float("SHARD_START_TIMEOUT_S", 120.0)
 # Shards per run when the plan says "auto" and no worker answers the inspect call.
 DEFAULT_SHARD_COUNT = env_int("DEFAULT_SHARD_COUNT", 1)
 DEMO_DATASETS_DIR = env_str("DEMO_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets"))
+
+# Links in alert webhooks and e-mails point here.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Regression alerts by e-mail (Django's SMTP settings; the console backend prints them instead).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "llmperf@localhost")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

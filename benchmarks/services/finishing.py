@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.compare_samples import run_sample_at_end
 from benchmarks.services.push import push_to_viewers
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ def run_finalize(*, run_id: int) -> None:
     except Exception as exc:
         log.exception("summary of run %s failed", run_id)
         summary, status, reason = {}, Run.Status.FAILED, f"Could not compute the summary: {exc}"
+    if summary:  # what comparisons need of the records, while they are in memory
+        run_sample_at_end(run=run, records=records, summary=summary, shards=shards)
     Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(
         status=status, reason=reason, summary=summary, ended_at=timezone.now()
     )

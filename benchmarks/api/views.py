@@ -1,0 +1,127 @@
+"""REST endpoints: list plans, start a run, poll it, fetch its summary, compare runs. Thin: selectors
+read, services write, and ``request.auth.team`` scopes every lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.urls import reverse
+from rest_framework import status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, renderer_classes
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from benchmarks.api.auth import ApiTokenAuthentication, HasTeamToken
+from benchmarks.models import Plan, Run
+from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_to_compare
+from benchmarks.selectors.runs import progress
+from benchmarks.services.runs import run_start
+
+
+def endpoint(*methods: str):  # type: ignore[no-untyped-def]
+    def wrap(view):  # type: ignore[no-untyped-def]
+        view = renderer_classes([JSONRenderer])(view)
+        view = permission_classes([HasTeamToken])(view)
+        view = authentication_classes([ApiTokenAuthentication])(view)
+        return api_view(list(methods))(view)
+
+    return wrap
+
+
+def _team_object(model: type[Plan] | type[Run], request: Request, pk: int) -> Any:
+    obj = model.objects.filter(team=request.auth.team, pk=pk).first()
+    if obj is None:
+        raise Http404(f"No {model._meta.verbose_name} {pk}")
+    return obj
+
+
+def _plan(plan: Plan) -> dict[str, Any]:
+    return {
+        "id": plan.pk,
+        "name": plan.name,
+        "endpoint": plan.endpoint.name,
+        "dataset": plan.dataset.name,
+        "profile": plan.profile.name,
+        "variant": plan.variant(),
+        "start_url": reverse("api_run_start", args=[plan.pk]),
+    }
+
+
+def _run(run: Run) -> dict[str, Any]:
+    done, eta = progress(run, run.snapshot or {})
+    return {
+        "id": run.pk,
+        "plan": run.plan_id,
+        "plan_name": run.plan_name,
+        "status": run.status,
+        "active": run.is_active,
+        "reason": run.reason,
+        "variant": run.variant,
+        "progress": round(done, 4),
+        "eta_s": None if eta is None else round(eta, 1),
+        "requests": run.requests_total,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "url": reverse("api_run", args=[run.pk]),
+        "summary_url": reverse("api_run_summary", args=[run.pk]),
+        "page": reverse("run_detail", args=[run.pk]),
+    }
+
+
+@endpoint("GET")
+def plan_list(request: Request) -> Response:
+    plans = Plan.objects.filter(team=request.auth.team).select_related("endpoint", "dataset", "profile")
+    return Response({"plans": [_plan(p) for p in plans]})
+
+
+@endpoint("POST")
+def run_start_view(request: Request, pk: int) -> Response:
+    plan = _team_object(Plan, request, pk)
+    try:
+        run = run_start(plan=plan, by=request.user)
+    except ValueError as exc:  # bridge.NoPrompts: nothing to send
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    return Response(_run(run), status=status.HTTP_201_CREATED)
+
+
+@endpoint("GET")
+def run_list(request: Request) -> Response:
+    runs = Run.objects.filter(team=request.auth.team).order_by("-created_at")
+    plan = request.query_params.get("plan", "")
+    if plan.isdigit():
+        runs = runs.filter(plan_id=int(plan))
+    return Response({"runs": [_run(r) for r in runs[:100]]})
+
+
+@endpoint("GET")
+def run_detail(request: Request, pk: int) -> Response:
+    return Response(_run(_team_object(Run, request, pk)))
+
+
+@endpoint("GET")
+def run_summary(request: Request, pk: int) -> Response:
+    run = _team_object(Run, request, pk)
+    if run.is_active:
+        return Response(
+            {"detail": f"Run {pk} is {run.status}; poll {reverse('api_run', args=[pk])}."}, status=409
+        )
+    return Response({"id": run.pk, "status": run.status, "variant": run.variant, "summary": run.summary})
+
+
+@endpoint("GET")
+def compare(request: Request) -> Response:
+    """The engine's comparison (first run = baseline) of the given runs: ``?runs=3,5``."""
+    from benchmarks.services.compare import comparison_build
+
+    ids = parse_run_ids(request.query_params.getlist("runs"))
+    if Run.objects.filter(pk__in=ids).exclude(team=request.auth.team).exists():
+        raise Http404("No such run")
+    try:
+        runs = runs_to_compare(user=request.user, run_ids=ids)
+    except NotComparable as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    built = comparison_build(runs=runs, charts=False)
+    return Response({"comparison": built["comparison"], "paired": built["paired"]})

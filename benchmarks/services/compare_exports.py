@@ -1,0 +1,78 @@
+"""A comparison (or one run) as CSV, and as one self-contained HTML file: the same table and charts, with
+plotly.js and the styles inlined, so it opens offline and loads nothing from anywhere."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+from typing import IO, Any
+
+import plotly
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+STYLES = ("css/app.css", "css/compare.css")
+
+
+def comparison_csv(built: dict[str, Any], out: IO[str]) -> None:
+    """One row per metric and section; per column its value, delta, verdict and noise verdict."""
+    columns = built["columns"]
+    head = ["section", "metric", "label", "unit", "better"]
+    for c in columns:
+        head += [
+            f"{c.label} {part}" for part in ("value", "delta", "delta %", "verdict", "noise", "test", "p")
+        ]
+    writer = csv.writer(out)
+    writer.writerow(head)
+    for section in built["sections"]:
+        for row in section["rows"]:
+            line: list[Any] = [section["title"], row["path"], row["label"], row["unit"], row["better"]]
+            for value, delta in zip(row["values"], row["deltas"], strict=True):
+                line += [_num(value), *_delta_fields(delta)]
+            writer.writerow(line)
+
+
+def _delta_fields(delta: dict[str, Any] | None) -> list[Any]:
+    if delta is None:
+        return ["", "", "baseline", "", "", ""]
+    noise = {True: "within noise", False: "outside noise", None: "unknown"}[delta["noise"]]
+    return [
+        _num(delta["abs"]),
+        _num(delta["pct"]),
+        delta["verdict"],
+        noise,
+        delta["test"] or "",
+        _num(delta["p_value"]),
+    ]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def report_html(*, built: dict[str, Any], title: str, notes: str = "") -> str:
+    context = {
+        **built,
+        "title": title,
+        "notes": notes,
+        "generated_at": timezone.now(),
+        "plotly_js": plotly_bundle(),
+        "styles": styles(),
+        "report": True,
+    }
+    return render_to_string("benchmarks/compare/report.html", context)
+
+
+@functools.cache
+def plotly_bundle() -> str:
+    """plotly.min.js from the installed plotly package (the same file the dashboard serves)."""
+    return PLOTLY_JS.read_text(encoding="utf-8")
+
+
+@functools.cache
+def styles() -> str:
+    static = Path(settings.BASE_DIR) / "static"
+    return "\n".join((static / name).read_text(encoding="utf-8") for name in STYLES)
