@@ -34,7 +34,7 @@ def duration(p: ProfileSpec) -> float | None:
     if p.kind == "sweep":
         return len(p.sweep_levels) * p.level_duration_s or None
     if p.kind == "replay":
-        return (max((e["t_s"] for e in p.replay), default=0.0) / max(p.speed, 1e-9)) + 1e-3
+        return None  # a replay ends when its last entry has been sent, not on a clock
     if p.kind == "users" and p.hold_s > 0:
         return p.users / max(p.spawn_rate, 1e-9) + p.hold_s + p.ramp_down_s
     return None
@@ -165,7 +165,10 @@ def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:
 
 def preview(p: ProfileSpec, horizon_s: float | None = None, points: int = 200) -> dict[str, list[float]]:
     """Users or rate over time, for the profile form's chart."""
-    end = duration(p) or horizon_s or 60.0
+    if p.kind == "replay":
+        end = max((e["t_s"] for e in p.replay), default=0.0) / max(p.speed, 1e-9) or 1.0
+    else:
+        end = duration(p) or horizon_s or 60.0
     ts = [end * i / (points - 1) for i in range(points)]
     if is_open_loop(p):
         if p.kind == "replay":
