@@ -12,7 +12,6 @@ content chunk minus the server's own record of writing it (both CLOCK_MONOTONIC)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -25,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.engine import Engine  # noqa: E402
-from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts  # noqa: E402
-from runner.summary import percentile  # noqa: E402
+from runner.engine import Engine
+from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+from runner.summary import percentile
 
 TOKENS = 64
 
@@ -40,7 +39,14 @@ def free_port() -> int:
 
 def start_server(ttft_ms: float, itl_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    cmd = ["node", str(Path(__file__).with_name("fastserver.js")), str(port), str(ttft_ms), str(itl_ms), str(TOKENS)]
+    cmd = [
+        "node",
+        str(Path(__file__).with_name("fastserver.js")),
+        str(port),
+        str(ttft_ms),
+        str(itl_ms),
+        str(TOKENS),
+    ]
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", "1", *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -57,10 +63,14 @@ def server_log(url: str) -> dict[str, int]:
 async def level(url: str, profile: ProfileSpec, seconds: float) -> dict[str, float]:
     server_log(url)  # clear
     spec = RunSpec(
-        endpoint=EndpointSpec(protocol="openai-chat", base_url=url + "/v1", model="m",
-                              timeouts=Timeouts(idle=30, total=60)),
+        endpoint=EndpointSpec(
+            protocol="openai-chat", base_url=url + "/v1", model="m", timeouts=Timeouts(idle=30, total=60)
+        ),
         prompts=[Prompt(id=str(i), text=f"prompt {i}", input_tokens=8) for i in range(100)],
-        profile=profile, duration_s=seconds, drain_s=10, warm_connections=min(max(profile.users, 64), 1024),
+        profile=profile,
+        duration_s=seconds,
+        drain_s=10,
+        warm_connections=min(max(profile.users, 64), 1024),
     )
     engine = Engine(spec)
     cpu0 = time.process_time()
@@ -121,13 +131,19 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
-    print(f"\nengine on 1 core vs Node fastserver: {TOKENS}-token streams, server TTFT {args.ttft_ms} ms, "
-          f"ITL {args.itl_ms} ms, {seconds:.0f} s per level\n")
-    print("| load | target req/s | sent req/s | ok | failed | chunks/s | CPU-s / 1000 req | TTFT err p50 ms | TTFT err p99 ms | verdict |")
+    print(
+        f"\nengine on 1 core vs Node fastserver: {TOKENS}-token streams, server TTFT {args.ttft_ms} ms, "
+        f"ITL {args.itl_ms} ms, {seconds:.0f} s per level\n"
+    )
+    print(
+        "| load | target req/s | sent req/s | ok | failed | chunks/s | CPU-s / 1000 req | TTFT err p50 ms | TTFT err p99 ms | verdict |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, target, r in rows:
-        print(f"| {name} | {target or '-'} | {r['sent_per_s']:.1f} | {r['ok']} | {r['failed']} | {r['chunks_per_s']:.0f} | "
-              f"{r['cpu_s_per_1k']:.2f} | {r['ttft_err_p50']:.2f} | {r['ttft_err_p99']:.2f} | {r['verdict']} {r['reasons']} |")
+        print(
+            f"| {name} | {target or '-'} | {r['sent_per_s']:.1f} | {r['ok']} | {r['failed']} | {r['chunks_per_s']:.0f} | "
+            f"{r['cpu_s_per_1k']:.2f} | {r['ttft_err_p50']:.2f} | {r['ttft_err_p99']:.2f} | {r['verdict']} {r['reasons']} |"
+        )
 
 
 if __name__ == "__main__":
