@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from benchmarks.models import Endpoint, LoadProfile, Plan, RequestRecord, Run
+from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run
+from runner.datasets import select
 from runner.spec import EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSpec)}
-_PROMPT_FIELDS = {f.name for f in dataclasses.fields(Prompt)}
 _GENERIC_FIELDS = {f.name for f in dataclasses.fields(GenericFormat)}
 
 
@@ -58,30 +58,62 @@ def request_params(plan: Plan) -> dict[str, Any]:
     return params
 
 
-def prompts(plan: Plan) -> list[Prompt]:
-    out = []
-    for item in plan.dataset.items:
-        fields = {k: v for k, v in item.items() if k in _PROMPT_FIELDS}
-        fields["id"] = str(fields.get("id", len(out)))
-        fields.setdefault("max_tokens", None)
-        if fields["max_tokens"] is None:
-            fields["max_tokens"] = plan.max_tokens
-        out.append(Prompt(**fields))
-    return out
+class NoPrompts(ValueError):
+    """The plan would send nothing (no ready version, or no prompt in its buckets); says why."""
 
 
-def run_spec(plan: Plan) -> RunSpec:
+def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
+    """What a run of ``plan`` sends, in order: the items of ``version`` (default: the dataset's
+    current one) with ``input_tokens`` from the stored counts, only those in the plan's buckets, in
+    its sampling order ("weighted" is drawn here; "shuffled" is left to the engine)."""
+    from benchmarks.selectors.datasets import counts_for_sending
+
+    version = version or plan.dataset.current_version()
+    if version is None:
+        raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
+    counts = counts_for_sending(version, plan.endpoint.tokenizer)
+    values = counts.counts if counts else [0] * version.item_count
+    rows = version.items.order_by("index").values_list("key", "prompt", "messages", "max_tokens", "expected")
+    out = [
+        Prompt(
+            id=key,
+            text=text,
+            messages=messages,
+            input_tokens=values[i],
+            max_tokens=max_tokens or plan.max_tokens,
+            expected=expected,
+        )
+        for i, (key, text, messages, max_tokens, expected) in enumerate(rows.iterator(chunk_size=2000))
+    ]
+    if not plan.buckets and plan.sample_order != "weighted":
+        return out
+    if counts is None:
+        raise NoPrompts(f"Token counts of {version} are not ready, and the plan's buckets need them.")
+    chosen = select(
+        out,
+        plan.buckets or None,
+        "weighted" if plan.sample_order == "weighted" else "sequential",
+        plan.bucket_weights or None,
+        int((plan.profile.spec or {}).get("seed") or 0),
+        edges=[int(e) for e in plan.bucket_edges],
+    )
+    if not chosen:
+        raise NoPrompts(f"No prompt of {version} falls in the plan's buckets ({', '.join(plan.buckets)}).")
+    return chosen
+
+
+def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
     """The whole run, without the API key (this dict is stored on the Run and shown in pages)."""
     return RunSpec(
         endpoint=endpoint_spec(plan.endpoint, params=request_params(plan), with_key=False),
-        prompts=prompts(plan),
+        prompts=prompts(plan, version),
         profile=profile_spec(plan.profile),
         duration_s=plan.duration_s,
         max_requests=plan.max_requests,
         bucket_edges=[int(e) for e in plan.bucket_edges],
         slo=slo(plan),
         length_is_failure=plan.length_is_failure,
-        sample_order=plan.sample_order,  # type: ignore[arg-type]
+        sample_order="shuffled" if plan.sample_order == "shuffled" else "sequential",
         drain_s=plan.drain_s,
         variants=ab_variants(plan),
         ab_mode=ab_mode(plan),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from benchmarks.services.aggregation import run_supervise
+from benchmarks.services.datasets import synthetic_execute, token_count_execute
 from benchmarks.services.reaping import runs_reap_stale
 from benchmarks.services.schedules import schedules_tick
 from benchmarks.services.sharding import run_coordinate
@@ -41,3 +42,14 @@ def reap_stale_runs() -> None:
 def tick_schedules() -> None:
     """Every minute (beat): start due scheduled runs, check ended ones against their baseline."""
     schedules_tick()
+
+
+@shared_task(**ONCE)
+def count_tokens(count_id: int) -> None:
+    """Input tokens of a dataset version in one tokenizer, with progress (never in a web request)."""
+    token_count_execute(count_id=count_id)
+
+
+@shared_task(**ONCE)
+def synthesize_dataset(version_id: int) -> None:
+    synthetic_execute(version_id=version_id)

@@ -3,7 +3,7 @@
 from benchmarks.models.ab_tests import PlanAB, PlanABTarget
 from benchmarks.models.api_tokens import ApiToken
 from benchmarks.models.comparison import Comparison, RunSample
-from benchmarks.models.datasets import Dataset
+from benchmarks.models.datasets import Dataset, DatasetItem, DatasetVersion, TeamBuckets, TokenCount
 from benchmarks.models.endpoints import Endpoint
 from benchmarks.models.plans import VARIANT_FIELDS, Plan
 from benchmarks.models.profiles import LoadProfile
@@ -16,6 +16,8 @@ __all__ = [
     "ApiToken",
     "Comparison",
     "Dataset",
+    "DatasetItem",
+    "DatasetVersion",
     "Endpoint",
     "LoadProfile",
     "Membership",
@@ -30,5 +32,7 @@ __all__ = [
     "RunSecond",
     "Shard",
     "Team",
+    "TeamBuckets",
     "TeamOwned",
+    "TokenCount",
 ]

@@ -44,8 +44,14 @@ class Plan(TeamOwned):
     slo_e2e_ms = models.FloatField(null=True, blank=True)
     length_is_failure = models.BooleanField(default=False)
     sample_order = models.CharField(
-        max_length=10, choices=[("sequential", "Sequential"), ("shuffled", "Shuffled")], default="sequential"
+        max_length=10,
+        choices=[("sequential", "Sequential"), ("shuffled", "Shuffled"), ("weighted", "Weighted by bucket")],
+        default="sequential",
     )
+    # Draw only prompts whose input tokens fall in these buckets (labels like "16k–32k"; [] = all),
+    # and with "weighted", pick a bucket per request in proportion to bucket_weights[label].
+    buckets = models.JSONField(default=list, blank=True)
+    bucket_weights = models.JSONField(default=dict, blank=True)
     shard_count = models.PositiveIntegerField(default=0, help_text="0 = one shard per live load worker")
     # Variant tags, compared across runs.
     quantization = models.CharField(max_length=50, blank=True)

@@ -23,6 +23,10 @@ class Run(TeamOwned):
     endpoint = models.ForeignKey(
         Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    # The exact dataset version the run sent (later versions never change what it measured).
+    dataset_version = models.ForeignKey(
+        "benchmarks.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     plan_name = models.CharField(max_length=100)
     endpoint_name = models.CharField(max_length=100)
     created_by = models.ForeignKey(

@@ -17,6 +17,7 @@ def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
     from benchmarks import tasks
 
     variant = plan.variant()
+    version = plan.dataset.current_version()  # pinned: later versions never change this run
     run = Run.objects.create(
         team=plan.team,
         plan=plan,
@@ -24,7 +25,8 @@ def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
         plan_name=plan.name,
         endpoint_name=plan.endpoint.name,
         created_by=by,
-        spec=bridge.run_spec(plan).to_dict(),
+        spec=bridge.run_spec(plan, version).to_dict(),
+        dataset_version=version,
         variant=variant,
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),
         shard_count=plan.shard_count,

@@ -40,19 +40,17 @@ def make_endpoint(
     return endpoint
 
 
-def make_dataset(team: Team, *, n: int = 10) -> Dataset:
-    items = [
-        {
-            "id": f"p{i}",
-            "text": f"Tell me about item {i}.",
-            "messages": None,
-            "input_tokens": 0,
-            "max_tokens": None,
-            "expected": None,
-        }
-        for i in range(n)
-    ]
-    return Dataset.objects.create(team=team, name="prompts", items=items)
+def make_dataset(
+    team: Team, *, n: int = 10, name: str = "prompts", prompts: list[str] | None = None
+) -> Dataset:
+    """A dataset whose version 1 holds ``prompts`` (default: n short ones with ids p0…)."""
+    from benchmarks.services.datasets import NewItems, dataset_create
+    from runner.datasets import DatasetItem
+
+    texts = prompts if prompts is not None else [f"Tell me about item {i}." for i in range(n)]
+    items = [DatasetItem(prompt=t, metadata={"id": f"p{i}"}) for i, t in enumerate(texts)]
+    new = NewItems(items=items, source="paste")
+    return dataset_create(team=team, name=name, description="", tokenizer="estimate", new=new, by=None)
 
 
 def make_profile(team: Team, *, users: int = 2, spawn_rate: float = 100.0, **spec: Any) -> LoadProfile:

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Membership, Plan, Team
-from benchmarks.services.datasets import dataset_items_from_jsonl, synthetic_items
+from benchmarks.services.datasets import NewItems, dataset_create, dataset_parse
 from benchmarks.services.runs import run_start
 
 DEMO_FILE = "sharegpt_oasst_en.jsonl"
@@ -68,8 +68,13 @@ def demo_objects(*, base_url: str, password: str, duration_s: float) -> tuple[An
             "max_output_tokens": 4096,
         },
     )
-    dataset = Dataset.objects.filter(team=team, name="Demo prompts").first() or Dataset.objects.create(
-        team=team, name="Demo prompts", description="OASST conversations", items=demo_items()
+    dataset = Dataset.objects.filter(team=team, name="Demo prompts").first() or dataset_create(
+        team=team,
+        name="Demo prompts",
+        description="OASST conversations",
+        tokenizer="estimate",
+        new=demo_items(),
+        by=user,
     )
     profile, _ = LoadProfile.objects.get_or_create(
         team=team, name="Ramp to 8 users", defaults={"kind": "users", "spec": {"users": 8, "spawn_rate": 1.0}}
@@ -90,12 +95,22 @@ def demo_objects(*, base_url: str, password: str, duration_s: float) -> tuple[An
     return user, plan
 
 
-def demo_items() -> list[dict[str, Any]]:
+def demo_items() -> NewItems:
+    """The first 200 ShareGPT conversations when the shared datasets are there, else 100 short asks."""
     path = Path(settings.DEMO_DATASETS_DIR) / DEMO_FILE
     if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()[:200]
-        return dataset_items_from_jsonl("\n".join(lines))
-    return synthetic_items(100)
+        data = "\n".join(path.read_text(encoding="utf-8").splitlines()[:200]).encode()
+        filename = DEMO_FILE
+    else:
+        topics = ["the ocean", "compilers", "bread", "jazz", "volcanoes", "chess", "bees", "trains", "tea"]
+        data = "\n".join(
+            f"Write a short paragraph about {topics[i % 9]}, variation {i}." for i in range(100)
+        ).encode()
+        filename = "demo.txt"
+    parsed = dataset_parse(data=data, filename=filename, fmt=None, multi_turn=False)
+    return NewItems(
+        items=parsed.items, source="upload", note=f"demo: {filename}", filename=filename, format=parsed.format
+    )
 
 
 def serve(host: str, port: int) -> None:
