@@ -10,7 +10,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
 from benchmarks.models import Endpoint, LoadProfile, Membership, Plan, Team
-from benchmarks.services.datasets import dataset_items_from_jsonl
 
 
 class SignupForm(UserCreationForm):
@@ -153,36 +152,6 @@ class EndpointForm(forms.ModelForm):
         for name in data.get("headers") or {}:
             if name.lower() == "authorization":
                 self.add_error("headers", "Put the key in the API key field, where it is encrypted.")
-        return data
-
-
-class DatasetForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    file = forms.FileField(
-        required=False, help_text="JSONL: one prompt per line (text, messages or conversations)."
-    )
-    content = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 6}), label="…or paste JSONL"
-    )
-
-    def __init__(self, *args: Any, require_items: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.require_items = require_items
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        upload, pasted = data.get("file"), (data.get("content") or "").strip()
-        text = upload.read().decode("utf-8", errors="replace") if upload else pasted
-        if not text:
-            if self.require_items:
-                raise forms.ValidationError("Upload a JSONL file or paste prompts.")
-            data["items"] = None
-            return data
-        try:
-            data["items"] = dataset_items_from_jsonl(text)
-        except forms.ValidationError as exc:
-            self.add_error("file" if upload else "content", exc)
         return data
 
 
@@ -332,6 +301,8 @@ class PlanForm(forms.ModelForm):
             "slo_e2e_ms",
             "length_is_failure",
             "sample_order",
+            "buckets",
+            "bucket_weights",
             "shard_count",
             "quantization",
             "speculative",
@@ -352,6 +323,9 @@ class PlanForm(forms.ModelForm):
         self.fields["endpoint"].queryset = team_queryset("endpoint", team)
         self.fields["dataset"].queryset = team_queryset("dataset", team)
         self.fields["profile"].queryset = team_queryset("profile", team)
+        from benchmarks.dataset_forms import plan_buckets_setup
+
+        plan_buckets_setup(self, team)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -372,6 +346,9 @@ class PlanForm(forms.ModelForm):
         edges = data.get("bucket_edges")
         if edges is not None and (not edges or edges != sorted(set(edges)) or edges[0] < 0):
             self.add_error("bucket_edges", "Edges must be increasing, distinct and not negative.")
+        from benchmarks.dataset_forms import plan_buckets_clean
+
+        plan_buckets_clean(self, data)
         return data
 
 

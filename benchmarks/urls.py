@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from benchmarks.views import accounts, library, runs
 
-KINDS = {"endpoints": "endpoint", "datasets": "dataset", "profiles": "profile", "plans": "plan"}
+KINDS = {"endpoints": "endpoint", "profiles": "profile", "plans": "plan"}  # datasets: urls_datasets.py
 
 
 def _crud(segment: str, kind: str) -> list:
@@ -35,7 +35,6 @@ urlpatterns = [
     *[p for segment, kind in KINDS.items() for p in _crud(segment, kind)],
     path("endpoints/<int:pk>/", library.endpoint_detail, name="endpoint_detail"),
     path("endpoints/<int:pk>/test/", library.endpoint_test, name="endpoint_test"),
-    path("datasets/<int:pk>/", library.dataset_detail, name="dataset_detail"),
     path("profiles/<int:pk>/", library.profile_detail, name="profile_detail"),
     path("plans/<int:pk>/", library.plan_detail, name="plan_detail"),
     path("plans/<int:pk>/start/", library.plan_start, name="plan_start"),
@@ -47,4 +46,5 @@ urlpatterns = [
     path("runs/<int:pk>/summary.json", runs.run_summary_json, name="run_summary_json"),
     path("api/runs/<int:pk>/", runs.run_api, name="run_api"),
     path("", include("benchmarks.urls_compare")),
+    path("datasets/", include("benchmarks.urls_datasets")),
 ]

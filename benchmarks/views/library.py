@@ -11,12 +11,11 @@ from django.views.decorators.http import require_POST
 
 from benchmarks import bridge, charts
 from benchmarks.decorators import team_required, writer_required
-from benchmarks.forms import DatasetForm, EndpointForm, PlanForm, ProfileForm
-from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Run
+from benchmarks.forms import EndpointForm, PlanForm, ProfileForm
+from benchmarks.models import Endpoint, LoadProfile, Plan, Run
 from benchmarks.profile_curve import profile_curve
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
-from benchmarks.services.datasets import dataset_create, dataset_update
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
 from benchmarks.services.runs import run_start
 from benchmarks.views import crud
@@ -36,24 +35,6 @@ def _endpoint_save(form: EndpointForm, team: Any, obj: Endpoint | None) -> Endpo
     )
 
 
-def _dataset_form(request: HttpRequest, obj: Dataset | None) -> DatasetForm:
-    initial = {"name": obj.name, "description": obj.description} if obj else None
-    return DatasetForm(
-        request.POST or None, request.FILES or None, initial=initial, require_items=obj is None
-    )
-
-
-def _dataset_save(form: DatasetForm, team: Any, obj: Dataset | None) -> Dataset:
-    data = form.cleaned_data
-    if obj is None:
-        return dataset_create(
-            team=team, name=data["name"], description=data["description"], items=data["items"]
-        )
-    return dataset_update(
-        dataset=obj, name=data["name"], description=data["description"], items=data["items"]
-    )
-
-
 def _plan_form(request: HttpRequest, obj: Plan | None) -> PlanForm:
     team = obj.team if obj else request.team  # type: ignore[attr-defined]
     return PlanForm(request.POST or None, instance=obj, team=team)
@@ -66,14 +47,6 @@ ENDPOINTS = crud.Entity(
     _endpoint_form,
     [("protocol", "Protocol"), ("base_url", "Base URL"), ("model", "Model")],
     save=_endpoint_save,
-)
-DATASETS = crud.Entity(
-    Dataset,
-    "dataset",
-    "dataset",
-    _dataset_form,
-    [("item_count", "Prompts"), ("description", "Description")],
-    save=_dataset_save,
 )
 PROFILES = crud.Entity(
     LoadProfile,
@@ -90,7 +63,7 @@ PLANS = crud.Entity(
     _plan_form,
     [("endpoint", "Endpoint"), ("dataset", "Dataset"), ("profile", "Profile")],
 )
-ENTITIES = {e.prefix: e for e in (ENDPOINTS, DATASETS, PROFILES, PLANS)}
+ENTITIES = {e.prefix: e for e in (ENDPOINTS, PROFILES, PLANS)}  # datasets: views/datasets.py
 
 
 @team_required
@@ -137,13 +110,6 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @team_required
-def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = object_get(Dataset, user=request.user, pk=pk)
-    context = _detail(request, DATASETS, dataset) | {"sample": dataset.items[:20]}
-    return render(request, "benchmarks/dataset_detail.html", context)
-
-
-@team_required
 def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
     profile = object_get(LoadProfile, user=request.user, pk=pk)
     curve = profile_curve(bridge.profile_spec(profile), duration_s=None)
@@ -167,7 +133,11 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
     plan = object_get(Plan, user=request.user, pk=pk)
     ensure_can_write(request, plan)
-    run: Run = run_start(plan=plan, by=request.user)
+    try:
+        run: Run = run_start(plan=plan, by=request.user)
+    except bridge.NoPrompts as exc:
+        messages.error(request, str(exc))
+        return redirect("plan_detail", pk=pk)
     messages.success(request, f"Run {run.pk} queued.")
     return redirect("run_detail", pk=run.pk)
 

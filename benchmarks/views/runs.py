@@ -26,6 +26,7 @@ from benchmarks.selectors.runs import (
     runs_filtered,
 )
 from benchmarks.services.runs import run_cancel
+from benchmarks.views.datasets import run_dataset_context
 from benchmarks.views.helpers import ensure_can_write
 
 METRICS = [
@@ -97,6 +98,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if not run.is_active:
         context |= _finished_context(run)
+        context |= run_dataset_context(request, run, METRICS)
     return render(request, "benchmarks/run_detail.html", context)
 
 

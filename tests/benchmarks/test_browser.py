@@ -99,7 +99,7 @@ def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
 
     page.goto(f"{server}/datasets/new/")
     page.fill("#id_name", "Greetings")
-    page.fill("#id_content", "\n".join(f'{{"text": "Say hello number {i}."}}' for i in range(20)))
+    page.fill("#id_content", "\n".join(f'{{"prompt": "Say hello number {i}."}}' for i in range(20)))
     page.click("button[type=submit]")
     page.wait_for_selector("text=20 prompts")
 

@@ -3,15 +3,11 @@ clone and delete behave, and nothing is half-saved."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from benchmarks import bridge
-from benchmarks.models import Dataset, LoadProfile, Plan
+from benchmarks.models import LoadProfile, Plan
 from benchmarks.profile_curve import profile_curve
 from runner.spec import ProfileSpec
 
@@ -97,32 +93,6 @@ def test_profile_curves():
     assert replay.points == [(0, 2), (1, 0), (2, 1)]
 
 
-def test_dataset_upload_reads_sharegpt_and_rejects_bad_lines(cast, client_for):
-    client = client_for(cast.alice)
-    sharegpt = Path(settings.DEMO_DATASETS_DIR) / "sharegpt_oasst_en.jsonl"
-    content = (
-        "\n".join(sharegpt.read_text().splitlines()[:30])
-        if sharegpt.exists()
-        else "\n".join(
-            json.dumps(
-                {"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]}
-            )
-            for i in range(30)
-        )
-    )
-    response = client.post(reverse("dataset_create"), {"name": "oasst", "content": content})
-    assert response.status_code == 302
-    dataset = Dataset.objects.get(name="oasst")
-    assert dataset.item_count == 30
-    assert dataset.items[0]["messages"][-1]["role"] == "user"  # the prompt stops before the answer
-    bad = client.post(reverse("dataset_create"), {"name": "broken", "content": '{"text": "ok"}\n{nope'})
-    assert bad.status_code == 400
-    assert "Line 2 is not valid JSON" in bad.content.decode()
-    assert not Dataset.objects.filter(name="broken").exists()
-    empty = client.post(reverse("dataset_create"), {"name": "empty", "content": ""})
-    assert "Upload a JSONL file or paste prompts." in empty.content.decode()
-
-
 def _plan_data(cast, **change):
     plan = cast.plan
     data = {
@@ -203,15 +173,3 @@ def test_plan_form_explains_bad_input(cast, client_for, change, field, message):
     errors = response.context["form"].errors
     assert any(message in e for e in errors[field]), errors
     assert not Plan.objects.filter(name="new plan").exists()
-
-
-def test_dataset_edit_keeps_prompts_unless_new_ones_are_given(cast, client_for):
-    client = client_for(cast.alice)
-    dataset = cast.plan.dataset
-    url = reverse("dataset_edit", args=[dataset.pk])
-    assert client.post(url, {"name": "renamed", "description": "d", "content": ""}).status_code == 302
-    dataset.refresh_from_db()
-    assert dataset.name == "renamed" and dataset.item_count == 10
-    client.post(url, {"name": "renamed", "description": "d", "content": '{"prompt": "only one"}'})
-    dataset.refresh_from_db()
-    assert dataset.items[0]["text"] == "only one" and dataset.item_count == 1
