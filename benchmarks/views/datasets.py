@@ -291,7 +291,7 @@ def _new_items(data: dict[str, Any], source: str | None = None) -> NewItems:
     parsed = data["parsed"]
     filename = data.get("filename", "")
     pasted = filename == "pasted"
-    how = "pasted" if pasted else f"uploaded {filename}"
+    how = "pasted" if pasted else filename
     return NewItems(
         items=parsed.items,
         source=source or (DatasetVersion.Source.PASTE if pasted else DatasetVersion.Source.UPLOAD),
