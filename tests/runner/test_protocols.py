@@ -325,3 +325,22 @@ async def test_openai_sdk_mode_measures_and_classifies() -> None:
     async with raw_server([b'{"error": {"message": "bad key"}}'], status=401) as url:
         rec = await one(url, protocol="openai-sdk")
     assert rec.outcome == "http_error" and rec.http_status == 401
+
+
+async def test_answers_are_graded_against_the_expected_answer() -> None:
+    from runner.engine import run as run_engine
+
+    script = [
+        chat_chunk("The answer is "),
+        chat_chunk("$\\boxed{\\frac{1}{2}}$"),
+        chat_chunk(finish="stop"),
+        DONE,
+    ]
+    async with raw_server(script) as url:
+        ep = EndpointSpec(protocol="openai-chat", base_url=url, model="m")
+        prompts = [Prompt(id="right", text="q", expected="0.5"), Prompt(id="wrong", text="q", expected="3")]
+        spec = RunSpec(endpoint=ep, prompts=prompts, duration_s=None, max_requests=2, warm_connections=0)
+        result = await run_engine(spec)
+    graded = {r.prompt_id: r.correct for r in result.records}
+    assert graded == {"right": True, "wrong": False}
+    assert result.summary["accuracy"] == 0.5
