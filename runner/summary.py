@@ -176,6 +176,12 @@ def token_audit(recs: list[RequestRecord], threshold: float = 0.05) -> dict[str,
     }
 
 
+def _bucket_tokens(r: RequestRecord) -> int | None:
+    """The count that placed a prompt in its bucket (the dataset's, in the endpoint's tokenizer),
+    so a plan drawn from 16k–32k reports in 16k–32k; server usage only when no count was sent."""
+    return r.client_input_tokens if r.client_input_tokens is not None else r.input_tokens
+
+
 def summarize(
     records: Iterable[RequestRecord | dict[str, Any]],
     *,
@@ -206,9 +212,7 @@ def summarize(
     buckets = []
     for lo, hi in bucket_bounds(bucket_edges):
         inside = [
-            r
-            for r in recs
-            if r.input_tokens is not None and r.input_tokens >= lo and (hi is None or r.input_tokens < hi)
+            r for r in recs if (n := _bucket_tokens(r)) is not None and n >= lo and (hi is None or n < hi)
         ]
         if inside:
             buckets.append(
