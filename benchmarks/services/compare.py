@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from benchmarks import charts_compare
-from benchmarks.models import Comparison, Run, RunSecond, Team
+from benchmarks.models import VARIANT_FIELDS, Comparison, Run, RunSecond, Team
 from benchmarks.services.compare_samples import run_sample_get, sample_values
 from runner.compare import PATHS, compare_summaries
 from runner.metrics import METRICS
@@ -78,7 +78,7 @@ def _columns(runs: list[Run]) -> list[Column]:
         sample = run_sample_get(run=run)
         variants = list(sample.variants) if sample is not None else []
         if len(variants) < 2:
-            columns.append(Column(run, run_label(run), dict(run.variant), run.summary, sample_values(sample)))
+            columns.append(Column(run, run_label(run), ordered_tags(run), run.summary, sample_values(sample)))
             continue
         for i, summary in enumerate(variants):
             name = variant_name(run, i)
@@ -86,7 +86,7 @@ def _columns(runs: list[Run]) -> list[Column]:
                 Column(
                     run,
                     f"#{run.pk}·{_letter(i)} {name}",
-                    {**run.variant, "variant": f"{_letter(i)}: {name}"},
+                    {**ordered_tags(run), "variant": f"{_letter(i)}: {name}"},
                     summary,
                     sample_values(sample, variant=i),
                     variant=i,
@@ -100,8 +100,15 @@ def _columns(runs: list[Run]) -> list[Column]:
 
 def run_label(run: Run) -> str:
     """``#12 quantization=int4 tp=4``: the variant tags name a run in headers and legends."""
-    tags = " ".join(f"{k}={v}" for k, v in (run.variant or {}).items())
+    tags = " ".join(f"{k}={v}" for k, v in ordered_tags(run).items())
     return f"#{run.pk} {tags or run.plan_name}"
+
+
+def ordered_tags(run: Run) -> dict[str, str]:
+    """Variant tags in the plan form's order (the database keeps JSON keys in its own order)."""
+    known = {name: i for i, name in enumerate(VARIANT_FIELDS)}
+    keys = sorted(run.variant or {}, key=lambda k: (known.get(k, len(known)), k))
+    return {k: str(run.variant[k]) for k in keys}
 
 
 def variant_name(run: Run, index: int) -> str:
