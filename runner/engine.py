@@ -95,6 +95,7 @@ class Engine:
         self.t0 = 0
         self.second0 = 0
         self.stop_elapsed = 0.0
+        self.drain_expired = False
         self.session: aiohttp.ClientSession | None = None
         self.sdks: dict[int, Any] = {}
 
@@ -135,7 +136,10 @@ class Engine:
         await flusher
         await self.monitor.stop()
         engine = self._engine_report()
-        await self._flush(final=True, engine=engine)
+        try:
+            await self._flush(final=True, engine=engine)
+        except Exception as exc:  # the result is returned even when the sink's last call fails
+            self.errors.append(f"sink failed on the final flush: {exc!r}")
         await self._teardown()
         duration_s = (end_ns - self.t0) / 1e9
         ep = self.ep
@@ -237,9 +241,17 @@ class Engine:
 
     async def _drain(self, cancelled: bool) -> None:
         if self.in_flight and not cancelled:
-            await asyncio.wait(set(self.in_flight), timeout=self.spec.drain_s)
-            if self.cancel.is_set():
-                cancelled = True
+            cancel = asyncio.create_task(self.cancel.wait())
+            all_done = asyncio.create_task(asyncio.wait(set(self.in_flight)))
+            await asyncio.wait(
+                {all_done, cancel}, timeout=self.spec.drain_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            cancel.cancel()
+            all_done.cancel()
+            if self.in_flight and not self.cancel.is_set():
+                # still running drain_s after the end: slow requests, counted as timeouts so the
+                # tail is not hidden (a user's cancel, by contrast, marks them cancelled)
+                self.drain_expired = True
         for task in list(self.in_flight):
             task.cancel()
         if self.in_flight:
@@ -344,31 +356,37 @@ class Engine:
         self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None, capped: bool
     ) -> None:
         try:
-            if perf_counter_ns() - sched > LATE_NS and capped:
-                self.capped += 1
-            await self._to_variants(prompt, sched, -1, level)
+            await self._to_variants(prompt, sched, -1, level, capped)
         finally:
             if sem is not None:
                 sem.release()
 
-    async def _to_variants(self, prompt: Prompt, sched_ns: int, user: int, level: int | None) -> None:
+    async def _to_variants(
+        self, prompt: Prompt, sched_ns: int, user: int, level: int | None, capped: bool = False
+    ) -> None:
         """One scheduled prompt: to the endpoint, or to every A/B variant under identical conditions —
         all at the scheduled instant (simultaneous) or one right after another (interleaved, the
         order rotating so no variant always goes first)."""
         n = len(self.endpoints)
         if n == 1:
-            await self._request(prompt, sched_ns, user, level)
+            await self._request(prompt, sched_ns, user, level, 0, capped)
         elif self.spec.ab_mode == "simultaneous":
-            await asyncio.gather(*(self._request(prompt, sched_ns, user, level, v) for v in range(n)))
+            await asyncio.gather(*(self._request(prompt, sched_ns, user, level, v, capped) for v in range(n)))
         else:
             first = self.taken % n
             for k in range(n):
                 start = sched_ns if k == 0 else perf_counter_ns()
-                await self._request(prompt, start, user, level, (first + k) % n)
+                await self._request(prompt, start, user, level, (first + k) % n, capped)
 
     # -- one request ---------------------------------------------------------------------------
     async def _request(
-        self, prompt: Prompt, sched_ns: int, user: int, level: int | None, variant: int = 0
+        self,
+        prompt: Prompt,
+        sched_ns: int,
+        user: int,
+        level: int | None,
+        variant: int = 0,
+        capped: bool = False,
     ) -> None:
         sent = perf_counter_ns()
         self.sent += 1
@@ -376,11 +394,16 @@ class Engine:
         rid = f"{self.spec.shard_index}-{next(self.seq)}"
         late = sent - sched_ns > LATE_NS
         self.late += late
+        self.capped += late and capped  # held back by max_concurrency, not by the client itself
         self.stats.started(self._second(sent), late)
         a = StreamAnalyzer(sched_ns, sent)
-        req = self.adapters[variant].build(ep, prompt)
-        parser = make_parser(ep.protocol, a, ep)
         try:
+            try:
+                req = self.adapters[variant].build(ep, prompt)
+                parser = make_parser(ep.protocol, a, ep)
+            except Exception as exc:  # e.g. a prompt the endpoint's template cannot take
+                a.fail(Outcome.PROTOCOL_ERROR, f"could not build the request: {exc!r}")
+                return
             if sdk is not None:
                 await sdk_exchange(sdk, req, a, parser, ep.timeouts, rid)
             else:
@@ -389,6 +412,9 @@ class Engine:
         finally:
             end = perf_counter_ns()
             rec = a.record(rid, prompt.id, end, self.spec.keep_packet_text)
+            if self.drain_expired and rec.outcome == Outcome.CANCELLED.value:
+                rec.outcome, rec.timeout_kind = Outcome.TIMEOUT.value, "drain"
+                rec.error = f"still running {self.spec.drain_s:.0f} s (drain_s) after the run ended"
             rec.shard, rec.user, rec.level, rec.variant = self.spec.shard_index, user, level, variant
             rec.scheduled_s = (sched_ns - self.t0) / 1e9
             rec.started_epoch = time.time() - (end - sent) / 1e9
@@ -415,6 +441,7 @@ class Engine:
             self._count_tokens(batch)  # the character estimate is cheaper than a thread hop
         elif batch:
             await asyncio.to_thread(self._count_tokens, batch)
+        # from here on the records are kept whatever the sink does
         for d in batch:
             self.stats.finished(self._second(d.end_ns), d.rec)
             self.records.append(d.rec)
@@ -439,25 +466,30 @@ class Engine:
         tok = self.tokenizer
         count: Callable[[str], int] = tok.count if tok is not None else estimate_tokens
         for d in batch:
-            rec = d.rec
-            pid = d.prompt.id
-            if d.prompt.input_tokens:
-                client_in: int | None = d.prompt.input_tokens
-            else:
-                if pid not in self._input_counts:
-                    self._input_counts[pid] = _count_prompt(tok, d.prompt)
-                client_in = self._input_counts[pid]
-            thinking = count(d.thinking_text) if d.thinking_text else 0
-            answer = count(rec.answer_text) if rec.answer_text else 0
-            if d.prompt.expected is not None:
-                rec.correct = rec.ok and _grade(rec.answer_text, d.prompt.expected)
-            fill_tokens(
-                rec,
-                client_input=client_in,
-                client_output=thinking + answer,
-                client_thinking=thinking or None,
-                estimated=tok is None,
-            )
+            try:
+                self._count_one(tok, count, d)
+            except Exception as exc:  # a tokenizer or grader failure loses no record
+                self.errors.append(f"counting tokens for {d.rec.request_id} failed: {exc!r}")
+
+    def _count_one(self, tok: Any, count: Callable[[str], int], d: _Done) -> None:
+        rec, prompt = d.rec, d.prompt
+        if prompt.input_tokens:
+            client_in: int | None = prompt.input_tokens
+        else:
+            if prompt.id not in self._input_counts:
+                self._input_counts[prompt.id] = _count_prompt(tok, prompt)
+            client_in = self._input_counts[prompt.id]
+        thinking = count(d.thinking_text) if d.thinking_text else 0
+        answer = count(rec.answer_text) if rec.answer_text else 0
+        fill_tokens(
+            rec,
+            client_input=client_in,
+            client_output=thinking + answer,
+            client_thinking=thinking or None,
+            estimated=tok is None,
+        )
+        if prompt.expected is not None:
+            rec.correct = rec.ok and _grade(rec.answer_text, prompt.expected)
 
     def _engine_report(self) -> dict[str, Any]:
         mismatch = _mismatch_pct(self.records) if self.tokenizer is not None else None
@@ -477,10 +509,13 @@ class Engine:
             due = sum(1 for _ in itertools.takewhile(lambda a: a[0] < cutoff, arrivals))
             report["target_sends"], report["missed_sends"] = due, max(0, due - self.taken)
             if report["missed_sends"]:
-                why = "max_concurrency cap reached" if self.profile.max_concurrency else "client fell behind"
+                capped = bool(self.profile.max_concurrency)
+                why = "max_concurrency cap reached" if capped else "client fell behind"
                 report["reasons"].append(
                     f"{report['missed_sends']} of {due} scheduled sends never went out ({why})"
                 )
+                if not capped and report["missed_sends"] > 0.01 * due:
+                    report["verdict"], report["saturated"] = "client-bound", True
         return report
 
 

@@ -56,7 +56,12 @@ class GenericAdapter:
         url = join_url(ep.base_url, fmt.path)
         if self.transport == "ws":
             url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        return HttpRequest(url, base_headers(ep), render_body(fmt, ep, prompt), transport=self.transport)
+        body = render_body(fmt, ep, prompt)
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"body template is not valid JSON once filled: {exc}") from None
+        return HttpRequest(url, base_headers(ep), body, transport=self.transport)
 
     def parser(self, analyzer: Any, fmt: GenericFormat | None = None) -> ChunkParser:
         return GenericParser(analyzer, fmt or GenericFormat())

@@ -465,3 +465,49 @@ async def test_every_adapter_classifies_every_malformed_stream(sim: Any, protoco
     rec = result.records[0]
     assert rec.outcome == MALFORMED[fault], (protocol, fault, rec.outcome, rec.error)
     assert rec.error
+
+
+async def test_requests_outliving_the_drain_are_timeouts_not_hidden(sim: Any) -> None:
+    async with SimulatorProcess(ttft_ms=50, itl_ms=200, output_tokens=20) as s:
+        spec = spec_for(
+            s.base_url,
+            profile=ProfileSpec(kind="users", users=3, spawn_rate=100),
+            duration_s=0.5,
+            drain_s=0.5,
+        )
+        result = await run(spec)
+    assert result.ended_by == "duration"
+    cut = [r for r in result.records if r.timeout_kind == "drain"]
+    assert len(cut) == 3 and all(r.outcome == "timeout" for r in cut)
+    assert result.summary["requests"]["failures"] == {"timeout": 3}
+
+
+async def test_a_failing_grader_or_sink_loses_no_record(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.engine as engine_mod
+
+    def broken_grade(answer: str, expected: str) -> bool:
+        raise ValueError("grader bug")
+
+    class FailingSink:
+        async def on_records(self, batch: list[dict[str, Any]]) -> None:
+            raise RuntimeError("database down")
+
+        async def on_tick(self, delta: dict[str, Any]) -> None:
+            raise RuntimeError("redis down")
+
+    monkeypatch.setattr(engine_mod, "_grade", broken_grade)
+    prompts = [Prompt(id="a", text="q", expected="1"), Prompt(id="b", text="q")]
+    result = await run(
+        spec_for(sim.base_url, prompts=prompts, duration_s=None, max_requests=4), sink=FailingSink()
+    )
+    assert len(result.records) == 4 and all(r.ok for r in result.records)
+    assert all(r.output_tokens == 20 for r in result.records)  # counted before the grader failed
+    assert any("grader bug" in e for e in result.errors) and any("final flush" in e for e in result.errors)
+
+
+async def test_a_request_that_cannot_be_built_is_a_classified_record(sim: Any) -> None:
+    spec = spec_for(sim.base_url, "generic-sse", duration_s=None, max_requests=2)
+    spec.endpoint.generic.body_template = '{"q": {{prompt}}, "broken": }'
+    result = await run(spec)
+    assert len(result.records) == 2
+    assert all(r.outcome == "protocol_error" and "could not build" in r.error for r in result.records)
