@@ -86,7 +86,8 @@ class StreamAnalyzer:
             self.failure = outcome.value
             self.error = error[:500]
             for key, value in extra.items():
-                setattr(self, key, value)
+                if value is not None:
+                    setattr(self, key, value)
 
     def fail_http(self, status: int, body: str) -> None:
         if 400 <= status < 500 and names_context_length(body):
@@ -104,7 +105,7 @@ class StreamAnalyzer:
     def timed_out(self, kind: str, now_ns: int) -> None:
         since = self.last_content_ns or self.first_byte_ns or self.sent_ns
         beats = sum(1 for p in self.packets if p.t_ns > since and p.kind is PacketKind.HEARTBEAT)
-        if kind == "idle" and beats:
+        if kind in ("idle", "first_byte") and beats:
             self.stalled = True
             msg = f"alive but stalled: {beats} heartbeats and no content for {(now_ns - since) / 1e9:.1f} s"
         else:
@@ -132,6 +133,9 @@ class StreamAnalyzer:
     def _usage_into(self, rec: RequestRecord) -> None:
         u = self.usage
         rec.usage_input_tokens = u.get("prompt_tokens", u.get("input_tokens"))
+        if rec.usage_input_tokens is not None and "input_tokens" in u:  # Anthropic: cached parts apart
+            cached = u.get("cache_read_input_tokens", 0) + u.get("cache_creation_input_tokens", 0)
+            rec.usage_input_tokens += cached
         rec.usage_output_tokens = u.get("completion_tokens", u.get("output_tokens"))
         if "reasoning_tokens" in u:
             rec.thinking_tokens = u["reasoning_tokens"]

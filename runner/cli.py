@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner import profiles
 from runner.engine import run
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate
@@ -166,11 +167,13 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         tokenizer=args.tokenizer,
         timeouts=Timeouts(total=args.timeout, idle=args.idle_timeout),
     )
-    duration = args.duration if args.duration is not None else (None if args.requests else 60.0)
+    profile = build_profile(args)
+    own_length = profiles.duration(profile) is not None or profile.kind == "replay"
+    duration = args.duration if args.duration is not None else (None if args.requests or own_length else 60.0)
     return RunSpec(
         endpoint=endpoint,
         prompts=load_prompts(args),
-        profile=build_profile(args),
+        profile=profile,
         duration_s=duration,
         max_requests=args.requests,
         bucket_edges=[int(x) for x in args.buckets.split(",")],

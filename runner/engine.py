@@ -153,6 +153,7 @@ class Engine:
             currency=ep.currency,
             length_is_failure=self.spec.length_is_failure,
             engine=engine,
+            level_duration_s=self.profile.level_duration_s if self.profile.kind == "sweep" else None,
         )
         if self.spec.variants:
             summary["variants"] = [
@@ -262,7 +263,7 @@ class Engine:
         n = len(self.spec.prompts)
         idx = list(range(n))
         if self.spec.sample_order == "shuffled":
-            random.Random(self.profile.seed * 31 + self.spec.shard_index).shuffle(idx)
+            random.Random(self.profile.seed * 31).shuffle(idx)  # one order for all shards, then strided
         # shards interleave: shard i takes i, i+count, ... so together they walk the dataset once
         start, step = self.spec.shard_index % n, max(1, self.spec.shard_count)
         return (idx[(start + k * step) % n] for k in itertools.count())

@@ -36,7 +36,7 @@ def duration(p: ProfileSpec) -> float | None:
     if p.kind == "replay":
         return None  # a replay ends when its last entry has been sent, not on a clock
     if p.kind == "users" and p.hold_s > 0:
-        return p.users / max(p.spawn_rate, 1e-9) + p.hold_s + p.ramp_down_s
+        return p.phase_s + p.users / max(p.spawn_rate, 1e-9) + p.hold_s + p.ramp_down_s
     return None
 
 
@@ -54,6 +54,10 @@ def _ramp(start: float, target: float, rate: float, dt: float) -> float:
 def users_at(p: ProfileSpec, t: float) -> int:
     """Closed-loop target users at ``t`` seconds: ramps move at ``spawn_rate`` users/s."""
     rate = max(p.spawn_rate, 1e-9)
+    if p.phase_s:
+        if t < p.phase_s:
+            return 0
+        t -= p.phase_s
     if p.kind == "users":
         up = p.users / rate
         if t < up:
@@ -104,7 +108,7 @@ def arrivals(p: ProfileSpec, seed_offset: int = 0) -> Iterator[tuple[float, int 
         return
     rng = random.Random(p.seed * 1_000_003 + seed_offset)
     end = duration(p)
-    t = 0.0
+    t = p.phase_s if p.arrival == "constant" else 0.0
     while end is None or t < end:
         rate = rate_at(p, t)
         if rate <= 0:
@@ -148,7 +152,7 @@ def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:
     if count <= 1:
         return dataclasses.replace(p)
     users_mode = not is_open_loop(p)
-    q = dataclasses.replace(p, seed=p.seed * 7919 + index)
+    q = dataclasses.replace(p)  # arrivals() offsets the seed per shard; prompt order stays shared
     q.users = int(_share(p.users, index, count, True))
     q.spawn_rate = p.spawn_rate / count
     q.rate = p.rate / count
@@ -158,6 +162,13 @@ def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:
     ]
     q.sweep_levels = [_share(v, index, count, users_mode) for v in p.sweep_levels]
     q.replay = [e for i, e in enumerate(p.replay) if i % count == index]
+    # interleave the shards: shard i's first user (or constant arrival) comes i steps after shard 0's,
+    # so together they ramp at spawn_rate and send evenly spaced, as one process would
+    q.phase_s = p.phase_s + index / max(p.spawn_rate if not is_open_loop(p) else per_second(p, p.rate), 1e-9)
+    if p.kind == "users" and p.hold_s > 0:
+        q.hold_s = (
+            p.hold_s + (p.users / p.spawn_rate) - (q.users / q.spawn_rate if q.users else 0) - q.phase_s
+        )
     if p.max_concurrency:
         q.max_concurrency = max(1, int(_share(p.max_concurrency, index, count, True)))
     return q

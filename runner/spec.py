@@ -118,6 +118,8 @@ class ProfileSpec:
     # Open loop only: at most this many requests in flight (0 = unbounded). Sends held back by the
     # cap go out late; their latency still counts from the scheduled time and they are reported.
     max_concurrency: int = 0
+    # Shards only: this shard's offset within the whole ramp / constant schedule (set by split_profile).
+    phase_s: float = 0.0
 
 
 @dataclass(slots=True)

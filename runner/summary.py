@@ -193,6 +193,7 @@ def summarize(
     currency: str = "USD",
     length_is_failure: bool = False,
     engine: dict[str, Any] | None = None,
+    level_duration_s: float | None = None,
 ) -> dict[str, Any]:
     recs = _as_records(records)
     slo = slo or Slo()
@@ -227,7 +228,9 @@ def summarize(
     levels = sorted({r.level for r in recs if r.level is not None})
     if levels:
         summary["sweep"] = [
-            _sweep_point(level, [r for r in recs if r.level == level], slo, length_is_failure)
+            _sweep_point(
+                level, [r for r in recs if r.level == level], slo, length_is_failure, level_duration_s
+            )
             for level in levels
         ]
     graded = [r for r in recs if r.correct is not None and r.outcome != Outcome.CANCELLED.value]
@@ -239,9 +242,11 @@ def summarize(
     return summary
 
 
-def _sweep_point(level: int, recs: list[RequestRecord], slo: Slo, length_is_failure: bool) -> dict[str, Any]:
-    span = max((r.scheduled_s for r in recs), default=0) - min((r.scheduled_s for r in recs), default=0)
-    b = _block(recs, max(span, 1e-9), slo, length_is_failure)
+def _sweep_point(
+    level: int, recs: list[RequestRecord], slo: Slo, length_is_failure: bool, level_duration_s: float | None
+) -> dict[str, Any]:
+    span = level_duration_s or (max(r.scheduled_s for r in recs) - min(r.scheduled_s for r in recs)) or 1.0
+    b = _block(recs, span, slo, length_is_failure)
     return {
         "level": level,
         "throughput": b["throughput"],

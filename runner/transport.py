@@ -45,10 +45,12 @@ class Watchdog:
     def _deadline(self) -> tuple[int, str]:
         a, t = self.analyzer, self.timeouts
         total = a.sent_ns + int(t.total * 1e9)
-        if a.first_byte_ns is None:
+        if a.last_content_ns is None:
+            # until the first token: servers send headers at once and then prefill for as long as
+            # the prompt needs, so only the first-byte budget applies (not idle)
             other, kind = a.sent_ns + int(t.first_byte * 1e9), "first_byte"
         else:
-            other, kind = (a.last_content_ns or a.first_byte_ns) + int(t.idle * 1e9), "idle"
+            other, kind = a.last_content_ns + int(t.idle * 1e9), "idle"
         return (total, "total") if total <= other else (other, kind)
 
     def _check(self) -> None:
@@ -59,7 +61,9 @@ class Watchdog:
             if self._task is not None:
                 self._task.cancel()
         else:
-            self._handle = self._loop.call_later((deadline - now) / 1e9, self._check)
+            # never sleep past one idle period: the first content packet may start the idle clock
+            wait = min(deadline - now, int(self.timeouts.idle * 1e9)) / 1e9
+            self._handle = self._loop.call_later(wait, self._check)
 
     def stop(self) -> None:
         self._handle.cancel()

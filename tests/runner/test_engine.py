@@ -141,7 +141,7 @@ async def test_simulator_faults_are_classified(sim: Any, fault: str, outcome: st
     rec = (await run(spec)).records[0]
     assert rec.outcome == outcome, (fault, rec.error)
     if fault == "stall":
-        assert rec.timeout_kind == "idle"  # no heartbeats configured: a silent stall
+        assert rec.timeout_kind == "first_byte"  # no content ever, no heartbeats: a silent stall
     if fault == "slow_first_byte":
         assert rec.timeout_kind == "first_byte"
 
@@ -153,7 +153,7 @@ async def test_stall_with_heartbeats_is_alive_but_stalled() -> None:
             headers={"x-sim-fault": "stall"},
             duration_s=None,
             max_requests=1,
-            timeouts=Timeouts(idle=1.0, total=20),
+            timeouts=Timeouts(first_byte=1.0, idle=1.0, total=20),
         )
         rec = (await run(spec)).records[0]
     assert rec.outcome == "timeout" and rec.stalled and rec.heartbeats >= 5

@@ -83,3 +83,30 @@ def test_preview_gives_a_curve() -> None:
     p = ProfileSpec(kind="users", users=4, spawn_rate=1, hold_s=4)
     curve = preview(p, points=9)
     assert curve["users"][0] == 1 and max(curve["users"]) == 4 and len(curve["t"]) == 9
+
+
+def test_sharded_ramp_and_constant_schedule_match_the_whole() -> None:
+    p = ProfileSpec(kind="users", users=32, spawn_rate=1, hold_s=10)
+    parts = [split_profile(p, i, 8) for i in range(8)]
+    for t in (0, 0.5, 1, 5, 6.5, 20.2, 31.5, 40):
+        assert sum(users_at(q, t) for q in parts) == users_at(p, t), t
+    assert {duration(q) for q in parts} == {duration(p)}
+    r = ProfileSpec(kind="rate", rate=10, arrival="constant")
+    merged = sorted(t for i in range(2) for t, _ in itertools.islice(arrivals(split_profile(r, i, 2), i), 20))
+    gaps = [b - a for a, b in itertools.pairwise(merged)]
+    assert all(g == pytest.approx(0.1) for g in gaps)
+
+
+def test_shuffled_order_is_shared_so_shards_cover_every_prompt() -> None:
+    from runner.engine import Engine
+
+    spec = RunSpec(
+        endpoint=EndpointSpec(protocol="openai-chat", base_url="http://x"),
+        prompts=[Prompt(id=str(i)) for i in range(10)],
+        sample_order="shuffled",
+    )
+    seen = set()
+    for i in range(2):
+        order = Engine(spec.shard(i, 2))._prompt_order()
+        seen |= {next(order) for _ in range(5)}
+    assert seen == set(range(10))

@@ -167,8 +167,8 @@ async def test_http_errors_and_context_overflow() -> None:
 async def test_heartbeat_only_stream_is_alive_but_stalled() -> None:
     script: list = [chat_chunk(content="", role=True)] + [b": ping\n\n", 0.1] * 20
     async with raw_server(script) as url:
-        rec = await one(url, timeouts=Timeouts(idle=0.5, total=10))
-    assert rec.outcome == "timeout" and rec.timeout_kind == "idle"
+        rec = await one(url, timeouts=Timeouts(first_byte=0.5, idle=0.5, total=10))
+    assert rec.outcome == "timeout" and rec.timeout_kind == "first_byte"
     assert rec.stalled and "alive but stalled" in rec.error
     assert rec.heartbeats >= 3
 
@@ -344,3 +344,23 @@ async def test_answers_are_graded_against_the_expected_answer() -> None:
     graded = {r.prompt_id: r.correct for r in result.records}
     assert graded == {"right": True, "wrong": False}
     assert result.summary["accuracy"] == 0.5
+
+
+async def test_long_prefill_is_bounded_by_first_byte_not_idle() -> None:
+    # headers at once, first token after 1.5 s: idle (0.5 s) must not cut a legitimate prefill
+    script = [chat_chunk(content="", role=True), 1.5, chat_chunk("Hi"), chat_chunk(finish="stop"), DONE]
+    async with raw_server(script) as url:
+        rec = await one(url, timeouts=Timeouts(first_byte=5, idle=0.5, total=10))
+    assert rec.outcome == "success" and rec.ttft_ms >= 1400  # type: ignore[operator]
+    async with raw_server(script) as url:
+        rec = await one(url, timeouts=Timeouts(first_byte=0.7, idle=5, total=10))
+    assert rec.outcome == "timeout" and rec.timeout_kind == "first_byte"
+    assert 650 <= rec.e2e_ms <= 1300  # type: ignore[operator]
+
+
+async def test_a_stall_after_content_ends_one_idle_period_later() -> None:
+    script = [chat_chunk(content="", role=True), 0.6, chat_chunk("Hi"), 5.0, DONE]
+    async with raw_server(script) as url:
+        rec = await one(url, timeouts=Timeouts(first_byte=5, idle=0.4, total=10))
+    assert rec.outcome == "timeout" and rec.timeout_kind == "idle"
+    assert 950 <= rec.e2e_ms <= 1500  # 0.6 s to the token + 0.4 s idle  # type: ignore[operator]
