@@ -9,6 +9,7 @@ from raw records (:mod:`runner.summary`); these sketches only feed the live view
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,27 +174,32 @@ class LiveAggregate:
         for second, wd in delta.get("windows", {}).items():
             w = Window.from_dict(wd)
             self.total.merge(w)
-            self.windows.setdefault(int(second), Window()).merge(w)
+            target = self.windows.get(int(second))
+            if target is None:
+                target = self.windows[int(second)] = Window()
+            target.merge(w)
         gauges = seen.setdefault("gauges", {})
-        for second, g in delta.get("gauges", {}).items():
-            gauges[str(second)] = g
-            self.windows.setdefault(int(second), Window())
-        self._refresh_gauges()
+        fresh = {int(sec): g for sec, g in delta.get("gauges", {}).items()}
+        if fresh:
+            # carry this shard's last sample over seconds it did not flush in, then re-add only the
+            # touched seconds: merging stays cheap however long the run
+            last_second = seen.get("last_gauge", min(fresh))
+            last_value = gauges.get(str(last_second), 0)
+            for second in range(last_second + 1, max(fresh) + 1):
+                last_value = fresh.get(second, last_value)
+                gauges[str(second)] = last_value
+            for second, g in fresh.items():
+                gauges[str(second)] = g
+            seen["last_gauge"] = max(last_second, max(fresh))
+            self._sum_gauges(range(min(last_second + 1, min(fresh)), max(fresh) + 1))
 
-    def _refresh_gauges(self) -> None:
-        """Active users per second, summed over shards. A second in which a shard happened not to
-        flush (flushes drift against second boundaries) carries that shard's previous sample."""
-        per_second: dict[int, int] = {}
-        for info in self.shards.values():
-            samples = {int(s): g for s, g in info.get("gauges", {}).items()}
-            if not samples:
-                continue
-            last = 0
-            for second in range(min(samples), max(samples) + 1):
-                last = samples.get(second, last)
-                per_second[second] = per_second.get(second, 0) + last
-        for second, g in per_second.items():
-            self.windows.setdefault(second, Window()).active_users = g
+    def _sum_gauges(self, seconds: Iterable[int]) -> None:
+        for second in seconds:
+            total = sum(info.get("gauges", {}).get(str(second), 0) for info in self.shards.values())
+            window = self.windows.get(second)
+            if window is None:
+                window = self.windows[second] = Window()
+            window.active_users = total
 
     def point(self, second: int) -> dict[str, Any]:
         w = self.windows.get(second) or Window()

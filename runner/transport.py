@@ -155,6 +155,7 @@ async def _sse(
         t = perf_counter_ns()
         for ev in sse.close():
             on_event(ev.event, ev.data, t)
+        parser.end(t)
 
 
 async def _ws(
@@ -189,6 +190,7 @@ async def _ws(
                 break
             if a.done or a.failure:
                 break
+        parser.end(perf_counter_ns())
 
 
 def connection_timing() -> aiohttp.TraceConfig:
@@ -262,4 +264,5 @@ async def sdk_exchange(
             parser.chunk(chunk.to_dict(), t)
         # The SDK swallows [DONE] and a cut final line alike; a finish_reason is the only end
         # marker left to tell a complete stream from a broken one.
+        parser.end(perf_counter_ns())
         analyzer.done = analyzer.finish_reason is not None

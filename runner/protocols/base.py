@@ -37,6 +37,18 @@ class ChunkParser:
         for kind, part in self.think.split(text):
             self.analyzer.add(kind, t_ns, part)
 
+    def end(self, t_ns: int) -> None:
+        """The stream is over: a held-back ``<`` that began no tag is text after all."""
+        held = self.think.flush()
+        if not held:
+            return
+        kind = PacketKind.THINKING if self.think.in_think else PacketKind.ANSWER
+        for packet in reversed(self.analyzer.packets):  # it arrived with that packet's chunk
+            if packet.kind is kind:
+                packet.text += held
+                return
+        self.analyzer.add(kind, t_ns, held)
+
 
 class ThinkSplitter:
     """Splits streamed content on ``<think>`` / ``</think>``, even when a tag is cut across chunks."""
@@ -53,7 +65,6 @@ class ThinkSplitter:
             return [(PacketKind.THINKING if self.in_think else PacketKind.ANSWER, text)]
         text, self.pending = self.pending + text, ""
         out: list[tuple[PacketKind, str]] = []
-        saw_tag = False
         while text:
             tag = self.CLOSE if self.in_think else self.OPEN
             kind = PacketKind.THINKING if self.in_think else PacketKind.ANSWER
@@ -63,7 +74,6 @@ class ThinkSplitter:
                     out.append((kind, text[:i]))
                 text = text[i + len(tag) :]
                 self.in_think = not self.in_think
-                saw_tag = True
                 continue
             keep = _partial_suffix(text, tag)
             if keep:
@@ -71,10 +81,17 @@ class ThinkSplitter:
             if text:
                 out.append((kind, text))
             break
-        if saw_tag and not out:
-            # A chunk holding only a tag is still a generated token of the thinking phase.
+        if not out:
+            # A chunk holding only a tag, or what may start one (held back until the next chunk), is
+            # still a generated token: it counts at its own arrival time, as thinking, which is what
+            # a tag opens (a lone "<" that turns out to be answer text is the rare exception).
             out.append((PacketKind.THINKING, ""))
         return out
+
+    def flush(self) -> str:
+        """Text held back as a possible tag start when the stream ended: it was answer text."""
+        held, self.pending = self.pending, ""
+        return held
 
 
 def _partial_suffix(text: str, tag: str) -> int:

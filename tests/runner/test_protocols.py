@@ -364,3 +364,14 @@ async def test_a_stall_after_content_ends_one_idle_period_later() -> None:
         rec = await one(url, timeouts=Timeouts(first_byte=5, idle=0.4, total=10))
     assert rec.outcome == "timeout" and rec.timeout_kind == "idle"
     assert 950 <= rec.e2e_ms <= 1500  # 0.6 s to the token + 0.4 s idle  # type: ignore[operator]
+
+
+async def test_a_chunk_that_is_only_a_lone_angle_bracket_still_counts() -> None:
+    script = [chat_chunk("<"), 0.1, chat_chunk(" 3"), chat_chunk(finish="stop"), DONE]
+    async with raw_server(script) as url:
+        rec = await one(url)
+    assert rec.outcome == "success" and rec.answer_text == "< 3"
+    assert rec.ttft_ms is not None and rec.ttft_ms < 60  # the "<" chunk, not the one 100 ms later
+    async with raw_server([chat_chunk("x <"), chat_chunk(finish="stop"), DONE]) as url:
+        rec = await one(url)
+    assert rec.answer_text == "x <"
