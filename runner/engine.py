@@ -192,7 +192,7 @@ class Engine:
             auto_decompress=True,
             trace_configs=[connection_timing()],
         )
-        warm = self.spec.warm_connections if self.spec.warm_connections >= 0 else min(peak, 512)
+        warm = self.spec.warm_connections if self.spec.warm_connections >= 0 else min(max(peak, 16), 1024)
         for ep in self.endpoints:
             if warm and ep.protocol not in ("generic-ws", "openai-sdk"):
                 await self._warm(ep, warm)

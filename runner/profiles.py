@@ -199,4 +199,13 @@ def peak_concurrency(p: ProfileSpec) -> int:
         if p.kind == "sweep":
             return int(max(p.sweep_levels, default=0))
         return p.users
-    return p.max_concurrency or 0
+    if p.max_concurrency:
+        return p.max_concurrency
+    # open loop: Little's law with a generous 5 s per request, so warm-up covers typical LLM latency
+    if p.kind == "stages":
+        peak_rate = max((per_second(p, float(s["target"])) for s in p.stages), default=0.0)
+    elif p.kind == "sweep":
+        peak_rate = max((per_second(p, v) for v in p.sweep_levels), default=0.0)
+    else:
+        peak_rate = per_second(p, p.rate) if p.kind == "rate" else 0.0
+    return int(peak_rate * 5)
