@@ -98,7 +98,12 @@ def _block(recs: list[RequestRecord], duration_s: float, slo: Slo, length_is_fai
         else:
             failures[cls] = failures.get(cls, 0) + 1
     out_tokens = sum(r.output_tokens or 0 for r in ok)
-    in_tokens = sum(r.input_tokens or 0 for r in measured)
+    in_tokens = sum(r.input_tokens or 0 for r in ok)
+    # what a provider bills: every request the server processed, failed ones included (a 4k-token
+    # truncated thinking costs the same); a refusal with no usage and no token processed nothing
+    processed = [r for r in measured if r.usage_input_tokens is not None or r.ttft_ms is not None]
+    billed_in = sum(r.input_tokens or 0 for r in processed)
+    billed_out = sum(r.output_tokens or 0 for r in processed)
     block: dict[str, Any] = {
         "requests": {
             "total": len(measured),
@@ -119,6 +124,8 @@ def _block(recs: list[RequestRecord], duration_s: float, slo: Slo, length_is_fai
         "tokens": {
             "input": in_tokens,
             "output": out_tokens,
+            "billed_input": billed_in,
+            "billed_output": billed_out,
             "thinking": sum(r.thinking_tokens or 0 for r in ok),
             "estimated": any(r.tokens_estimated for r in measured),
         },
@@ -206,9 +213,9 @@ def summarize(
     t = summary["tokens"]
     summary["cost"] = {
         "currency": currency,
-        "input": t["input"] / 1000 * price_in_per_1k,
-        "output": t["output"] / 1000 * price_out_per_1k,
-        "total": t["input"] / 1000 * price_in_per_1k + t["output"] / 1000 * price_out_per_1k,
+        "input": t["billed_input"] / 1000 * price_in_per_1k,
+        "output": t["billed_output"] / 1000 * price_out_per_1k,
+        "total": t["billed_input"] / 1000 * price_in_per_1k + t["billed_output"] / 1000 * price_out_per_1k,
     }
     buckets = []
     for lo, hi in bucket_bounds(bucket_edges):

@@ -67,3 +67,15 @@ def test_accuracy_counts_failed_requests_as_wrong_and_skips_ungraded() -> None:
     s = summarize(recs, duration_s=1)
     assert s["accuracy"] == pytest.approx(2 / 4) and s["accuracy_detail"] == {"graded": 4, "correct": 2}
     assert "accuracy" not in summarize(recs[3:4], duration_s=1)
+
+
+def test_cost_bills_failed_requests_the_server_processed_but_not_refusals() -> None:
+    ok = _rec(1, 100, 1000)
+    truncated = _rec(2, 100, 1000, ok=False)
+    truncated.outcome, truncated.output_tokens, truncated.usage_input_tokens = "truncated_thinking", 4096, 1000
+    refused = RequestRecord(request_id="3", prompt_id="p", outcome="http_error", http_status=429)
+    refused.input_tokens = 1000  # the client's count: nothing was processed
+    s = summarize([ok, truncated, refused], duration_s=1, price_in_per_1k=1.0, price_out_per_1k=1.0)
+    assert s["tokens"]["billed_input"] == 2000 and s["tokens"]["billed_output"] == 31 + 4096
+    assert s["cost"]["total"] == pytest.approx(2.0 + 4.127)
+    assert s["tokens"]["output"] == 31  # throughput counts what succeeded
