@@ -155,6 +155,9 @@ class Engine:
             engine=engine,
             level_duration_s=self.profile.level_duration_s if self.profile.kind == "sweep" else None,
         )
+        # the run's duration includes the drain (the last answers); the load phase is shorter
+        summary["load_duration_s"] = self.stop_elapsed
+        summary["throughput"]["sent_per_s"] = self.sent / self.stop_elapsed if self.stop_elapsed > 0 else None
         if self.spec.variants:
             summary["variants"] = [
                 {
