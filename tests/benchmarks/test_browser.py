@@ -3,88 +3,30 @@ profile, plan, start a run, watch the live TTFT chart fill over the websocket, r
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.benchmarks.test_demo import free_port
-from tests.benchmarks.workers import ROOT, service_env, wait_for, workers
+from tests.benchmarks.browser import MARKS, chromium, daphne, sign_up
+from tests.benchmarks.workers import ROOT, workers
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = ROOT / "docs" / "live-run.png"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture
 def server(transactional_db, tmp_path):
     """daphne serving the ASGI app against the test database, with a Celery worker behind it."""
-    port = free_port()
-    log = (tmp_path / "daphne.log").open("w")
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    proc = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "llmperf_site.asgi:application"],
-        cwd=ROOT,
-        env=service_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        with workers(("browser", "load,celery")):
-            wait_for(lambda: _listening(port), 30, "daphne to listen")
-            yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-        log.close()
-
-
-def _listening(port: int) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with workers(("browser", "load,celery")), daphne(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test itself never touches the ORM.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        yield page
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1400, "height": 1500})
 
 
 def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
-    page.goto(f"{server}/signup/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_email", "alice@example.com")
-    page.fill("#id_password1", "a long browser passphrase")
-    page.fill("#id_password2", "a long browser passphrase")
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Your team is ready")
+    sign_up(page, server, "alice")
 
     page.goto(f"{server}/endpoints/new/")
     page.fill("#id_name", "Simulator")

@@ -3,13 +3,8 @@ the table and the overlaid charts, save it, reopen its URL as another member; an
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -17,70 +12,26 @@ from django.test import Client
 from django.urls import reverse
 
 from benchmarks.models import Run
+from tests.benchmarks.browser import MARKS, chromium, daphne
 from tests.benchmarks.compare_runs import finished_run
 from tests.benchmarks.factories import Cast, make_cast
-from tests.benchmarks.test_demo import free_port
-from tests.benchmarks.workers import ROOT, service_env, wait_for
+from tests.benchmarks.workers import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = ROOT / "docs" / "compare.png"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture
 def server(transactional_db, tmp_path):
     """daphne serving the ASGI app against the test database (no worker: the runs are already done)."""
-    port = free_port()
-    log = (tmp_path / "daphne.log").open("w")
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    proc = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "llmperf_site.asgi:application"],
-        cwd=ROOT,
-        env=service_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: _listening(port), 30, "daphne to listen")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-        log.close()
-        connections.close_all()
-
-
-def _listening(port: int) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with daphne(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium() as b:
+        yield b
 
 
 @dataclass

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from tests.benchmarks.test_browser import CHROMIUM, page, server  # noqa: F401  (fixtures)
+from tests.benchmarks.browser import CHROMIUM, sign_up
+from tests.benchmarks.test_browser import page, server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -20,13 +21,7 @@ def test_upload_shows_live_progress_then_the_histogram(server, page, tmp_path): 
     upload = tmp_path / "prompts.txt"
     upload.write_text("\n".join(lines))
 
-    page.goto(f"{server}/signup/")
-    page.fill("#id_username", "dana")
-    page.fill("#id_email", "dana@example.com")
-    page.fill("#id_password1", "a long browser passphrase")
-    page.fill("#id_password2", "a long browser passphrase")
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Your team is ready")
+    sign_up(page, server, "dana")
 
     page.goto(f"{server}/datasets/new/")
     page.fill("#id_name", "Words")
