@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-tokens", type=int)
     r.add_argument("--temperature", type=float)
     r.add_argument("--timeout", type=float, default=600.0, help="total timeout per request, seconds")
-    r.add_argument("--idle-timeout", type=float, default=60.0)
+    r.add_argument("--idle-timeout", type=float, default=60.0, help="between content packets, seconds")
+    r.add_argument("--first-byte-timeout", type=float, default=120.0, help="until the first token, seconds")
+    r.add_argument("--connect-timeout", type=float, default=10.0)
+    r.add_argument("--drain", type=float, default=30.0, help="seconds in-flight requests get after the end")
     r.add_argument("--buckets", default="0,1024,4096,16384,32768,49152", help="input-token bucket edges")
     r.add_argument("--slo-ttft-ms", type=float, default=2000.0)
     r.add_argument("--slo-tokens-per-s", type=float, default=20.0)
@@ -122,7 +125,13 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
 
 
 def build_profile(args: argparse.Namespace) -> ProfileSpec:
-    common = {"seed": args.seed, "spawn_rate": args.spawn_rate, "rate_unit": "qpm" if args.qpm else "qps"}
+    common = {
+        "seed": args.seed,
+        "spawn_rate": args.spawn_rate,
+        "rate_unit": "qpm" if args.qpm else "qps",
+        "arrival": args.arrival,
+        "max_concurrency": args.max_concurrency,  # open loop of any shape: rate, rate stages, rate sweep
+    }
     if args.replay:
         entries = [
             {"t_s": float(e["t_s"]), "prompt": float(e["prompt"] if isinstance(e.get("prompt"), int) else i)}
@@ -141,9 +150,7 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
     if args.stages:
         return ProfileSpec(kind="stages", stages=args.stages, stage_mode=args.stage_mode, **common)
     if args.rate is not None:
-        return ProfileSpec(
-            kind="rate", rate=args.rate, arrival=args.arrival, max_concurrency=args.max_concurrency, **common
-        )
+        return ProfileSpec(kind="rate", rate=args.rate, **common)
     return ProfileSpec(kind="users", users=args.users, **common)
 
 
@@ -165,7 +172,12 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         headers=headers,
         params=params,
         tokenizer=args.tokenizer,
-        timeouts=Timeouts(total=args.timeout, idle=args.idle_timeout),
+        timeouts=Timeouts(
+            connect=args.connect_timeout,
+            first_byte=args.first_byte_timeout,
+            idle=args.idle_timeout,
+            total=args.timeout,
+        ),
     )
     profile = build_profile(args)
     own_length = profiles.duration(profile) is not None or profile.kind == "replay"
@@ -178,6 +190,7 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         max_requests=args.requests,
         bucket_edges=[int(x) for x in args.buckets.split(",")],
         slo=Slo(ttft_ms=args.slo_ttft_ms, tokens_per_s=args.slo_tokens_per_s),
+        drain_s=args.drain,
     )
 
 
