@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from runner.protocols.base import (
     ChunkParser,
     HttpRequest,
-    ProtocolError,
     chat_messages,
     join_url,
+    load_object,
     max_tokens_for,
 )
 from runner.records import PacketKind
@@ -44,12 +42,7 @@ class AnthropicParser(ChunkParser):
         if event in ("comment", "ping"):
             a.add(PacketKind.HEARTBEAT, t_ns)
             return
-        try:
-            obj = orjson.loads(data) if data else {}
-        except orjson.JSONDecodeError:
-            raise ProtocolError(f"malformed JSON in stream: {data[:80]!r}") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError(f"event data is not a JSON object: {data[:80]!r}")
+        obj = load_object(data) if data else {}
         kind = event or obj.get("type", "")
         if kind == "content_block_delta":
             delta = obj.get("delta") or {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from runner.analysis import StreamAnalyzer
 from runner.records import PacketKind
 from runner.spec import EndpointSpec, Prompt
@@ -99,6 +101,17 @@ def _partial_suffix(text: str, tag: str) -> int:
         if tag.startswith(text[-k:]):
             return k
     return 0
+
+
+def load_object(data: str) -> dict[str, Any]:
+    """One event's JSON payload; anything else is a protocol error, never an exception elsewhere."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(f"malformed JSON in stream: {data[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"stream event is not a JSON object: {data[:80]!r}")
+    return obj
 
 
 def base_headers(ep: EndpointSpec) -> dict[str, str]:

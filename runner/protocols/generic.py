@@ -9,11 +9,11 @@ import orjson
 from runner.protocols.base import (
     ChunkParser,
     HttpRequest,
-    ProtocolError,
     base_headers,
     chat_messages,
     dig,
     join_url,
+    load_object,
     max_tokens_for,
     prompt_text,
     split_path,
@@ -96,12 +96,7 @@ class GenericParser(ChunkParser):
             a.done = True
             a.add(PacketKind.DONE, t_ns)
             return
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise ProtocolError(f"malformed JSON in stream: {data[:80]!r}") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError(f"message is not a JSON object: {data[:80]!r}")
+        obj = load_object(data)
         if self.kind_path:
             self._by_kind(obj, t_ns)
         else:

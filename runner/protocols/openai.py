@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from runner.protocols.base import (
     ChunkParser,
     HttpRequest,
@@ -13,6 +11,7 @@ from runner.protocols.base import (
     base_headers,
     chat_messages,
     join_url,
+    load_object,
     max_tokens_for,
 )
 from runner.records import PacketKind
@@ -69,12 +68,7 @@ class OpenAIChunkParser(ChunkParser):
         if not data.strip():
             a.add(PacketKind.HEARTBEAT, t_ns)
             return
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise ProtocolError(f"malformed JSON in stream: {data[:80]!r}") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError(f"stream chunk is not a JSON object: {data[:80]!r}")
+        obj = load_object(data)
         self.chunk(obj, t_ns)
 
     def chunk(self, obj: dict[str, Any], t_ns: int) -> None:
