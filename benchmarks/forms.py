@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
 from benchmarks.models import Endpoint, LoadProfile, Membership, Plan, Team
+from benchmarks.models.plans import VARIANT_FIELDS
 
 
 class SignupForm(UserCreationForm):
@@ -304,16 +305,7 @@ class PlanForm(forms.ModelForm):
             "buckets",
             "bucket_weights",
             "shard_count",
-            "quantization",
-            "speculative",
-            "pd_separation",
-            "tp",
-            "dp",
-            "pp",
-            "ep",
-            "hardware",
-            "engine_name",
-            "engine_version",
+            *VARIANT_FIELDS,
             "notes",
         ]
 
