@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from benchmarks.models import Run, Shard
 from benchmarks.services.dispatch import enqueue
+
+
+def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
+    """One conditional UPDATE: only rows still in the filtered state change, so two reapers agree."""
+    return shards.update(status=Shard.Status.DEAD, ended_at=now, ended_by="dead", error=error)
 
 
 def shards_reap_stale(*, run_id: int | None = None) -> int:
@@ -18,22 +24,16 @@ def shards_reap_stale(*, run_id: int | None = None) -> int:
     now = timezone.now()
     shards = Shard.objects.all() if run_id is None else Shard.objects.filter(run_id=run_id)
     beat = settings.SHARD_HEARTBEAT_TIMEOUT_S
-    silent = shards.filter(
-        status=Shard.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=beat)
-    ).update(
-        status=Shard.Status.DEAD,
-        ended_at=now,
-        ended_by="dead",
-        error=f"No heartbeat for {beat:g} s: its worker died or lost the database.",
+    silent = _mark_dead(
+        shards.filter(status=Shard.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=beat)),
+        now,
+        f"No heartbeat for {beat:g} s: its worker died or lost the database.",
     )
     start = settings.SHARD_START_TIMEOUT_S
-    unclaimed = shards.filter(
-        status=Shard.Status.QUEUED, created_at__lt=now - timedelta(seconds=start)
-    ).update(
-        status=Shard.Status.DEAD,
-        ended_at=now,
-        ended_by="dead",
-        error=f"No worker started it within {start:g} s.",
+    unclaimed = _mark_dead(
+        shards.filter(status=Shard.Status.QUEUED, created_at__lt=now - timedelta(seconds=start)),
+        now,
+        f"No worker started it within {start:g} s.",
     )
     return silent + unclaimed
 
