@@ -1,8 +1,9 @@
 // A deliberately cheap OpenAI-style streaming server for benchmarking llmperf's engine: the load
 // generator must be measured against something much cheaper than itself. Plain Node.js, no deps.
 //   node bench/fastserver.js PORT TTFT_MS ITL_MS TOKENS
-// It records, per x-request-id, when it wrote the first content chunk (process.hrtime = CLOCK_MONOTONIC,
-// the same clock as Python's perf_counter_ns on Linux), served at GET /sim/log (and cleared).
+// It records, per x-request-id, when the request arrived and when it wrote the first content chunk
+// (process.hrtime = CLOCK_MONOTONIC, the same clock as Python's perf_counter_ns on Linux), served as
+// [[id, arrival_ns, first_write_ns], ...] at GET /sim/log (and cleared). Server TTFT = write - arrival.
 "use strict";
 const http = require("http");
 const [port, ttftMs, itlMs, tokens] = process.argv.slice(2).map(Number);
@@ -22,6 +23,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     return res.end('{"data":[]}');
   }
+  const arrival = process.hrtime.bigint();
   req.resume();
   req.on("end", () => {
     const id = req.headers["x-request-id"] || "";
@@ -29,7 +31,7 @@ const server = http.createServer((req, res) => {
     res.write(ROLE);
     let sent = 0;
     const step = () => {
-      if (sent === 0) log.push([id, process.hrtime.bigint().toString()]);
+      if (sent === 0) log.push([id, arrival.toString(), process.hrtime.bigint().toString()]);
       res.write(TOK);
       sent += 1;
       if (sent < tokens) {

@@ -4,8 +4,10 @@ Protocols, packet analysis, metrics, load profiles, the simulator and a CLI. Cel
 CLI and the tests all call the same code; only plain dataclasses and dicts cross its boundary.
 """
 
-from runner.engine import RunResult, run, run_blocking, single_request
+from runner.blocking import run_blocking
+from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, METRICS
+from runner.probe import single_request
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats

@@ -1,8 +1,12 @@
 """The load engine: drives a profile against an endpoint and measures every stream.
 
-``run()`` is the asyncio entry point (CLI, tests); ``run_blocking()`` wraps it for Celery workers
-with uvloop, a cancel poll and a sink called from its own thread so database writes never stall the
-event loop. Records reach the sink about every second, so a crash loses at most that second.
+``run()`` is the asyncio entry point (CLI, tests; :mod:`runner.blocking` wraps it for Celery).
+The event loop only measures: sends go out on a precise clock (:mod:`runner.pacing`), bytes are
+stamped as they arrive, and everything the engine does for itself — token counts, records for the
+sink, stats deltas — is cut into slices short enough (well under a millisecond each) that no send
+and no stamp waits behind them. The garbage collector is off while measuring (records hold no
+cycles; reference counting frees them) and runs once at the end. Records reach the sink about every
+second, so a crash loses at most that second.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ import gc
 import itertools
 import random
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Protocol
@@ -23,10 +25,10 @@ import aiohttp
 
 from runner import profiles
 from runner.analysis import StreamAnalyzer
-from runner.metrics import estimate_tokens, fill_tokens
 from runner.monitor import EngineMonitor
+from runner.pacing import Pacer
+from runner.postprocess import Finished, PostProcessor, load_tokenizer, mismatch_pct
 from runner.protocols import adapter_for, make_parser
-from runner.protocols.base import prompt_text
 from runner.records import Outcome, PacketKind, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec
 from runner.stats import ShardStats
@@ -35,16 +37,12 @@ from runner.transport import connection_timing, exchange, sdk_client, sdk_exchan
 
 LATE_NS = 10_000_000  # a send more than 10 ms behind its schedule counts as late
 FLUSH_S = 1.0
+SLICE = 64  # records handled per loop turn while flushing (a few hundred µs at most)
 
 
 class Sink(Protocol):
     async def on_records(self, batch: list[dict[str, Any]]) -> None: ...
     async def on_tick(self, delta: dict[str, Any]) -> None: ...
-
-
-class SyncSink(Protocol):
-    def on_records(self, batch: list[dict[str, Any]]) -> None: ...
-    def on_tick(self, delta: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -55,14 +53,6 @@ class RunResult:
     engine: dict[str, Any]
     duration_s: float
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Done:
-    rec: RequestRecord
-    prompt: Prompt
-    thinking_text: str
-    end_ns: int
 
 
 class Engine:
@@ -81,7 +71,7 @@ class Engine:
         self.stop = asyncio.Event()
         self.flusher_stop = asyncio.Event()
         self.records: list[RequestRecord] = []
-        self.pending: list[_Done] = []
+        self.pending: list[Finished] = []
         self.in_flight: set[asyncio.Task[None]] = set()
         self.active_users = 0
         self.sent = self.late = self.capped = 0  # requests made (all variants)
@@ -89,9 +79,8 @@ class Engine:
         self.seq = itertools.count()
         self.schedule_lags: list[float] = []
         self.errors: list[str] = []
-        self.tokenizer: Any = None
+        self.post = PostProcessor(None)
         self._order = self._prompt_order()
-        self._input_counts: dict[str, int] = {}
         self.t0 = 0
         self.second0 = 0
         self.stop_elapsed = 0.0
@@ -102,9 +91,9 @@ class Engine:
     # -- public --------------------------------------------------------------------------------
     async def run(self) -> RunResult:
         # The collector would stop the loop for tens of ms at random moments while thousands of
-        # records are alive, which shows up as TTFT. While measuring, the flusher collects the young
-        # generations once a second (short, and visible to the lag monitor); the full collection
-        # waits until the end. Reference counting frees all acyclic data meanwhile.
+        # records are alive (a pass over every tracked object), which shows up as TTFT. Records are
+        # tuples and lists of numbers without cycles, so reference counting frees what the run no
+        # longer needs; the few cycles aiohttp leaves behind wait for one collection at the end.
         was_enabled = gc.isenabled()
         gc.freeze()
         gc.disable()
@@ -114,6 +103,7 @@ class Engine:
             gc.unfreeze()
             if was_enabled:
                 gc.enable()
+            gc.collect()
 
     async def _run(self) -> RunResult:
         await self._setup()
@@ -122,6 +112,7 @@ class Engine:
         self.t0 = perf_counter_ns()
         epoch0 = self.spec.run_started_epoch or time.time()
         self.second0 = max(0, int(time.time() - epoch0))
+        self.stats.second0 = self.second0
         driver = asyncio.create_task(
             self._open_loop() if profiles.is_open_loop(self.profile) else self._closed_loop()
         )
@@ -181,7 +172,7 @@ class Engine:
 
     # -- setup ---------------------------------------------------------------------------------
     async def _setup(self) -> None:
-        self.tokenizer = await asyncio.to_thread(_load_tokenizer, self.ep.tokenizer)
+        self.post = PostProcessor(await asyncio.to_thread(load_tokenizer, self.ep.tokenizer))
         peak = profiles.peak_concurrency(self.profile) or 64
         for v, ep in enumerate(self.endpoints):
             if ep.protocol == "openai-sdk":
@@ -333,12 +324,16 @@ class Engine:
     async def _open_loop(self) -> None:
         cap = self.profile.max_concurrency
         sem = asyncio.Semaphore(cap) if cap else None
+        pacer = Pacer()
+        try:
+            await self._send_on_schedule(pacer, sem)
+        finally:
+            pacer.close()
+
+    async def _send_on_schedule(self, pacer: Pacer, sem: asyncio.Semaphore | None) -> None:
         for t_s, index in profiles.arrivals(self.profile, self.spec.shard_index):
             sched = self.t0 + int(t_s * 1e9)
-            delay = (sched - perf_counter_ns()) / 1e9
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
+            await pacer.sleep_until(sched)
             if self.stop.is_set():
                 return
             capped = False
@@ -424,7 +419,7 @@ class Engine:
             rec.started_epoch = time.time() - (end - sent) / 1e9
             thinking = "".join(p.text for p in a.packets if p.kind is PacketKind.THINKING)
             self.schedule_lags.append(rec.schedule_lag_ms)
-            self.pending.append(_Done(rec, prompt, thinking, end))
+            self.pending.append(Finished(rec, prompt, thinking, end))
 
     # -- flushing ------------------------------------------------------------------------------
     async def _flusher(self) -> None:
@@ -439,16 +434,22 @@ class Engine:
                 self.errors.append(f"sink failed: {exc!r}")
 
     async def _flush(self, final: bool = False, engine: dict[str, Any] | None = None) -> None:
-        gc.collect(1)
         batch, self.pending = self.pending, []
-        if batch and self.tokenizer is None:
-            self._count_tokens(batch)  # the character estimate is cheaper than a thread hop
-        elif batch:
-            await asyncio.to_thread(self._count_tokens, batch)
-        # from here on the records are kept whatever the sink does
-        for d in batch:
-            self.stats.finished(self._second(d.end_ns), d.rec)
-            self.records.append(d.rec)
+        if batch and self.post.needs_thread:
+            self.errors.extend(await asyncio.to_thread(self.post.count, batch))
+        rows: list[dict[str, Any]] = []
+        for i in range(0, len(batch), SLICE):
+            if i:
+                await asyncio.sleep(0)  # let sends and stamps through between slices
+            part = batch[i : i + SLICE]
+            if not self.post.needs_thread:
+                self.errors.extend(self.post.count(part))  # the character estimate: cheaper inline
+            # from here on the records are kept whatever the sink does
+            for d in part:
+                self.stats.finished(self._second(d.end_ns), d.rec)
+                self.records.append(d.rec)
+                if self.sink is not None:
+                    rows.append(d.rec.to_dict())
         now = perf_counter_ns()
         self.stats.gauge(self._second(now), self.active_users if not final else 0)
         extra = {
@@ -456,47 +457,17 @@ class Engine:
             or {
                 **self.monitor.last_second(),
                 "in_flight": len(self.in_flight),
-                "token_mismatch_pct": _mismatch_pct(d.rec for d in batch),
+                "token_mismatch_pct": mismatch_pct(d.rec for d in batch),
             }
         }
         delta = self.stats.delta(final=final, extra=extra)
         if self.sink is not None:
-            if batch:
-                await self.sink.on_records([d.rec.to_dict() for d in batch])
+            if rows:
+                await self.sink.on_records(rows)
             await self.sink.on_tick(delta)
 
-    def _count_tokens(self, batch: list[_Done]) -> None:
-        """Client-side token counts, in a worker thread (tokenizers must not block the loop)."""
-        tok = self.tokenizer
-        count: Callable[[str], int] = tok.count if tok is not None else estimate_tokens
-        for d in batch:
-            try:
-                self._count_one(tok, count, d)
-            except Exception as exc:  # a tokenizer or grader failure loses no record
-                self.errors.append(f"counting tokens for {d.rec.request_id} failed: {exc!r}")
-
-    def _count_one(self, tok: Any, count: Callable[[str], int], d: _Done) -> None:
-        rec, prompt = d.rec, d.prompt
-        if prompt.input_tokens:
-            client_in: int | None = prompt.input_tokens
-        else:
-            if prompt.id not in self._input_counts:
-                self._input_counts[prompt.id] = _count_prompt(tok, prompt)
-            client_in = self._input_counts[prompt.id]
-        thinking = count(d.thinking_text) if d.thinking_text else 0
-        answer = count(rec.answer_text) if rec.answer_text else 0
-        fill_tokens(
-            rec,
-            client_input=client_in,
-            client_output=thinking + answer,
-            client_thinking=thinking or None,
-            estimated=tok is None,
-        )
-        if prompt.expected is not None:
-            rec.correct = rec.ok and _grade(rec.answer_text, prompt.expected)
-
     def _engine_report(self) -> dict[str, Any]:
-        mismatch = _mismatch_pct(self.records) if self.tokenizer is not None else None
+        mismatch = mismatch_pct(self.records) if self.post.needs_thread else None
         report = self.monitor.report(
             schedule_lags_ms=self.schedule_lags,
             late_sends=self.late,
@@ -523,116 +494,6 @@ class Engine:
         return report
 
 
-def _mismatch_pct(records: Any) -> float | None:
-    """Server usage vs client count over records that have both (the billing check, live)."""
-    usage = client = 0
-    for r in records:
-        if r.usage_output_tokens is not None and r.client_output_tokens:
-            usage += r.usage_output_tokens
-            client += r.client_output_tokens
-    return (usage - client) * 100.0 / client if client else None
-
-
-def _grade(answer: str, expected: str) -> bool:
-    from runner.accuracy import grade
-
-    return bool(grade(answer, expected))
-
-
-def _load_tokenizer(ref: str) -> Any:
-    if not ref or ref == "estimate":
-        return None
-    from runner.tokenizers import load_tokenizer
-
-    return load_tokenizer(ref)
-
-
-def _count_prompt(tok: Any, prompt: Prompt) -> int:
-    if tok is None:
-        return estimate_tokens(prompt_text(prompt))
-    if prompt.messages:
-        return int(tok.count_messages(prompt.messages))
-    return int(tok.count(prompt.text))
-
-
-# -- entry points ----------------------------------------------------------------------------------
+# -- entry point ----------------------------------------------------------------------------------
 async def run(spec: RunSpec, *, sink: Sink | None = None, cancel: asyncio.Event | None = None) -> RunResult:
     return await Engine(spec, sink, cancel).run()
-
-
-class _ThreadSink:
-    """Calls a synchronous sink (Django ORM, Redis) in one dedicated thread, in order."""
-
-    def __init__(self, sink: SyncSink | None, pool: ThreadPoolExecutor) -> None:
-        self.sink, self.pool = sink, pool
-
-    async def on_records(self, batch: list[dict[str, Any]]) -> None:
-        if self.sink is not None:
-            await asyncio.get_running_loop().run_in_executor(self.pool, self.sink.on_records, batch)
-
-    async def on_tick(self, delta: dict[str, Any]) -> None:
-        if self.sink is not None:
-            await asyncio.get_running_loop().run_in_executor(self.pool, self.sink.on_tick, delta)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is in requirements on Linux
-        return None
-    return uvloop.new_event_loop
-
-
-def run_blocking(
-    spec: RunSpec,
-    *,
-    sink: SyncSink | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    poll_s: float = 0.5,
-) -> RunResult:
-    """For Celery workers: own (uv)loop; ``sink`` and ``should_cancel`` run in one helper thread."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
-
-    async def main() -> RunResult:
-        cancel = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        async def poll() -> None:
-            assert should_cancel is not None
-            while True:
-                await asyncio.sleep(poll_s)
-                with contextlib.suppress(Exception):
-                    if await loop.run_in_executor(pool, should_cancel):
-                        cancel.set()
-                        return
-
-        poller = asyncio.create_task(poll()) if should_cancel else None
-        try:
-            return await Engine(spec, _ThreadSink(sink, pool), cancel).run()
-        finally:
-            if poller is not None:
-                poller.cancel()
-
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(main())
-    finally:
-        pool.shutdown(wait=True)
-
-
-async def single_request(endpoint: EndpointSpec, prompt: str) -> RequestRecord:
-    """One request with its packet timeline (the dashboard's "test connection")."""
-    spec = RunSpec(
-        endpoint=endpoint,
-        prompts=[Prompt(id="probe", text=prompt)],
-        duration_s=None,
-        max_requests=1,
-        keep_packet_text=True,
-        warm_connections=0,
-    )
-    result = await run(spec)
-    if result.records:
-        return result.records[0]
-    rec = RequestRecord(request_id="probe", prompt_id="probe", outcome=Outcome.PROTOCOL_ERROR.value)
-    rec.error = "; ".join(result.errors) or "no request was made"
-    return rec

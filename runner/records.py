@@ -66,7 +66,8 @@ class RequestRecord:
     scheduled_s: float = 0.0  # when it should have gone out, seconds since shard start
     started_epoch: float = 0.0  # wall clock, label only
     schedule_lag_ms: float = 0.0  # actual send - scheduled send (open loop: coordinated omission)
-    connect_ms: float | None = None  # connection setup when not pre-opened; never inside TTFT
+    connect_ms: float | None = None  # connection setup when this request had to open one
+    reconnected: bool = False  # its pooled connection was dead (closed by the server): sent again
     outcome: str = Outcome.SUCCESS.value
     error: str = ""
     http_status: int | None = None
@@ -105,9 +106,14 @@ class RequestRecord:
         return self.outcome == Outcome.SUCCESS.value
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """A shallow dict (the packet rows and ITL list are shared, not copied): a record is final
+        when it is handed over, and a deep copy of every packet would cost the loop milliseconds."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord))

@@ -33,9 +33,13 @@ def _dec(s: str | None) -> HdrHistogram:
     return h
 
 
+CONTENT = frozenset({"thinking", "answer", "tool_call"})  # packet kinds that carry output tokens
+
+
 @dataclass(slots=True)
 class Window:
-    """What happened in one second (requests are counted in the second they finished)."""
+    """What happened in one second. Requests (completed, failed, QPM) count in the second they
+    finished; output tokens count in the second they arrived (see :meth:`ShardStats.finished`)."""
 
     started: int = 0
     completed: int = 0
@@ -98,8 +102,9 @@ class Window:
 class ShardStats:
     """A shard's side: record into the current second, ship what changed as a delta."""
 
-    def __init__(self, shard: int) -> None:
+    def __init__(self, shard: int, second0: int = 0) -> None:
         self.shard = shard
+        self.second0 = second0  # the run second this shard's clock started in
         self.seq = 0
         self._dirty: dict[int, Window] = {}
         self._gauges: dict[int, int] = {}
@@ -128,8 +133,12 @@ class ShardStats:
         elif rec.outcome != "cancelled":  # cut off by a cancel: kept, but not a failure
             w.failed += 1
             w.failures[rec.outcome] = w.failures.get(rec.outcome, 0) + 1
-        w.output_tokens += rec.output_tokens or 0
         w.input_tokens += rec.input_tokens or 0
+        spread = tokens_by_second(rec, self.second0)
+        for tok_second, tokens in spread:
+            self.window(tok_second).output_tokens += tokens
+        if not spread:  # no content packets to place them by: all in the second it finished
+            w.output_tokens += rec.output_tokens or 0
 
     def gauge(self, second: int, active_users: int) -> None:
         """Sampled, not counted: travels apart from the windows so a later delta that re-sends a
@@ -149,6 +158,31 @@ class ShardStats:
         }
         self._dirty, self._gauges = {}, {}
         return out
+
+
+def tokens_by_second(rec: Any, second0: int) -> list[tuple[int, int]]:
+    """A request's output tokens in the run seconds their packets arrived.
+
+    The server's per-chunk counts when every content packet has one (``tokens`` > 0); otherwise the
+    request's final count split evenly over its content packets (the remainder to the last ones),
+    so the seconds add up to exactly the request's count.
+    """
+    out = rec.output_tokens or 0
+    if not out or not rec.packets:
+        return []
+    start = rec.scheduled_s  # packet times are ms after the scheduled send
+    content = [(row[1], row[2]) for row in rec.packets if row[0] in CONTENT]
+    if not content:
+        return []
+    per_chunk = all(tokens > 0 for _, tokens in content)
+    k = len(content)
+    share, extra = divmod(out, k)
+    by_second: dict[int, int] = {}
+    for i, (t_ms, tokens) in enumerate(content):
+        n = tokens if per_chunk else share + (1 if i >= k - extra else 0)
+        second = second0 + int(start + t_ms / 1000.0)
+        by_second[second] = by_second.get(second, 0) + n
+    return list(by_second.items())
 
 
 def _pct(h: HdrHistogram, q: float, scale: float) -> float | None:

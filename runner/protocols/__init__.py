@@ -56,6 +56,6 @@ def make_parser(protocol: str, analyzer: Any, endpoint: Any) -> ChunkParser:
 
 async def probe(endpoint: Any, prompt: str = "Say hello.") -> Any:
     """One real request (the dashboard's "test connection"): its record, packet timeline included."""
-    from runner.engine import single_request
+    from runner.probe import single_request
 
     return await single_request(endpoint, prompt)

@@ -483,7 +483,7 @@ async def test_requests_outliving_the_drain_are_timeouts_not_hidden(sim: Any) ->
 
 
 async def test_a_failing_grader_or_sink_loses_no_record(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.engine as engine_mod
+    import runner.postprocess as engine_mod
 
     def broken_grade(answer: str, expected: str) -> bool:
         raise ValueError("grader bug")
@@ -495,7 +495,7 @@ async def test_a_failing_grader_or_sink_loses_no_record(sim: Any, monkeypatch: p
         async def on_tick(self, delta: dict[str, Any]) -> None:
             raise RuntimeError("redis down")
 
-    monkeypatch.setattr(engine_mod, "_grade", broken_grade)
+    monkeypatch.setattr(engine_mod, "grade", broken_grade)
     prompts = [Prompt(id="a", text="q", expected="1"), Prompt(id="b", text="q")]
     result = await run(
         spec_for(sim.base_url, prompts=prompts, duration_s=None, max_requests=4), sink=FailingSink()
