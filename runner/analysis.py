@@ -34,6 +34,8 @@ class StreamAnalyzer:
         "last_content_ns",
         "last_packet_ns",
         "packets",
+        "reconnected",
+        "reused",
         "sched_ns",
         "sent_ns",
         "stalled",
@@ -57,6 +59,8 @@ class StreamAnalyzer:
         self.timeout_kind: str | None = None
         self.stalled = False
         self.connect_ns: int | None = None  # a new connection's setup time, if this request opened one
+        self.reused = False  # its connection came from the pool
+        self.reconnected = False  # the pooled one was dead before any response byte: sent again
 
     # -- hot path -------------------------------------------------------------------------------
     def add(self, kind: PacketKind, t_ns: int, text: str = "", tokens: int = 0) -> None:
@@ -122,6 +126,7 @@ class StreamAnalyzer:
         rec.schedule_lag_ms = (self.sent_ns - self.sched_ns) / 1e6
         if self.connect_ns is not None:
             rec.connect_ms = self.connect_ns / 1e6
+        rec.reconnected = self.reconnected
         if self.first_byte_ns is not None:
             rec.first_byte_ms = (self.first_byte_ns - self.sched_ns) / 1e6
         fill_timing(rec, self.packets, self.sched_ns, end_ns, keep_text)

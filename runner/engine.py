@@ -86,6 +86,7 @@ class Engine:
         self.stop_elapsed = 0.0
         self.drain_expired = False
         self.session: aiohttp.ClientSession | None = None
+        self.fresh: aiohttp.ClientSession | None = None
         self.sdks: dict[int, Any] = {}
 
     # -- public --------------------------------------------------------------------------------
@@ -179,17 +180,25 @@ class Engine:
                 self.sdks[v] = sdk_client(ep)
         if len(self.sdks) == len(self.endpoints):
             return
-        t = self.ep.timeouts
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True),
-            timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
-            auto_decompress=True,
-            trace_configs=[connection_timing()],
-        )
+        self.session = self._session(force_close=False)
+        self.fresh = self._session(force_close=True)  # retries of requests whose pooled connection died
         warm = self.spec.warm_connections if self.spec.warm_connections >= 0 else min(max(peak, 16), 1024)
         for ep in self.endpoints:
             if warm and ep.protocol not in ("generic-ws", "openai-sdk"):
                 await self._warm(ep, warm)
+
+    def _session(self, *, force_close: bool) -> aiohttp.ClientSession:
+        t = self.ep.timeouts
+        if force_close:
+            connector = aiohttp.TCPConnector(limit=0, force_close=True, enable_cleanup_closed=True)
+        else:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True)
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
+            auto_decompress=True,
+            trace_configs=[connection_timing()],
+        )
 
     async def _warm(self, ep: EndpointSpec, n: int) -> None:
         """Open connections before the clock starts, so no TTFT pays for TCP setup."""
@@ -204,8 +213,9 @@ class Engine:
         await asyncio.gather(*(one() for _ in range(n)))
 
     async def _teardown(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        for session in (self.session, self.fresh):
+            if session is not None:
+                await session.close()
         for client in self.sdks.values():
             await client.close()
 
@@ -407,7 +417,16 @@ class Engine:
                 await sdk_exchange(sdk, req, a, parser, ep.timeouts, rid)
             else:
                 assert self.session is not None
-                await exchange(self.session, req, a, parser, ep.timeouts, rid)
+                await exchange(
+                    self.session,
+                    req,
+                    a,
+                    parser,
+                    ep.timeouts,
+                    rid,
+                    fresh=self.fresh,
+                    max_event_bytes=ep.max_event_bytes,
+                )
         finally:
             end = perf_counter_ns()
             rec = a.record(rid, prompt.id, end, self.spec.keep_packet_text)

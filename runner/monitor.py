@@ -15,6 +15,12 @@ from runner.summary import percentile
 
 TICK_S = 0.01
 LAG_P99_LIMIT_MS = 20.0
+# A second whose worst loop stall passed this is a "stalled second". One or two can be a neighbour
+# on a shared machine; more than LAG_STALLED_SHARE of the run's seconds (and at least
+# LAG_STALLED_MIN of them) means the client itself was too busy to stamp on time.
+LAG_SECOND_LIMIT_MS = 20.0
+LAG_STALLED_SHARE = 0.05
+LAG_STALLED_MIN = 3
 CPU_LIMIT = 0.90
 SCHEDULE_P99_LIMIT_MS = 50.0
 LATE_FRACTION_LIMIT = 0.01
@@ -76,6 +82,12 @@ class EngineMonitor:
         lag_p99 = percentile(lags, 99)
         if lag_p99 > LAG_P99_LIMIT_MS:
             reasons.append(f"event loop lag p99 {lag_p99:.1f} ms > {LAG_P99_LIMIT_MS:.0f} ms")
+        stalled = sum(1 for s in self.seconds if s["lag_ms_max"] > LAG_SECOND_LIMIT_MS)
+        if stalled >= LAG_STALLED_MIN and stalled > LAG_STALLED_SHARE * len(self.seconds):
+            reasons.append(
+                f"event loop stalled over {LAG_SECOND_LIMIT_MS:.0f} ms in {stalled} of "
+                f"{len(self.seconds)} s (loop lag max {lags[-1]:.1f} ms)"
+            )
         if self.cpu_per_s and len(busy) > 0.2 * len(self.cpu_per_s):
             reasons.append(f"CPU ≥ {CPU_LIMIT:.0%} of a core in {len(busy)} of {len(self.cpu_per_s)} s")
         uncapped_late = late_sends - capped_sends
@@ -96,6 +108,7 @@ class EngineMonitor:
             "lag_ms_p50": percentile(lags, 50),
             "lag_ms_p99": lag_p99,
             "lag_ms_max": lags[-1],
+            "stalled_seconds": stalled,
             "cpu_seconds": self.cpu_seconds(),
             "cpu_fraction_mean": self.cpu_seconds() / wall if wall > 0 else None,
             "cpu_fraction_max": max(self.cpu_per_s, default=None),

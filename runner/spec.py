@@ -73,6 +73,8 @@ class EndpointSpec:
     currency: str = "USD"
     max_input_tokens: int = 0
     tokenizer: str = ""  # runner.tokenizers reference; "" = character estimate, labelled as such
+    # one SSE event / WebSocket message larger than this ends the request as a protocol error
+    max_event_bytes: int = 1 << 20
 
 
 @dataclass(slots=True)

@@ -23,20 +23,36 @@ class SseStreamError(ValueError):
     """The bytes are not a valid event stream (e.g. not UTF-8)."""
 
 
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+
+
 class SseParser:
     """Feed bytes as they arrive; get complete events back.
 
     Hot path: an event that is one ``data:`` line (what every LLM server sends per token) or one
     comment is cut out directly; anything else (``event:``/``id:`` fields, multi-line data) goes
     through httpx-sse's decoder line by line, so the spec's rules still hold.
+
+    Memory is bounded: an event still open after ``max_event_bytes`` is a protocol error (a body
+    that never frames an event would otherwise be held whole). Chunks without a line break are
+    only queued, never re-copied, so reaching the limit costs linear time.
     """
 
-    __slots__ = ("_events", "_tail", "_utf8")
+    __slots__ = ("_events", "_open_bytes", "_parts", "_tail", "_utf8", "max_event_bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
         self._events = SSEDecoder()
         self._tail = ""
+        self._parts: list[str] = []  # text after the tail holding no line break yet
+        self._open_bytes = 0  # bytes of the event still open (tail + parts)
+        self.max_event_bytes = max_event_bytes
+
+    def _too_big(self) -> SseStreamError:
+        return SseStreamError(
+            f"an SSE event grew past {self.max_event_bytes:,} bytes without ending "
+            "(the endpoint's max_event_bytes limit)"
+        )
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         try:
@@ -45,7 +61,17 @@ class SseParser:
             raise SseStreamError(f"stream is not UTF-8 ({exc.reason} at byte {exc.start})") from None
         if not text:
             return []
-        text = self._tail + text
+        if "\n" not in text and "\r" not in text:  # no event can end here: queue it
+            self._parts.append(text)
+            self._open_bytes += len(chunk)
+            if self._open_bytes > self.max_event_bytes:
+                raise self._too_big()
+            return []
+        if self._parts:
+            text = self._tail + "".join(self._parts) + text
+            self._parts.clear()
+        else:
+            text = self._tail + text
         if "\r" in text:
             if text.endswith("\r"):  # maybe half of a CRLF: decide with the next chunk
                 self._tail, text = "\r", text[:-1]
@@ -56,6 +82,13 @@ class SseParser:
             self._tail = rest + self._tail
         else:
             text, _, self._tail = text.rpartition("\n\n")
+        self._open_bytes = len(self._tail.encode()) if self._tail else 0
+        if self._open_bytes > self.max_event_bytes or len(text) > self.max_event_bytes:
+            blocks = text.split("\n\n") if text else []
+            if self._open_bytes > self.max_event_bytes or any(
+                len(b.encode()) > self.max_event_bytes for b in blocks
+            ):
+                raise self._too_big()
         return self._blocks(text.split("\n\n")) if text else []
 
     def close(self) -> list[SseEvent]:
@@ -64,7 +97,9 @@ class SseParser:
             self._utf8.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise SseStreamError(f"stream ends inside a UTF-8 sequence ({exc.reason})") from None
-        tail, self._tail = self._tail.replace("\r\n", "\n").replace("\r", "\n").strip("\n"), ""
+        tail = self._tail + "".join(self._parts)
+        self._parts.clear()
+        tail, self._tail = tail.replace("\r\n", "\n").replace("\r", "\n").strip("\n"), ""
         return self._blocks(tail.split("\n\n")) if tail else []
 
     def _blocks(self, blocks: list[str]) -> list[SseEvent]:

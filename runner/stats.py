@@ -235,6 +235,19 @@ class LiveAggregate:
                 window = self.windows[second] = Window()
             window.active_users = total
 
+    def complete_through(self) -> int | None:
+        """The last second every shard has flushed past: the live view draws only up to here, so
+        the second in progress never shows as a dip. (A later record may still add tokens to a
+        drawn second; the view redraws it then.)"""
+        if not self.windows:
+            return None
+        marks = [
+            int(info["last_gauge"]) - 1
+            for info in self.shards.values()
+            if not info.get("final") and "last_gauge" in info
+        ]
+        return min(marks) if marks else max(self.windows)
+
     def point(self, second: int) -> dict[str, Any]:
         w = self.windows.get(second) or Window()
         lo = [self.windows[s] for s in range(second - 9, second + 1) if s in self.windows]

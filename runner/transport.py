@@ -20,7 +20,7 @@ from runner.analysis import StreamAnalyzer
 from runner.protocols.base import ChunkParser, HttpRequest, ProtocolError
 from runner.records import Outcome
 from runner.spec import EndpointSpec, Timeouts
-from runner.sse import SseParser, SseStreamError
+from runner.sse import DEFAULT_MAX_EVENT_BYTES, SseParser, SseStreamError
 
 
 class Watchdog:
@@ -114,6 +114,11 @@ def _aiohttp_failure(analyzer: StreamAnalyzer) -> Callable[[Exception], bool]:
     return classify
 
 
+# A pooled keep-alive connection the server already closed fails like this before any response
+# byte: the request never reached the server, so it is sent once more on a fresh connection.
+_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
 async def exchange(
     session: aiohttp.ClientSession,
     req: HttpRequest,
@@ -121,13 +126,30 @@ async def exchange(
     parser: ChunkParser,
     timeouts: Timeouts,
     request_id: str,
+    *,
+    fresh: aiohttp.ClientSession | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> None:
-    """Run one request to its end, classifying any failure on ``analyzer``."""
+    """Run one request to its end, classifying any failure on ``analyzer``.
+
+    ``fresh`` is a session that always opens a new connection: a request whose pooled connection
+    turns out dead before any response byte is retried there once (``reconnected``; its TTFT still
+    counts from the schedule and its ``connect_ms`` is recorded). Once bytes have arrived a broken
+    connection is the server's failure, never retried.
+    """
+    send = _ws if req.transport == "ws" else _sse
     with guarded(analyzer, timeouts, _aiohttp_failure(analyzer)):
-        if req.transport == "ws":
-            await _ws(session, req, analyzer, parser, request_id)
-        else:
-            await _sse(session, req, analyzer, parser, request_id)
+        try:
+            await send(session, req, analyzer, parser, request_id, max_event_bytes)
+        except _STALE as exc:
+            if not _retryable(exc, analyzer) or fresh is None:
+                raise
+            analyzer.reconnected, analyzer.reused = True, False
+            await send(fresh, req, analyzer, parser, request_id, max_event_bytes)
+
+
+def _retryable(exc: Exception, a: StreamAnalyzer) -> bool:
+    return a.reused and a.first_byte_ns is None and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
 async def _sse(
@@ -136,6 +158,7 @@ async def _sse(
     a: StreamAnalyzer,
     parser: ChunkParser,
     request_id: str,
+    max_event_bytes: int,
 ) -> None:
     body = req.body if isinstance(req.body, str) else orjson.dumps(req.body)
     headers = {**req.headers, "x-request-id": request_id}
@@ -146,7 +169,7 @@ async def _sse(
             text = (await resp.content.read(8192)).decode("utf-8", "replace")
             a.fail_http(resp.status, text)
             return
-        sse = SseParser()
+        sse = SseParser(max_event_bytes)
         feed, on_event = sse.feed, parser.event
         async for chunk in resp.content.iter_any():
             t = perf_counter_ns()
@@ -164,10 +187,13 @@ async def _ws(
     a: StreamAnalyzer,
     parser: ChunkParser,
     request_id: str,
+    max_event_bytes: int,
 ) -> None:
     headers = {k: v for k, v in req.headers.items() if k not in ("content-type", "accept")}
     headers["x-request-id"] = request_id
-    async with session.ws_connect(req.url, headers=headers, autoping=True) as ws:
+    async with session.ws_connect(
+        req.url, headers=headers, autoping=True, max_msg_size=max_event_bytes
+    ) as ws:
         a.first_byte_ns = perf_counter_ns()
         a.http_status = 101
         await ws.send_str(req.body if isinstance(req.body, str) else orjson.dumps(req.body).decode())
@@ -182,7 +208,13 @@ async def _ws(
                 except UnicodeDecodeError:
                     raise ProtocolError("binary WebSocket frame is not UTF-8 text") from None
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                raise aiohttp.ClientError(f"WebSocket error: {ws.exception()}")
+                exc = msg.data if isinstance(msg.data, BaseException) else ws.exception()
+                if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                    raise ProtocolError(
+                        f"a WebSocket message exceeded {max_event_bytes:,} bytes "
+                        "(the endpoint's max_event_bytes limit)"
+                    )
+                raise aiohttp.ClientError(f"WebSocket error: {exc}")
             else:  # CLOSE / CLOSING / CLOSED
                 code = ws.close_code
                 if not (a.done or a.failure) and code not in (1000, 1001):
@@ -204,9 +236,15 @@ def connection_timing() -> aiohttp.TraceConfig:
         if isinstance(analyzer, StreamAnalyzer):
             analyzer.connect_ns = perf_counter_ns() - ctx.conn_start
 
+    async def reused(_s: Any, ctx: Any, _p: Any) -> None:
+        analyzer = ctx.trace_request_ctx
+        if isinstance(analyzer, StreamAnalyzer):
+            analyzer.reused = True
+
     trace = aiohttp.TraceConfig()
     trace.on_connection_create_start.append(start)
     trace.on_connection_create_end.append(end)
+    trace.on_connection_reuseconn.append(reused)
     return trace
 
 

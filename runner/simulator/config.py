@@ -59,6 +59,16 @@ class SimConfig:
     chunk_tokens: int = _opt(1, "tokens per streamed chunk")
     force_include_usage: bool = _opt(False, "send OpenAI usage even without stream_options.include_usage")
     slow_first_byte_s: float = _opt(10.0, "how long the slow_first_byte fault waits before headers")
+    keepalive_max_requests: int = _opt(
+        0,
+        "a keep-alive connection that served N requests is closed when the next one arrives on it, "
+        "before any response byte (as cpp-httplib/llama.cpp does); 0 = never",
+    )
+    keepalive_idle_s: float = _opt(
+        0.0,
+        "a request arriving on a connection idle longer than this finds it closed, before any "
+        "response byte; 0 = never",
+    )
 
     def __post_init__(self) -> None:
         problems = [msg for ok, msg in self._checks() if not ok]
@@ -78,6 +88,8 @@ class SimConfig:
             "max_batch",
             "misreport_usage",
             "slow_first_byte_s",
+            "keepalive_max_requests",
+            "keepalive_idle_s",
         )
         checks = [(getattr(self, name) >= 0, f"{name} must be >= 0") for name in non_negative]
         return [

@@ -92,6 +92,17 @@ class Simulator:
         self.rng = random.Random(config.seed)
         self.requests = 0
         self.started = int(time.time())
+        # per keep-alive connection: [requests served, when the last one ended (perf_counter_ns)]
+        self.connections: dict[int, tuple[Any, list[int]]] = {}
+        self.keepalive_drops = 0
+
+    def connection(self, protocol: Any) -> list[int]:
+        entry = self.connections.get(id(protocol))
+        if entry is None or entry[0] is not protocol:
+            if len(self.connections) > 4096:  # forget closed connections
+                self.connections = {k: v for k, v in self.connections.items() if v[0].transport}
+            entry = self.connections[id(protocol)] = (protocol, [0, 0])
+        return entry[1]
 
     def set_config(self, config: SimConfig) -> None:
         if config.seed != self.config.seed:
@@ -423,7 +434,10 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    sim = request.app[SIM]
+    return web.json_response(
+        {"status": "ok", "requests": sim.requests, "keepalive_drops": sim.keepalive_drops}
+    )
 
 
 async def _log(request: web.Request) -> web.Response:
@@ -450,10 +464,33 @@ async def _patch_config(request: web.Request) -> web.Response:
     return web.json_response(sim.config.to_dict())
 
 
+@web.middleware
+async def _keepalive_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Servers drop keep-alive connections after some requests or some idle time; a client whose
+    request crosses the close sees the connection die before any response byte."""
+    sim = request.app[SIM]
+    cfg = sim.config
+    if not (cfg.keepalive_max_requests or cfg.keepalive_idle_s):
+        return await handler(request)
+    served = sim.connection(request.protocol)
+    now = time.perf_counter_ns()
+    over = bool(cfg.keepalive_max_requests) and served[0] >= cfg.keepalive_max_requests
+    idle = bool(cfg.keepalive_idle_s and served[1]) and now - served[1] > cfg.keepalive_idle_s * 1e9
+    if over or idle:
+        sim.keepalive_drops += 1
+        _abort(request)
+        return web.Response(status=503)  # never reaches the client: the connection is gone
+    try:
+        return await handler(request)
+    finally:
+        served[0] += 1
+        served[1] = time.perf_counter_ns()
+
+
 def create_app(config: SimConfig | None = None) -> web.Application:
     """The simulator as an aiohttp app. Serve it with ``handler_cancellation=True`` so a client that
     disconnects frees its batch slot at once (``serve`` and ``run_simulator`` do)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_keepalive_limits])
     app[SIM] = Simulator(config or SimConfig())
     app.router.add_post("/v1/chat/completions", _http_api(parse_chat, ChatWire))
     app.router.add_post("/v1/completions", _http_api(parse_completions, CompletionsWire))

@@ -511,3 +511,30 @@ async def test_a_request_that_cannot_be_built_is_a_classified_record(sim: Any) -
     result = await run(spec)
     assert len(result.records) == 2
     assert all(r.outcome == "protocol_error" and "could not build" in r.error for r in result.records)
+
+
+async def test_a_steady_run_draws_steady_output_tokens_per_second() -> None:
+    from runner.stats import LiveAggregate
+
+    agg = LiveAggregate()
+
+    class Deltas:
+        async def on_records(self, batch: list[dict[str, Any]]) -> None:
+            pass
+
+        async def on_tick(self, delta: dict[str, Any]) -> None:
+            agg.merge(json.loads(json.dumps(delta)))
+
+    # 8 users, 80-token answers of 1.6 s each: about 4.9 completions a second, so counting tokens at
+    # completion would draw 320/400/480 by turns; counted as they arrive it is ~390 every second
+    with SimulatorProcess(ttft_ms=50, itl_ms=20, output_tokens=80) as s:
+        spec = spec_for(s.base_url, profile=ProfileSpec(kind="users", users=8, spawn_rate=1000), duration_s=7)
+        result = await run(spec, sink=Deltas())
+    assert result.summary["requests"]["failed"] == 0
+    series = {p["t"]: p["output_tokens_per_s"] for p in agg.series()}
+    inner = [series[t] for t in range(min(series) + 2, min(series) + 6)]
+    mean = sum(inner) / len(inner)
+    assert abs(mean - 8 * 80 / 1.63) < 0.15 * 392, inner
+    assert all(abs(v - mean) <= 0.1 * mean for v in inner), inner
+    total = sum(w.output_tokens for w in agg.windows.values())
+    assert total == sum(r.output_tokens or 0 for r in result.records)

@@ -6,7 +6,7 @@ import json
 import random
 
 from runner.records import RequestRecord
-from runner.stats import LiveAggregate, ShardStats
+from runner.stats import LiveAggregate, ShardStats, tokens_by_second
 
 
 def _rec(ok: bool, ttft: float, out: int = 10) -> RequestRecord:
@@ -76,3 +76,55 @@ def test_a_second_without_a_flush_carries_the_previous_active_users() -> None:
     s.gauge(6, 8)  # no flush landed in second 5
     agg.merge(s.delta())
     assert [p["active_users"] for p in agg.series()] == [8, 8, 8]
+
+
+def _timeline(scheduled_s: float, times_ms: list[float], out: int, tokens: int = 0) -> RequestRecord:
+    r = _rec(True, times_ms[0], out)
+    r.scheduled_s = scheduled_s
+    r.packets = [("role", 1.0, 0, 0)] + [("answer", t, tokens, 3) for t in times_ms] + [("done", 9e3, 0, 0)]
+    return r
+
+
+def test_output_tokens_count_in_the_second_they_arrived() -> None:
+    # scheduled at 0.5 s; five content packets at 0.6, 0.9, 1.2, 1.5 and 2.6 s of the run
+    rec = _timeline(0.5, [100, 400, 700, 1000, 2100], out=10)
+    assert dict(tokens_by_second(rec, 0)) == {0: 4, 1: 4, 2: 2}  # 2 tokens per packet
+    stats = ShardStats(0)
+    stats.finished(2, rec)
+    windows = stats.delta()["windows"]
+    assert {s: w["output_tokens"] for s, w in windows.items()} == {"0": 4, "1": 4, "2": 2}
+    assert windows["2"]["completed"] == 1 and windows["0"]["completed"] == 0  # QPM keeps completion
+
+
+def test_an_uneven_count_is_split_without_losing_a_token() -> None:
+    rec = _timeline(0.0, [100, 1100, 2100], out=10)
+    spread = dict(tokens_by_second(rec, 7))
+    assert spread == {7: 3, 8: 3, 9: 4} and sum(spread.values()) == 10
+
+
+def test_the_servers_per_chunk_counts_win_when_every_chunk_has_one() -> None:
+    # an MTP-style stream: chunks of 1, 3 and 2 tokens as the server says
+    rec = _timeline(0.0, [100, 1100, 2100], out=6)
+    rec.packets = [("answer", 100.0, 1, 3), ("answer", 1100.0, 3, 9), ("answer", 2100.0, 2, 6)]
+    assert dict(tokens_by_second(rec, 0)) == {0: 1, 1: 3, 2: 2}
+
+
+def test_a_record_without_a_timeline_counts_its_tokens_when_it_finished() -> None:
+    stats = ShardStats(0)
+    stats.finished(5, _rec(True, 100, out=12))
+    assert stats.delta()["windows"]["5"]["output_tokens"] == 12
+
+
+def test_only_seconds_every_shard_has_flushed_past_are_complete() -> None:
+    agg = LiveAggregate()
+    a, b = ShardStats(0), ShardStats(1)
+    for s in (a, b):
+        s.started(3)
+    a.gauge(5, 1)
+    b.gauge(4, 1)
+    agg.merge(a.delta())
+    agg.merge(b.delta())
+    assert agg.complete_through() == 3  # shard 1 is still inside second 4
+    b.gauge(6, 0)
+    agg.merge(b.delta(final=True))
+    assert agg.complete_through() == 4  # shard 0 is now the slowest

@@ -1,0 +1,108 @@
+"""Moving bytes like a real client: stale keep-alive connections are re-sent once, never counted as
+the server's failure; a broken stream after bytes arrived stays a failure; events are size-capped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from runner.engine import run
+from runner.simulator import SimulatorProcess
+from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+from tests.runner.rawserver import DONE, chat_chunk, raw_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def spec(url: str, profile: ProfileSpec, **kw: Any) -> RunSpec:
+    return RunSpec(
+        endpoint=EndpointSpec(protocol="openai-chat", base_url=url, model="sim", timeouts=Timeouts(total=30)),
+        prompts=[Prompt(id="p", text="tell me a story")],
+        profile=profile,
+        duration_s=None,
+        **kw,
+    )
+
+
+def drops(sim: SimulatorProcess) -> int:
+    return int(httpx.get(sim.url + "/health").json()["keepalive_drops"])
+
+
+async def test_connections_closed_after_n_requests_are_resent_not_failed() -> None:
+    # like llama.cpp's cpp-httplib: a connection that served one request dies when the next arrives
+    with SimulatorProcess(ttft_ms=30, itl_ms=2, output_tokens=8, keepalive_max_requests=1) as sim:
+        result = await run(
+            spec(sim.base_url, ProfileSpec(kind="users", users=4, spawn_rate=100), max_requests=24)
+        )
+        dropped = drops(sim)
+    records = result.records
+    assert len(records) == 24 and all(r.ok for r in records), [r.error for r in records if not r.ok]
+    resent = [r for r in records if r.reconnected]
+    # the warm-up already used each pre-opened connection once, so the first reuse is dropped
+    assert dropped >= 4 and len(resent) == dropped
+    for r in resent:
+        assert r.connect_ms is not None and r.connect_ms > 0  # the fresh connection's setup, recorded
+        assert r.ttft_ms is not None and r.ttft_ms >= 30  # still counted from the scheduled send
+    assert result.summary["requests"]["failed"] == 0
+
+
+async def test_connections_closed_after_idle_time_are_resent_not_failed() -> None:
+    with SimulatorProcess(ttft_ms=20, itl_ms=2, output_tokens=4, keepalive_idle_s=0.2) as sim:
+        result = await run(
+            spec(
+                sim.base_url,
+                ProfileSpec(kind="rate", rate=3, arrival="constant"),
+                max_requests=6,
+                warm_connections=1,
+            )
+        )
+        dropped = drops(sim)
+    assert len(result.records) == 6 and all(r.ok for r in result.records)
+    resent = sum(r.reconnected for r in result.records)
+    assert resent >= 1 and resent == dropped
+
+
+async def test_a_connection_broken_after_response_bytes_is_still_a_failure() -> None:
+    script = [chat_chunk("Hello"), 0.05, chat_chunk(" wor"), "reset"]
+    async with raw_server(script) as url:
+        result = await run(spec(url, ProfileSpec(kind="users", users=1), max_requests=1))
+    rec = result.records[0]
+    assert rec.outcome == "connection_error" and not rec.reconnected
+    assert rec.answer_text == "Hello wor"  # what arrived before the break is kept
+
+
+async def test_an_event_over_the_size_limit_ends_the_request_at_once() -> None:
+    huge = b"data: " + b"x" * (3 << 20)  # 3 MiB and never a blank line
+    async with raw_server([chat_chunk("Hi"), huge, 5.0, DONE]) as url:
+        result = await run(spec(url, ProfileSpec(kind="users", users=1), max_requests=1))
+    rec = result.records[0]
+    assert rec.outcome == "protocol_error"
+    assert "1,048,576 bytes" in rec.error and "max_event_bytes" in rec.error
+    assert rec.e2e_ms is not None and rec.e2e_ms < 4000  # not after the server's 5 s pause
+    assert rec.answer_text == "Hi"
+
+
+async def test_the_size_limit_is_set_per_endpoint() -> None:
+    event = chat_chunk("y" * 5000)
+    async with raw_server([event, chat_chunk(finish="stop"), DONE]) as url:
+        small = spec(url, ProfileSpec(kind="users", users=1), max_requests=1)
+        small.endpoint.max_event_bytes = 4096
+        capped = (await run(small)).records[0]
+        roomy = (await run(spec(url, ProfileSpec(kind="users", users=1), max_requests=1))).records[0]
+    assert capped.outcome == "protocol_error" and "4,096 bytes" in capped.error
+    assert roomy.outcome == "success"
+
+
+async def test_a_websocket_message_over_the_limit_is_a_protocol_error() -> None:
+    from runner.spec import GenericFormat
+
+    big = b'{"text": "' + b"z" * 10_000 + b'"}'
+    async with raw_server([big, "close"], ws=True) as url:
+        ws_spec = spec(url, ProfileSpec(kind="users", users=1), max_requests=1)
+        ws_spec.endpoint.protocol = "generic-ws"
+        ws_spec.endpoint.generic = GenericFormat(body_template='{"prompt": {{prompt}}}', path="ws")
+        ws_spec.endpoint.max_event_bytes = 4096
+        rec = (await run(ws_spec)).records[0]
+    assert rec.outcome == "protocol_error" and "4,096 bytes" in rec.error, rec.error
