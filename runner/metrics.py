@@ -86,6 +86,10 @@ CONVENTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+_NAMES = {k: k.value for k in PacketKind}
+_HEARTBEAT, _THINKING, _ANSWER = PacketKind.HEARTBEAT, PacketKind.THINKING, PacketKind.ANSWER
+
+
 def fill_timing(
     rec: RequestRecord, packets: list[Packet], sched_ns: int, end_ns: int, keep_text: bool = False
 ) -> None:
@@ -97,20 +101,24 @@ def fill_timing(
     answer: list[str] = []
     beats = chunks = thinking_chars = 0
     timeline: list[tuple[object, ...]] = []
+    names, content_kinds = _NAMES, CONTENT_KINDS
     for p in packets:
         t = p.t_ns
-        max_gap = max(max_gap, t - prev_any)
+        if t - prev_any > max_gap:
+            max_gap = t - prev_any
         prev_any = t
         kind = p.kind
         # tuples of numbers drop out of the garbage collector's view; lists would stay in it
-        row = (kind.value, (t - sched_ns) / 1e6, p.tokens, len(p.text))
-        timeline.append((*row, p.text) if keep_text else row)
-        if kind is PacketKind.HEARTBEAT:
+        if keep_text:
+            timeline.append((names[kind], (t - sched_ns) / 1e6, p.tokens, len(p.text), p.text))
+        else:
+            timeline.append((names[kind], (t - sched_ns) / 1e6, p.tokens, len(p.text)))
+        if kind is _HEARTBEAT:
             beats += 1
             continue
         if first_chunk is None:
             first_chunk = t
-        if kind not in CONTENT_KINDS:
+        if kind not in content_kinds:
             continue
         chunks += 1
         if ttft is None:
@@ -118,12 +126,12 @@ def fill_timing(
         if prev_content is not None:
             itl.append((t - prev_content) / 1e6)
         prev_content = t
-        if kind is PacketKind.THINKING:
+        if kind is _THINKING:
             thinking_chars += len(p.text)
             if first_think is None:
                 first_think = t
             last_think = t
-        elif kind is PacketKind.ANSWER:
+        elif kind is _ANSWER:
             answer.append(p.text)
             if first_answer is None:
                 first_answer = t

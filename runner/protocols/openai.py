@@ -14,8 +14,10 @@ from runner.protocols.base import (
     load_object,
     max_tokens_for,
 )
-from runner.records import PacketKind
+from runner.records import Packet, PacketKind
 from runner.spec import EndpointSpec, Prompt
+
+_ANSWER = PacketKind.ANSWER
 
 
 def _body(ep: EndpointSpec, prompt: Prompt) -> dict[str, Any]:
@@ -69,7 +71,28 @@ class OpenAIChunkParser(ChunkParser):
             a.add(PacketKind.HEARTBEAT, t_ns)
             return
         obj = load_object(data)
-        self.chunk(obj, t_ns)
+        if not self._plain_token(obj, t_ns):
+            self.chunk(obj, t_ns)
+
+    def _plain_token(self, obj: dict[str, Any], t_ns: int) -> bool:
+        """The chunk nearly every event is: one choice whose delta is only answer text, no finish,
+        usage or error, outside any ``<think>`` handling. Stored without the general walk below."""
+        choices = obj.get("choices")
+        if not choices or obj.get("usage") is not None or obj.get("error") or self.think.in_think:
+            return False
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason"):
+            return False
+        delta = choice.get("delta")
+        if type(delta) is not dict or len(delta) != 1:
+            return False
+        content = delta.get("content")
+        if type(content) is not str or not content or "<" in content or self.think.pending:
+            return False
+        a = self.analyzer
+        a.packets.append(Packet(_ANSWER, t_ns, content))
+        a.last_packet_ns = a.last_content_ns = t_ns
+        return True
 
     def chunk(self, obj: dict[str, Any], t_ns: int) -> None:
         a = self.analyzer
