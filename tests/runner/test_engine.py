@@ -310,8 +310,12 @@ def test_cli_writes_summary_and_records(sim: Any, tmp_path: Path) -> None:
     assert set(summary["ttft_ms"]) >= {"p50", "p90", "p95", "p99", "mean", "max"}
     assert {"requests_per_s", "qpm", "output_tokens_per_s"} <= set(summary["throughput"])
     assert {"lag_ms_p99", "saturated", "verdict"} <= set(summary["engine"])
-    assert len(recs.read_text().splitlines()) == 8
+    lines = recs.read_text().splitlines()
+    assert len(lines) == 8 and all(json.loads(line)["ttft_ms"] > 0 for line in lines)
     assert "TTFT" in proc.stderr or "ttft_ms" in proc.stdout
+    # the verdict line shows the worst loop stall beside the p99, since a stall lands in TTFT
+    engine_line = next(line for line in proc.stdout.splitlines() if line.startswith("engine:"))
+    assert "loop lag p99" in engine_line and " max " in engine_line and "schedule lag p99" in engine_line
     assert httpx.get(sim.base_url + "/models").status_code == 200
 
 
