@@ -6,7 +6,9 @@ once at the end by :func:`runner.metrics.timing_metrics` from the stamped timeli
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 from typing import Any
 
 from runner.records import CONTENT_KINDS, Outcome, Packet, PacketKind, RequestRecord
@@ -22,6 +24,22 @@ def names_context_length(text: str) -> bool:
     return bool(_CONTEXT_RE.search(text))
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 class StreamAnalyzer:
     __slots__ = (
         "connect_ns",
@@ -35,6 +53,7 @@ class StreamAnalyzer:
         "last_packet_ns",
         "packets",
         "reconnected",
+        "retry_after_s",
         "reused",
         "sched_ns",
         "sent_ns",
@@ -59,6 +78,7 @@ class StreamAnalyzer:
         self.timeout_kind: str | None = None
         self.stalled = False
         self.connect_ns: int | None = None  # a new connection's setup time, if this request opened one
+        self.retry_after_s: float | None = None
         self.reused = False  # its connection came from the pool
         self.reconnected = False  # the pooled one was dead before any response byte: sent again
 
@@ -93,8 +113,11 @@ class StreamAnalyzer:
                 if value is not None:
                     setattr(self, key, value)
 
-    def fail_http(self, status: int, body: str) -> None:
-        if 400 <= status < 500 and names_context_length(body):
+    def fail_http(self, status: int, body: str, retry_after: str | None = None) -> None:
+        if status == 429:
+            self.retry_after_s = parse_retry_after(retry_after)
+            self.fail(Outcome.RATE_LIMITED, f"HTTP 429: {body.strip()}", http_status=status)
+        elif 400 <= status < 500 and names_context_length(body):
             self.fail(Outcome.CONTEXT_OVERFLOW, body.strip() or f"HTTP {status}", http_status=status)
         else:
             self.fail(Outcome.HTTP_ERROR, f"HTTP {status}: {body.strip()}", http_status=status)
@@ -103,6 +126,8 @@ class StreamAnalyzer:
         self.add(PacketKind.ERROR, t_ns, message)
         if names_context_length(message):
             self.fail(Outcome.CONTEXT_OVERFLOW, message, http_status=status)
+        elif status == 429:
+            self.fail(Outcome.RATE_LIMITED, f"error in stream: {message}", http_status=status)
         else:
             self.fail(Outcome.HTTP_ERROR, f"error in stream: {message}", http_status=status)
 
@@ -127,6 +152,7 @@ class StreamAnalyzer:
         if self.connect_ns is not None:
             rec.connect_ms = self.connect_ns / 1e6
         rec.reconnected = self.reconnected
+        rec.retry_after_s = self.retry_after_s
         if self.first_byte_ns is not None:
             rec.first_byte_ms = (self.first_byte_ns - self.sched_ns) / 1e6
         fill_timing(rec, self.packets, self.sched_ns, end_ns, keep_text)

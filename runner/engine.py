@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import itertools
 import random
 import time
@@ -22,15 +23,17 @@ from time import perf_counter_ns
 from typing import Any, Protocol
 
 import aiohttp
+from yarl import URL
 
 from runner import profiles
 from runner.analysis import StreamAnalyzer
 from runner.monitor import EngineMonitor
 from runner.pacing import Pacer
+from runner.policy import PolicyResolver, TargetPolicy
 from runner.postprocess import Finished, PostProcessor, load_tokenizer, mismatch_pct
 from runner.protocols import adapter_for, make_parser
 from runner.records import Outcome, PacketKind, RequestRecord
-from runner.spec import EndpointSpec, Prompt, RunSpec
+from runner.spec import EndpointSpec, Prompt, RunSpec, endpoint_secrets, scrub
 from runner.stats import ShardStats
 from runner.summary import summarize
 from runner.transport import connection_timing, exchange, sdk_client, sdk_exchange
@@ -65,6 +68,8 @@ class Engine:
         # A/B: the same schedule and prompts go to every variant; otherwise the one endpoint
         self.endpoints = spec.variants or [spec.endpoint]
         self.adapters = [adapter_for(e.protocol) for e in self.endpoints]
+        self.secrets = [endpoint_secrets(e) for e in self.endpoints]
+        self.policy = TargetPolicy.from_dict(spec.target_policy)
         self.profile = spec.profile
         self.stats = ShardStats(spec.shard_index)
         self.monitor = EngineMonitor()
@@ -75,6 +80,8 @@ class Engine:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.active_users = 0
         self.sent = self.late = self.capped = 0  # requests made (all variants)
+        self.backoffs = self.retry_after_waits = 0  # closed-loop pauses, and their total length
+        self.paused_s = 0.0
         self.taken = 0  # prompts taken from the schedule (one per variant group)
         self.seq = itertools.count()
         self.schedule_lags: list[float] = []
@@ -178,6 +185,7 @@ class Engine:
         for v, ep in enumerate(self.endpoints):
             if ep.protocol == "openai-sdk":
                 self.sdks[v] = sdk_client(ep)
+        self._check_targets()
         if len(self.sdks) == len(self.endpoints):
             return
         self.session = self._session(force_close=False)
@@ -187,12 +195,28 @@ class Engine:
             if warm and ep.protocol not in ("generic-ws", "openai-sdk"):
                 await self._warm(ep, warm)
 
+    def _check_targets(self) -> None:
+        """Addresses written as IP literals never reach a resolver: checked here, once."""
+        for ep in self.endpoints:
+            url = URL(ep.base_url)
+            host = (url.host or "").strip("[]")
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue  # a name: checked by the resolver on every connection
+            self.policy.check(host, host, url.port or 0)
+
     def _session(self, *, force_close: bool) -> aiohttp.ClientSession:
         t = self.ep.timeouts
+        resolver = PolicyResolver(self.policy)
         if force_close:
-            connector = aiohttp.TCPConnector(limit=0, force_close=True, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0, force_close=True, enable_cleanup_closed=True, resolver=resolver
+            )
         else:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=75, enable_cleanup_closed=True, resolver=resolver
+            )
         return aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
@@ -314,6 +338,7 @@ class Engine:
 
     async def _user(self, index: int, leave: asyncio.Event) -> None:
         self.active_users += 1
+        failures_in_a_row = 0
         try:
             while not self.stop.is_set() and not leave.is_set():
                 level = profiles.level_at(self.profile, self._elapsed())
@@ -325,11 +350,35 @@ class Engine:
                 assert task is not None
                 self.in_flight.add(task)
                 try:
-                    await self._to_variants(prompt, now, index, level)
+                    recs = await self._to_variants(prompt, now, index, level)
                 finally:
                     self.in_flight.discard(task)
+                pause, failures_in_a_row = self._pause_after(recs, failures_in_a_row)
+                if pause > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), pause)
         finally:
             self.active_users -= 1
+
+    def _pause_after(self, recs: list[RequestRecord], failures_in_a_row: int) -> tuple[float, int]:
+        """How long a closed-loop user waits before its next request: a 429's Retry-After, or an
+        exponential back-off after connection-level failures (a dead target is not hammered)."""
+        spec = self.spec
+        retry_after = max((r.retry_after_s or 0.0 for r in recs), default=0.0)
+        if retry_after > 0:
+            self.retry_after_waits += 1
+            wait = min(retry_after, spec.retry_after_max_s)
+            self.paused_s += wait
+            return wait, failures_in_a_row
+        if not any(_connection_level(r) for r in recs):
+            return 0.0, 0
+        failures_in_a_row += 1
+        if spec.backoff_max_s <= 0:
+            return 0.0, failures_in_a_row
+        wait = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** (failures_in_a_row - 1))
+        self.backoffs += 1
+        self.paused_s += wait
+        return wait, failures_in_a_row
 
     async def _open_loop(self) -> None:
         cap = self.profile.max_concurrency
@@ -372,20 +421,25 @@ class Engine:
 
     async def _to_variants(
         self, prompt: Prompt, sched_ns: int, user: int, level: int | None, capped: bool = False
-    ) -> None:
+    ) -> list[RequestRecord]:
         """One scheduled prompt: to the endpoint, or to every A/B variant under identical conditions —
         all at the scheduled instant (simultaneous) or one right after another (interleaved, the
         order rotating so no variant always goes first)."""
         n = len(self.endpoints)
         if n == 1:
-            await self._request(prompt, sched_ns, user, level, 0, capped)
-        elif self.spec.ab_mode == "simultaneous":
-            await asyncio.gather(*(self._request(prompt, sched_ns, user, level, v, capped) for v in range(n)))
-        else:
-            first = self.taken % n
-            for k in range(n):
-                start = sched_ns if k == 0 else perf_counter_ns()
-                await self._request(prompt, start, user, level, (first + k) % n, capped)
+            return [await self._request(prompt, sched_ns, user, level, 0, capped)]
+        if self.spec.ab_mode == "simultaneous":
+            return list(
+                await asyncio.gather(
+                    *(self._request(prompt, sched_ns, user, level, v, capped) for v in range(n))
+                )
+            )
+        first = self.taken % n
+        recs = []
+        for k in range(n):
+            start = sched_ns if k == 0 else perf_counter_ns()
+            recs.append(await self._request(prompt, start, user, level, (first + k) % n, capped))
+        return recs
 
     # -- one request ---------------------------------------------------------------------------
     async def _request(
@@ -396,7 +450,7 @@ class Engine:
         level: int | None,
         variant: int = 0,
         capped: bool = False,
-    ) -> None:
+    ) -> RequestRecord:
         sent = perf_counter_ns()
         self.sent += 1
         ep, sdk = self.endpoints[variant], self.sdks.get(variant)
@@ -407,38 +461,46 @@ class Engine:
         self.stats.started(self._second(sent), late)
         a = StreamAnalyzer(sched_ns, sent)
         try:
-            try:
-                req = self.adapters[variant].build(ep, prompt)
-                parser = make_parser(ep.protocol, a, ep)
-            except Exception as exc:  # e.g. a prompt the endpoint's template cannot take
-                a.fail(Outcome.PROTOCOL_ERROR, f"could not build the request: {exc!r}")
-                return
-            if sdk is not None:
-                await sdk_exchange(sdk, req, a, parser, ep.timeouts, rid)
-            else:
-                assert self.session is not None
-                await exchange(
-                    self.session,
-                    req,
-                    a,
-                    parser,
-                    ep.timeouts,
-                    rid,
-                    fresh=self.fresh,
-                    max_event_bytes=ep.max_event_bytes,
-                )
+            await self._exchange(a, ep, sdk, prompt, variant, rid)
         finally:
             end = perf_counter_ns()
             rec = a.record(rid, prompt.id, end, self.spec.keep_packet_text)
             if self.drain_expired and rec.outcome == Outcome.CANCELLED.value:
                 rec.outcome, rec.timeout_kind = Outcome.TIMEOUT.value, "drain"
                 rec.error = f"still running {self.spec.drain_s:.0f} s (drain_s) after the run ended"
+            if rec.error and self.secrets[variant]:
+                rec.error = scrub(rec.error, self.secrets[variant])  # servers echo keys in 401 bodies
             rec.shard, rec.user, rec.level, rec.variant = self.spec.shard_index, user, level, variant
             rec.scheduled_s = (sched_ns - self.t0) / 1e9
             rec.started_epoch = time.time() - (end - sent) / 1e9
             thinking = "".join(p.text for p in a.packets if p.kind is PacketKind.THINKING)
             self.schedule_lags.append(rec.schedule_lag_ms)
             self.pending.append(Finished(rec, prompt, thinking, end))
+        return rec
+
+    async def _exchange(
+        self, a: StreamAnalyzer, ep: EndpointSpec, sdk: Any, prompt: Prompt, variant: int, rid: str
+    ) -> None:
+        try:
+            req = self.adapters[variant].build(ep, prompt)
+            parser = make_parser(ep.protocol, a, ep)
+        except Exception as exc:  # e.g. a prompt the endpoint's template cannot take
+            a.fail(Outcome.PROTOCOL_ERROR, f"could not build the request: {exc!r}")
+            return
+        if sdk is not None:
+            await sdk_exchange(sdk, req, a, parser, ep.timeouts, rid)
+            return
+        assert self.session is not None
+        await exchange(
+            self.session,
+            req,
+            a,
+            parser,
+            ep.timeouts,
+            rid,
+            fresh=self.fresh,
+            max_event_bytes=ep.max_event_bytes,
+        )
 
     # -- flushing ------------------------------------------------------------------------------
     async def _flusher(self) -> None:
@@ -494,6 +556,8 @@ class Engine:
             total_sends=self.sent,
             token_mismatch_pct=mismatch,
         )
+        report["backoffs"], report["retry_after_waits"] = self.backoffs, self.retry_after_waits
+        report["paused_s"] = self.paused_s
         if profiles.is_open_loop(self.profile) and not self._exhausted():
             # sends the schedule asked for before the end but that never went out: the rate was
             # not silently lowered, it was missed, and the summary says so
@@ -511,6 +575,12 @@ class Engine:
                 if not capped and report["missed_sends"] > 0.01 * due:
                     report["verdict"], report["saturated"] = "client-bound", True
         return report
+
+
+def _connection_level(rec: RequestRecord) -> bool:
+    return rec.outcome == Outcome.CONNECTION_ERROR.value or (
+        rec.outcome == Outcome.TIMEOUT.value and rec.timeout_kind == "connect"
+    )
 
 
 # -- entry point ----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Packet:
 class Outcome(StrEnum):
     SUCCESS = "success"
     HTTP_ERROR = "http_error"
+    RATE_LIMITED = "rate_limited"  # HTTP 429 (or an in-stream error with code 429)
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     PROTOCOL_ERROR = "protocol_error"
@@ -71,6 +72,7 @@ class RequestRecord:
     outcome: str = Outcome.SUCCESS.value
     error: str = ""
     http_status: int | None = None
+    retry_after_s: float | None = None  # the server's Retry-After on a refusal
     timeout_kind: str | None = None
     stalled: bool = False  # heartbeats kept coming but no content: alive but stalled
     length_stopped: bool = False

@@ -77,6 +77,28 @@ class EndpointSpec:
     max_event_bytes: int = 1 << 20
 
 
+_AUTH_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "signature", "credential", "password")
+
+
+def endpoint_secrets(ep: EndpointSpec) -> list[str]:
+    """Every value that grants access: the API key and each auth-bearing header's value (by name:
+    Authorization, X-Api-Key, Cookie, …), longest first so a scrub never leaves a tail behind."""
+    found = [ep.api_key] if ep.api_key else []
+    for name, value in ep.headers.items():
+        if value and any(word in name.lower() for word in _AUTH_HEADER_WORDS):
+            found.append(value)
+            if " " in value:  # "Bearer sk-…": the token alone is the secret too
+                found.append(value.split(" ", 1)[1])
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "••••")
+    return text
+
+
 @dataclass(slots=True)
 class Prompt:
     """One item to send. ``messages`` wins over ``text`` for chat protocols."""
@@ -160,6 +182,14 @@ class RunSpec:
     variants: list[EndpointSpec] = field(default_factory=list)
     ab_mode: Literal["simultaneous", "interleaved"] = "simultaneous"
     drain_s: float = 30.0  # after the end, in-flight requests get this long before they are cancelled
+    # Closed loop: a user whose request failed at connection level waits backoff_base_s, doubling
+    # with each failure in a row up to backoff_max_s (0 = never waits); a 429's Retry-After is
+    # honoured up to retry_after_max_s. Open loop keeps its schedule and only reports both.
+    # where load may go (runner.policy): {"allow": [...], "deny": [...]} of CIDRs, hosts, host:port
+    target_policy: dict[str, list[str]] = field(default_factory=dict)
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 10.0
+    retry_after_max_s: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

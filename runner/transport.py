@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 
 from runner.analysis import StreamAnalyzer
+from runner.policy import TargetDenied
 from runner.protocols.base import ChunkParser, HttpRequest, ProtocolError
 from runner.records import Outcome
 from runner.spec import EndpointSpec, Timeouts
@@ -97,7 +98,9 @@ def guarded(
 
 def _aiohttp_failure(analyzer: StreamAnalyzer) -> Callable[[Exception], bool]:
     def classify(exc: Exception) -> bool:
-        if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
+        if isinstance(exc.__cause__, TargetDenied):  # raised inside the connector's resolver
+            analyzer.fail(Outcome.CONNECTION_ERROR, str(exc.__cause__))
+        elif isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
             analyzer.fail(Outcome.TIMEOUT, f"connect timeout: {exc}", timeout_kind="connect")
         elif isinstance(exc, aiohttp.ClientPayloadError):
             analyzer.fail(Outcome.CONNECTION_ERROR, f"connection broken mid-stream: {exc}")
@@ -162,12 +165,22 @@ async def _sse(
 ) -> None:
     body = req.body if isinstance(req.body, str) else orjson.dumps(req.body)
     headers = {**req.headers, "x-request-id": request_id}
-    async with session.post(req.url, data=body, headers=headers, trace_request_ctx=a) as resp:
+    async with session.post(
+        req.url, data=body, headers=headers, trace_request_ctx=a, allow_redirects=False
+    ) as resp:
         a.first_byte_ns = perf_counter_ns()
         a.http_status = resp.status
+        if 300 <= resp.status < 400:  # never followed: a redirect could lead load anywhere
+            where = resp.headers.get("location", "?")
+            a.fail(
+                Outcome.HTTP_ERROR,
+                f"HTTP {resp.status} redirect to {where} not followed",
+                http_status=resp.status,
+            )
+            return
         if resp.status >= 400:
             text = (await resp.content.read(8192)).decode("utf-8", "replace")
-            a.fail_http(resp.status, text)
+            a.fail_http(resp.status, text, resp.headers.get("retry-after"))
             return
         sse = SseParser(max_event_bytes)
         feed, on_event = sse.feed, parser.event
@@ -280,7 +293,7 @@ async def sdk_exchange(
 
     def classify(exc: Exception) -> bool:
         if isinstance(exc, openai.APIStatusError):
-            analyzer.fail_http(exc.status_code, str(exc.message))
+            analyzer.fail_http(exc.status_code, str(exc.message), exc.response.headers.get("retry-after"))
         elif isinstance(exc, openai.APITimeoutError):
             analyzer.fail(Outcome.TIMEOUT, f"SDK timeout: {exc}", timeout_kind="total")
         elif isinstance(exc, openai.APIConnectionError):

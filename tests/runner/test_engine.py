@@ -117,7 +117,7 @@ async def test_heartbeats_never_move_ttft() -> None:
     ("fault", "outcome"),
     [
         ("http_500", "http_error"),
-        ("http_429", "http_error"),
+        ("http_429", "rate_limited"),
         ("context_overflow", "context_overflow"),
         ("cut_json", "protocol_error"),
         ("no_done", "protocol_error"),
@@ -542,3 +542,32 @@ async def test_a_steady_run_draws_steady_output_tokens_per_second() -> None:
     assert all(abs(v - mean) <= 0.1 * mean for v in inner), inner
     total = sum(w.output_tokens for w in agg.windows.values())
     assert total == sum(r.output_tokens or 0 for r in result.records)
+
+
+async def test_a_429_is_its_own_class_and_its_retry_after_is_honoured(sim: Any) -> None:
+    # every request refused with Retry-After: 1; one closed-loop user for 2.5 s
+    spec = spec_for(sim.base_url, headers={"x-sim-fault": "http_429"}, duration_s=2.5, drain_s=1)
+    result = await run(spec)
+    recs = result.records
+    assert recs and all(r.outcome == "rate_limited" and r.http_status == 429 for r in recs)
+    assert all(r.retry_after_s == 1.0 for r in recs)
+    assert 2 <= len(recs) <= 4  # one request a second, not as fast as the server can refuse
+    assert result.engine["retry_after_waits"] >= len(recs) - 1
+    assert result.summary["requests"]["failures"] == {"rate_limited": len(recs)}
+
+
+async def test_closed_loop_users_back_off_from_a_dead_target() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: every connect is refused at once
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    users = ProfileSpec(kind="users", users=2, spawn_rate=100)
+    backed = await run(spec_for(dead, profile=users, duration_s=1.5, warm_connections=0))
+    hammered = await run(
+        spec_for(dead, profile=users, duration_s=1.5, warm_connections=0, backoff_max_s=0)
+    )
+    assert all(r.outcome == "connection_error" for r in backed.records + hammered.records)
+    # 0.1 + 0.2 + 0.4 + 0.8 s between tries: about five tries per user in 1.5 s
+    assert len(backed.records) <= 12 and backed.engine["backoffs"] >= len(backed.records) - 2
+    assert len(hammered.records) > 5 * len(backed.records)

@@ -375,3 +375,21 @@ async def test_a_chunk_that_is_only_a_lone_angle_bracket_still_counts() -> None:
     async with raw_server([chat_chunk("x <"), chat_chunk(finish="stop"), DONE]) as url:
         rec = await one(url)
     assert rec.answer_text == "x <"
+
+
+async def test_a_key_the_server_echoes_never_reaches_the_record() -> None:
+    from runner.engine import run as run_engine
+    from runner.spec import EndpointSpec, Prompt, RunSpec
+
+    key, token = "sk-live-0123456789abcdef", "tok-feedbeef42"
+    body = f'{{"error": "invalid api key {key}; header x-api-key={token}"}}'.encode()
+    async with raw_server([body], status=401) as url:
+        ep = EndpointSpec(
+            protocol="openai-chat", base_url=url, model="m", api_key=key, headers={"X-Api-Key": token}
+        )
+        result = await run_engine(
+            RunSpec(endpoint=ep, prompts=[Prompt(id="p", text="hi")], duration_s=None, max_requests=1)
+        )
+    rec = result.records[0]
+    assert rec.outcome == "http_error" and rec.http_status == 401
+    assert key not in rec.error and token not in rec.error and "••••" in rec.error

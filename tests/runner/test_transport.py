@@ -106,3 +106,30 @@ async def test_a_websocket_message_over_the_limit_is_a_protocol_error() -> None:
         ws_spec.endpoint.max_event_bytes = 4096
         rec = (await run(ws_spec)).records[0]
     assert rec.outcome == "protocol_error" and "4,096 bytes" in rec.error, rec.error
+
+
+async def test_redirects_are_never_followed() -> None:
+    from aiohttp import web
+
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPTemporaryRedirect("http://169.254.169.254/latest/meta-data/")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        result = await run(
+            spec(f"http://127.0.0.1:{port}/v1", ProfileSpec(kind="users", users=1), max_requests=1)
+        )
+    finally:
+        await runner.cleanup()
+    rec = result.records[0]
+    assert rec.outcome == "http_error" and rec.http_status == 307
+    assert "not followed" in rec.error and hits == ["/v1/chat/completions"]
