@@ -118,8 +118,7 @@ class Engine:
         self.monitor.start()
         flusher = asyncio.create_task(self._flusher())
         self.t0 = perf_counter_ns()
-        epoch0 = self.spec.run_started_epoch or time.time()
-        self.second0 = max(0, int(time.time() - epoch0))
+        self.second0 = max(0, int(self.spec.start_offset_s))
         self.stats.second0 = self.second0
         driver = asyncio.create_task(
             self._open_loop() if profiles.is_open_loop(self.profile) else self._closed_loop()

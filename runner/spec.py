@@ -173,7 +173,11 @@ class RunSpec:
     sample_order: Literal["sequential", "shuffled"] = "sequential"
     shard_index: int = 0
     shard_count: int = 1
-    run_started_epoch: float | None = None  # wall clock, labels only: aligns shards' second indices
+    run_started_epoch: float | None = None  # wall clock of the run's start: labels only
+    # Where this shard's clock starts in the run's seconds. Shards count their seconds from their own
+    # monotonic start plus this offset, never from a worker's wall clock, so machines whose clocks
+    # disagree still add their seconds up right.
+    start_offset_s: float = 0.0
     keep_packet_text: bool = False
     warm_connections: int = -1  # pre-opened connections; -1 = as many as peak concurrency (capped)
     # Paired A/B: every scheduled prompt goes to each of these endpoints (``endpoint`` is then only

@@ -571,3 +571,32 @@ async def test_closed_loop_users_back_off_from_a_dead_target() -> None:
     # 0.1 + 0.2 + 0.4 + 0.8 s between tries: about five tries per user in 1.5 s
     assert len(backed.records) <= 12 and backed.engine["backoffs"] >= len(backed.records) - 2
     assert len(hammered.records) > 5 * len(backed.records)
+
+
+async def test_a_shards_seconds_come_from_its_own_clock_not_the_workers_wall_clock(sim: Any) -> None:
+    from runner.stats import LiveAggregate
+
+    agg = LiveAggregate()
+
+    class Deltas:
+        async def on_records(self, batch: list[dict[str, Any]]) -> None:
+            pass
+
+        async def on_tick(self, delta: dict[str, Any]) -> None:
+            agg.merge(delta)
+
+    import time
+
+    # the coordinator's clock says the run began an hour ago (a skewed worker clock would agree)
+    skewed = spec_for(sim.base_url, duration_s=None, max_requests=2, run_started_epoch=time.time() - 3600)
+    await run(skewed, sink=Deltas())
+    assert min(agg.windows) == 0 and max(agg.windows) < 10
+    agg2 = LiveAggregate()
+
+    class Deltas2(Deltas):
+        async def on_tick(self, delta: dict[str, Any]) -> None:
+            agg2.merge(delta)
+
+    late = spec_for(sim.base_url, duration_s=None, max_requests=2, start_offset_s=30)
+    await run(late, sink=Deltas2())
+    assert min(agg2.windows) == 30
