@@ -34,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="")
     r.add_argument("--api-key", default="")
     r.add_argument("--header", action="append", default=[], help="extra header 'Name: value' (repeatable)")
-    r.add_argument("--dataset", help="JSONL / CSV / ShareGPT / text file of prompts")
+    r.add_argument(
+        "--dataset",
+        help="JSONL / CSV / ShareGPT / text file of prompts, or builtin:math500 / builtin:conversations",
+    )
+    r.add_argument(
+        "--prompt-template",
+        help="text with a {prompt} placeholder around each prompt (default: a built-in dataset's own; '' for none)",
+    )
     r.add_argument("--synthetic", type=int, default=0, help="N synthetic prompts (with --input-tokens)")
     r.add_argument("--input-tokens", type=int, default=128)
     r.add_argument("--tokenizer", default="", help="local tokenizer folder/file or packaged name (qwen3)")
@@ -91,22 +98,24 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
             ]
     if args.dataset:
         from runner.datasets import parse_dataset
+        from runner.datasets.shipped import is_builtin, load_builtin, prompts_from_items
 
-        path = Path(args.dataset)
-        result = parse_dataset(path.read_bytes(), filename=path.name)
-        if result.errors:
-            lines = "\n".join(f"  line {e.line}: {e.reason}" for e in result.errors[:20])
-            raise SystemExit(f"{path}: {len(result.errors)} problem(s), nothing sent:\n{lines}")
-        return [
-            Prompt(
-                id=str(i),
-                text=item.prompt or "",
-                messages=item.messages,
-                max_tokens=item.max_tokens,
-                expected=item.expected,
-            )
-            for i, item in enumerate(result.items)
-        ]
+        if is_builtin(args.dataset):
+            try:
+                rows = load_builtin(args.dataset)
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
+        else:
+            path = Path(args.dataset)
+            result = parse_dataset(path.read_bytes(), filename=path.name)
+            if result.errors:
+                lines = "\n".join(f"  line {e.line}: {e.reason}" for e in result.errors[:20])
+                raise SystemExit(f"{path}: {len(result.errors)} problem(s), nothing sent:\n{lines}")
+            rows = result.items
+        try:
+            return prompts_from_items(rows, template=prompt_template(args))
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     n = args.synthetic or 64
     if args.tokenizer:
         from runner.datasets.synthetic import synthesize
@@ -122,6 +131,15 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
         Prompt(id=str(i), text=" ".join(words[(i + k) % len(words)] for k in range(args.input_tokens)))
         for i in range(n)
     ]
+
+
+def prompt_template(args: argparse.Namespace) -> str:
+    """The template asked for, else a built-in dataset's own (MATH-500 asks for a boxed answer)."""
+    if args.prompt_template is not None:
+        return str(args.prompt_template)
+    from runner.datasets.shipped import builtin, is_builtin
+
+    return builtin(args.dataset).template if args.dataset and is_builtin(args.dataset) else ""
 
 
 def build_profile(args: argparse.Namespace) -> ProfileSpec:
@@ -191,6 +209,7 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         bucket_edges=[int(x) for x in args.buckets.split(",")],
         slo=Slo(ttft_ms=args.slo_ttft_ms, tokens_per_s=args.slo_tokens_per_s),
         drain_s=args.drain,
+        prompt_template=prompt_template(args) if args.dataset else "",
     )
 
 

@@ -85,6 +85,7 @@ class Prompt:
     input_tokens: int = 0  # counted by the configured tokenizer; 0 = unknown
     max_tokens: int | None = None
     expected: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # dataset item's subject, level, unique_id
 
 
 @dataclass(slots=True)
@@ -158,6 +159,7 @@ class RunSpec:
     variants: list[EndpointSpec] = field(default_factory=list)
     ab_mode: Literal["simultaneous", "interleaved"] = "simultaneous"
     drain_s: float = 30.0  # after the end, in-flight requests get this long before they are cancelled
+    prompt_template: str = ""  # applied when the prompts were built ({prompt} placeholder); kept to say how
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,7 +10,7 @@ import pytest
 
 from runner.accuracy import Grade, equivalent, extract_answer, grade, grade_many, grade_one
 
-MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "math500.jsonl"
+MATH500 = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin" / "math500.jsonl"
 
 # (expected answer from MATH-500, model output, verdict)
 CASES = [
@@ -199,7 +199,6 @@ def test_grade_many_in_process() -> None:
     ]
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason="../shared/datasets/math500.jsonl not present")
 def test_every_math500_answer_matches_itself_boxed_and_differs_from_a_different_number() -> None:
     rows = [json.loads(line) for line in MATH500.read_text().splitlines() if line.strip()]
     assert len(rows) == 500
