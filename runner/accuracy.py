@@ -20,18 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
+from runner.records import Outcome, RequestRecord
+from runner.spec import Prompt
+
 __all__ = [
     "Grade",
+    "accuracy_block",
     "equivalent",
     "extract_answer",
     "grade",
@@ -39,6 +44,7 @@ __all__ = [
     "grade_one",
     "normalize",
     "symbolic_equal",
+    "wilson",
 ]
 
 _BOXED = ("\\boxed", "\\fbox")
@@ -467,3 +473,81 @@ class _Pool:
     def __exit__(self, *exc: object) -> None:
         for conn in list(self.procs):
             self._kill(conn)
+
+
+# --- a run's accuracy ----------------------------------------------------------------------------
+
+Z95 = 1.959963984540054
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
+    """The Wilson score interval of ``correct`` of ``n`` (95% by default); None when n is 0."""
+    if n <= 0:
+        return None
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def _tally(recs: Sequence[RequestRecord]) -> dict[str, Any]:
+    right = sum(1 for r in recs if r.ok and r.correct)
+    n = len(recs)
+    return {
+        "graded": n,
+        "correct": right,
+        "rate": right / n if n else None,
+        "ci95": wilson(right, n),
+        "failed": sum(1 for r in recs if not r.ok),  # counted in graded, as wrong
+    }
+
+
+def _groups(recs: Sequence[RequestRecord], key: Callable[[RequestRecord], Any]) -> dict[str, Any]:
+    keyed: dict[Any, list[RequestRecord]] = {}
+    for r in recs:
+        k = key(r)
+        if k is not None:
+            keyed.setdefault(k, []).append(r)
+    return {str(k): _tally(keyed[k]) for k in sorted(keyed, key=lambda k: (str(type(k)), k))}
+
+
+def accuracy_block(
+    records: Iterable[RequestRecord],
+    *,
+    prompts: Mapping[str, Prompt] | None = None,
+    buckets: Mapping[str, Sequence[RequestRecord]] | None = None,
+    detail: bool = True,
+) -> dict[str, Any] | None:
+    """``{graded, correct, rate, ci95 (Wilson), failed}`` over the requests whose prompt has an expected
+    answer (a record with ``correct`` set, or a prompt in ``prompts`` with ``expected``), cancelled ones
+    left out; a failed request is graded as wrong. With ``detail``: the same per subject and level
+    (from the prompt's ``meta``), per input bucket (``buckets``: label → records) and per variant.
+    None when nothing was graded."""
+    prompts = prompts or {}
+
+    def gradable(r: RequestRecord) -> bool:
+        if r.outcome == Outcome.CANCELLED.value:
+            return False
+        p = prompts.get(r.prompt_id)
+        return r.correct is not None or (p is not None and p.expected is not None)
+
+    graded = [r for r in records if gradable(r)]
+    if not graded:
+        return None
+    block = _tally(graded)
+    if not detail:
+        return block
+
+    def meta(name: str) -> Callable[[RequestRecord], Any]:
+        return lambda r: p.meta.get(name) if (p := prompts.get(r.prompt_id)) is not None else None
+
+    block["by_subject"] = _groups(graded, meta("subject"))
+    block["by_level"] = _groups(graded, meta("level"))
+    block["by_bucket"] = {
+        label: _tally(inside)
+        for label, recs in (buckets or {}).items()
+        if (inside := [r for r in recs if gradable(r)])
+    }
+    if len({r.variant for r in graded}) > 1:
+        block["by_variant"] = _groups(graded, lambda r: r.variant)
+    return block
