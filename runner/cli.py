@@ -12,8 +12,10 @@ from typing import Any
 
 from runner import profiles
 from runner.engine import run
+from runner.quality import MONITORS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate
+from runner.summary import accuracy_summary
 
 
 def _stages(text: str) -> list[dict[str, float]]:
@@ -271,11 +273,36 @@ def print_table(summary: dict[str, Any]) -> None:
             f"  bucket {b['label']:<10} n={b['requests']['total']:<6} TTFT p50 {_fmt(b['ttft_ms']['p50'])} ms"
             f"  tokens/s p50 {_fmt(b['tokens_per_s']['p50'])}"
         )
+    print_accuracy(summary)
     e = summary["engine"]
     print(
         f"engine: {e.get('verdict')} (loop lag p99 {_fmt(e.get('lag_ms_p99'))} ms)"
         + ("; " + "; ".join(e["reasons"]) if e.get("reasons") else "")
     )
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def print_accuracy(summary: dict[str, Any]) -> None:
+    """The accuracy line (with its Wilson interval, per level) and the answer-quality line."""
+    acc = summary.get("accuracy")
+    if isinstance(acc, dict):
+        lo, hi = acc["ci95"] or (None, None)
+        levels = ", ".join(f"L{k} {_pct(v['rate'])}" for k, v in acc.get("by_level", {}).items())
+        print(
+            f"accuracy: {_pct(acc['rate'])} ({acc['correct']}/{acc['graded']} correct, 95% CI "
+            f"{_pct(lo)}–{_pct(hi)}, {acc['failed']} failed counted wrong)"
+            + (f"; {levels}" if levels else "")
+        )
+    q = summary.get("quality")
+    if isinstance(q, dict) and q.get("requests"):
+        print(
+            "answers: "
+            + ", ".join(f"{name.replace('_', ' ')} {q[name]['count']}" for name in MONITORS)
+            + f" of {q['requests']}"
+        )
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -290,6 +317,10 @@ async def _run(args: argparse.Namespace) -> int:
     finally:
         sink.close()
     summary = {**result.summary, "ended_by": result.ended_by}
+    if any(p.expected is not None for p in spec.prompts):  # subjects and levels come with the prompts
+        summary["accuracy"] = accuracy_summary(
+            result.records, prompts=spec.prompts, bucket_edges=spec.bucket_edges
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)

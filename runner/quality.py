@@ -3,10 +3,10 @@
 Four things go wrong with reasoning models under load or against a budget, each counted per run,
 per input bucket and per variant in the summary (:func:`quality_block`):
 
-- ``empty_answer``: the stream ended with no answer text and no thinking (outcome ``empty_answer``),
-  or with an answer of only whitespace.
-- ``truncated_thinking``: thinking but no answer, usually max_tokens spent inside the thinking
-  (outcome ``truncated_thinking``).
+- ``empty_answer``: the model stopped by itself with no answer text (outcome ``empty_answer``, or
+  thinking then a ``stop`` with no answer), or with an answer of only whitespace.
+- ``truncated_thinking``: max_tokens spent inside the thinking, so no answer (outcome
+  ``truncated_thinking`` with a length finish reason).
 - ``cut_by_length``: an answer that max_tokens cut off (finish reason ``length``).
 - ``reasoning_leak``: reasoning in the answer channel: think tags (``<think>``…), or an answer that
   opens the way reasoning traces do ("Okay, so I need to…", "Hmm, let me…", "The user asks…").
@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from runner.analysis import LENGTH_REASONS
 from runner.records import Outcome, RequestRecord
 
 __all__ = ["MONITORS", "flags", "quality_block", "reasoning_leak"]
@@ -44,9 +45,13 @@ def flags(rec: RequestRecord) -> dict[str, bool]:
     """Each monitor's verdict on one record (a cancelled one has none set)."""
     ok = rec.ok or rec.outcome == Outcome.LENGTH_STOPPED.value
     has_answer = bool(rec.answer_text.strip()) if rec.answer_text else rec.answer_chars > 0
+    no_answer = rec.outcome == Outcome.TRUNCATED_THINKING.value
+    cut = rec.finish_reason in LENGTH_REASONS
     return {
-        "empty_answer": rec.outcome == Outcome.EMPTY_ANSWER.value or (ok and not has_answer),
-        "truncated_thinking": rec.outcome == Outcome.TRUNCATED_THINKING.value,
+        "empty_answer": rec.outcome == Outcome.EMPTY_ANSWER.value
+        or (no_answer and not cut)
+        or (ok and not has_answer),
+        "truncated_thinking": no_answer and cut,
         "cut_by_length": ok and has_answer and rec.length_stopped,
         "reasoning_leak": ok and reasoning_leak(rec.answer_text),
     }

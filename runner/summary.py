@@ -224,13 +224,10 @@ def summarize(
         "total": t["billed_input"] / 1000 * price_in_per_1k + t["billed_output"] / 1000 * price_out_per_1k,
     }
     buckets = []
-    in_bucket: dict[str, list[RequestRecord]] = {}
+    in_bucket = _by_bucket(recs, bucket_edges)
     for lo, hi in bucket_bounds(bucket_edges):
-        inside = [
-            r for r in recs if (n := _bucket_tokens(r)) is not None and n >= lo and (hi is None or n < hi)
-        ]
+        inside = in_bucket.get(bucket_label(lo, hi))
         if inside:
-            in_bucket[bucket_label(lo, hi)] = inside
             buckets.append(
                 {
                     "label": bucket_label(lo, hi),
@@ -255,6 +252,29 @@ def summarize(
     summary["quality"] = quality_block(recs, buckets=in_bucket)
     summary["engine"] = engine or {}
     return summary
+
+
+def _by_bucket(recs: list[RequestRecord], edges: Sequence[int]) -> dict[str, list[RequestRecord]]:
+    out: dict[str, list[RequestRecord]] = {}
+    for lo, hi in bucket_bounds(edges):
+        inside = [
+            r for r in recs if (n := _bucket_tokens(r)) is not None and n >= lo and (hi is None or n < hi)
+        ]
+        if inside:
+            out[bucket_label(lo, hi)] = inside
+    return out
+
+
+def accuracy_summary(
+    records: Iterable[RequestRecord | dict[str, Any]],
+    *,
+    prompts: Mapping[str, Prompt] | Iterable[Prompt],
+    bucket_edges: Sequence[int] = (0, 1024, 4096, 16384, 32768, 49152),
+) -> dict[str, Any] | None:
+    """The summary's ``accuracy`` block alone, with subjects and levels from ``prompts`` (for a caller
+    whose summary was made without them)."""
+    recs = _as_records(records)
+    return accuracy_block(recs, prompts=_prompts_by_id(prompts), buckets=_by_bucket(recs, bucket_edges))
 
 
 def _prompts_by_id(prompts: Mapping[str, Prompt] | Iterable[Prompt] | None) -> dict[str, Prompt]:

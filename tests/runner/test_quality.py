@@ -49,6 +49,7 @@ def _rec(
 ) -> RequestRecord:
     r = RequestRecord(request_id="r", prompt_id="p", outcome=outcome, variant=variant)
     r.answer_text, r.answer_chars, r.length_stopped = answer, len(answer), length
+    r.finish_reason = "length" if length or outcome == "truncated_thinking" else "stop"
     r.input_tokens = 10
     return r
 
@@ -59,6 +60,9 @@ def test_each_monitor_on_one_record() -> None:
     assert flags(_rec("empty_answer", "")) == none | {"empty_answer": True}
     assert flags(_rec(answer="  \n")) == none | {"empty_answer": True}
     assert flags(_rec("truncated_thinking", "")) == none | {"truncated_thinking": True}
+    stopped = _rec("truncated_thinking", "")
+    stopped.finish_reason = "stop"  # thought, then stopped by itself with no answer
+    assert flags(stopped) == none | {"empty_answer": True}
     assert flags(_rec(answer="the sum is", length=True)) == none | {"cut_by_length": True}
     assert flags(_rec(answer="<think>x</think>4")) == none | {"reasoning_leak": True}
     assert flags(_rec("timeout", "<think>")) == none  # a failed request's partial text is no answer
