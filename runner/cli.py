@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import profiles
+from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
 from runner.quality import MONITORS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--slo-ttft-ms", type=float, default=2000.0)
     r.add_argument("--slo-tokens-per-s", type=float, default=20.0)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--budget-sweep",
+        help="one run per thinking budget: max_tokens=512,1024,4096 or reasoning_effort=low,medium,high",
+    )
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -305,13 +310,8 @@ def print_accuracy(summary: dict[str, Any]) -> None:
         )
 
 
-async def _run(args: argparse.Namespace) -> int:
-    spec = build_spec(args)
+async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Event) -> dict[str, Any]:
     sink = ProgressSink(args.quiet, args.records)
-    cancel = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
     try:
         result = await run(spec, sink=sink, cancel=cancel)
     finally:
@@ -321,10 +321,53 @@ async def _run(args: argparse.Namespace) -> int:
         summary["accuracy"] = accuracy_summary(
             result.records, prompts=spec.prompts, bucket_edges=spec.bucket_edges
         )
+    return summary
+
+
+async def _run(args: argparse.Namespace) -> int:
+    spec = build_spec(args)
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
+    if args.budget_sweep:
+        return await _budget_sweep(spec, args, cancel)
+    summary = await _run_spec(spec, args, cancel)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)
     return 0
+
+
+async def _budget_sweep(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Event) -> int:
+    """One run per budget level, one after another under the same load; then the budget table."""
+    try:
+        param, levels = parse_budget(args.budget_sweep)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    summaries = []
+    for level, level_spec in zip(levels, budget_specs(spec, param, levels), strict=True):
+        if cancel.is_set():
+            break
+        summaries.append(await _run_spec(level_spec, args, cancel))
+        print(f"--- {param}={level}")
+        print_table(summaries[-1])
+    report = budget_report(param, levels[: len(summaries)], summaries)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"budget_sweep": report, "runs": summaries}, indent=2))
+    print_budget(report)
+    return 0
+
+
+def print_budget(report: dict[str, Any]) -> None:
+    print(f"{report['param']:<18}{'accuracy':>10}{'empty':>8}{'trunc.':>8}{'TTFT p50':>10}{'E2E p50':>10}")
+    for p in report["points"]:
+        acc = p["accuracy"]["rate"] if p["accuracy"] else None
+        print(
+            f"{p['budget']!s:<18}{_pct(acc):>10}{_pct(p['empty_answer_rate']):>8}"
+            f"{_pct(p['truncated_thinking_rate']):>8}{_fmt((p['ttft_ms'] or {}).get('p50')):>10}"
+            f"{_fmt((p['e2e_ms'] or {}).get('p50')):>10}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
