@@ -42,6 +42,7 @@ __all__ = [
     "grade",
     "grade_many",
     "grade_one",
+    "grade_records",
     "normalize",
     "symbolic_equal",
     "wilson",
@@ -372,7 +373,8 @@ def grade_many(
     Answers decided as text (or with no final answer) are graded here; the rest go to ``processes``
     worker processes (default: one per core, at most one per item), each item under ``timeout_s``
     from when a worker takes it. An item over its limit is wrong with reason ``"timeout"`` and its
-    worker is replaced. ``processes=0`` grades everything in this process, without a time limit.
+    worker is replaced. ``processes=0`` grades everything in this process, without a time limit (as
+    does a daemonic process, which may not start workers).
     ``grader`` must be a module-level function (it is sent to the workers by name).
     """
     out: list[Grade | None] = [None] * len(items)
@@ -383,7 +385,7 @@ def grade_many(
             out[i] = Grade(got is not None, got, TEXT_EQUAL if got is not None else NO_ANSWER)
         else:
             todo.append(i)
-    if processes == 0:
+    if processes == 0 or multiprocessing.current_process().daemon:  # a daemon may not have children
         for i in todo:
             out[i] = grader(*items[i])
     elif todo:
@@ -392,6 +394,39 @@ def grade_many(
             for i, result in pool.grade([(i, *items[i]) for i in todo], timeout_s):
                 out[i] = result if result is not None else Grade(False, extract_answer(items[i][0]), TIMEOUT)
     return [g if g is not None else Grade(False, None, TIMEOUT) for g in out]
+
+
+def grade_records(
+    records: Sequence[RequestRecord],
+    prompts: Mapping[str, Prompt],
+    *,
+    timeout_s: float = 2.0,
+    processes: int | None = None,
+) -> list[Grade | None]:
+    """Grade a finished run's records against their prompts' expected answers (:func:`grade_many`),
+    lined up with ``records`` (None: the prompt has no expected answer). Sets ``correct`` and, where
+    the record has them, ``extracted_answer`` and ``grade_reason``. A failed request is wrong without
+    grading its partial text; a cancelled one is left ungraded."""
+    grades: list[Grade | None] = [None] * len(records)
+    todo: list[tuple[int, str, str]] = []
+    for i, rec in enumerate(records):
+        prompt = prompts.get(rec.prompt_id)
+        if prompt is None or prompt.expected is None or rec.outcome == Outcome.CANCELLED.value:
+            continue
+        if rec.ok:
+            todo.append((i, rec.answer_text, prompt.expected))
+        else:
+            grades[i] = Grade(False, None, FAILED_REQUEST)
+    graded = grade_many([(a, e) for _, a, e in todo], timeout_s=timeout_s, processes=processes)
+    for (i, _, _), done in zip(todo, graded, strict=True):
+        grades[i] = done
+    for rec, g in zip(records, grades, strict=True):
+        if g is not None:
+            rec.correct = g.correct
+            for name, value in (("extracted_answer", g.extracted), ("grade_reason", g.reason)):
+                if hasattr(rec, name):
+                    setattr(rec, name, value)
+    return grades
 
 
 def _worker(conn: Connection, grader: Grader) -> None:

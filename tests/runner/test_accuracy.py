@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.accuracy import Grade, equivalent, extract_answer, grade, grade_many, grade_one
+from runner.accuracy import Grade, equivalent, extract_answer, grade, grade_many, grade_one, grade_records
+from runner.records import RequestRecord
+from runner.spec import Prompt
 
 MATH500 = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin" / "math500.jsonl"
 
@@ -208,3 +210,25 @@ def test_every_math500_answer_matches_itself_boxed_and_differs_from_a_different_
     numeric = [r["answer"] for r in rows if r["answer"].isdigit()]
     for answer in numeric:
         assert not grade(f"\\boxed{{{int(answer) + 1}}}", answer)
+
+
+def test_grade_records_sets_verdicts_and_counts_failed_requests_wrong_without_grading() -> None:
+    prompts = {
+        "a": Prompt(id="a", expected="\\frac{\\sqrt3}{3}"),
+        "b": Prompt(id="b", expected="5"),
+        "c": Prompt(id="c"),
+    }
+    recs = [
+        RequestRecord(request_id="1", prompt_id="a", answer_text="so \\boxed{\\frac{1}{\\sqrt3}}"),
+        RequestRecord(request_id="2", prompt_id="b", outcome="timeout", answer_text="\\boxed{5}"),
+        RequestRecord(request_id="3", prompt_id="c", answer_text="\\boxed{5}"),
+        RequestRecord(request_id="4", prompt_id="b", outcome="cancelled"),
+    ]
+    grades = grade_records(recs, prompts, timeout_s=60, processes=1)
+    assert grades == [
+        Grade(True, "\\frac{1}{\\sqrt3}", "equal symbolically"),
+        Grade(False, None, "failed request"),
+        None,
+        None,
+    ]
+    assert [r.correct for r in recs] == [True, False, None, None]
