@@ -301,6 +301,12 @@ def print_accuracy(summary: dict[str, Any]) -> None:
             f"{_pct(lo)}–{_pct(hi)}, {acc['failed']} failed counted wrong)"
             + (f"; {levels}" if levels else "")
         )
+    for point in summary.get("sweep") or []:
+        if point.get("accuracy"):
+            print(
+                f"  level {point['level']}: accuracy {_pct(point['accuracy']['rate'])} "
+                f"(n={point['accuracy']['graded']}), TTFT p50 {_fmt(point['ttft_ms']['p50'])} ms"
+            )
     q = summary.get("quality")
     if isinstance(q, dict) and q.get("requests"):
         print(

@@ -94,3 +94,16 @@ def test_monitors_count_injected_empty_answers_truncations_and_leaks_exactly(tmp
     assert q["reasoning_leak"]["count"] == sum(r["leaked"] for r in log)
     # 8 thinking + 8 answer tokens against a budget of 12: every full answer is cut by length
     assert q["cut_by_length"]["count"] == 200 - faults["empty"] - faults["truncated"]
+
+
+def test_a_load_sweep_reports_accuracy_per_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = SimConfig(ttft_ms=5, itl_ms=0, thinking_tokens=8, answer_key="builtin:math500", wrong_rate=0.2)
+    with SimulatorProcess(config) as sim:
+        summary = _run(
+            sim, tmp_path, "--dataset", "builtin:math500", "--sweep", "1,4", "--level-duration", "1"
+        )
+    points = summary["sweep"]
+    assert [p["level"] for p in points] == [0, 1]
+    assert all(p["accuracy"]["graded"] == p["requests"]["total"] > 0 for p in points)
+    assert all("ttft_ms" in p and "truncated_thinking" in p["quality"] for p in points)
+    assert "  level 1: accuracy " in capsys.readouterr().out
