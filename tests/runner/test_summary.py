@@ -106,7 +106,7 @@ def test_a_sweep_level_reports_its_accuracy_and_quality_beside_latency() -> None
     recs = [_math(i, "Algebra", 1, i % 2 == 0) for i in range(4)]
     for r in recs:
         r.level = 0 if r.request_id in ("0", "1") else 1
-    recs[3].outcome = "truncated_thinking"
+    recs[3].outcome, recs[3].finish_reason = "truncated_thinking", "length"
     points = summarize(recs, duration_s=1)["sweep"]
     assert [p["accuracy"]["correct"] for p in points] == [1, 1]
     assert [p["quality"]["truncated_thinking"]["count"] for p in points] == [0, 1]
