@@ -553,9 +553,9 @@ def accuracy_block(
     buckets: Mapping[str, Sequence[RequestRecord]] | None = None,
     detail: bool = True,
 ) -> dict[str, Any] | None:
-    """``{graded, correct, rate, ci95 (Wilson), failed}`` over the requests whose prompt has an expected
-    answer (a record with ``correct`` set, or a prompt in ``prompts`` with ``expected``), cancelled ones
-    left out; a failed request is graded as wrong. With ``detail``: the same per subject and level
+    """``{graded, correct, rate, ci95 (Wilson), failed}`` over the graded requests (``correct`` set) and
+    the failed ones whose prompt in ``prompts`` has an expected answer, graded as wrong; cancelled ones
+    left out. With ``detail``: the same per subject and level
     (from the prompt's ``meta``), per input bucket (``buckets``: label → records) and per variant.
     None when nothing was graded."""
     prompts = prompts or {}
@@ -564,7 +564,7 @@ def accuracy_block(
         if r.outcome == Outcome.CANCELLED.value:
             return False
         p = prompts.get(r.prompt_id)
-        return r.correct is not None or (p is not None and p.expected is not None)
+        return r.correct is not None or (not r.ok and p is not None and p.expected is not None)
 
     graded = [r for r in records if gradable(r)]
     if not graded:

@@ -28,9 +28,9 @@ _TAGS = re.compile(
     r"</?(?:think|thinking|thought|reasoning|reflection)>|<\|(?:begin|end)_of_thought\|>", re.IGNORECASE
 )
 _PREAMBLE = re.compile(
-    r"^\W*(?:(?:okay|ok|alright|hmm+|wait|so)\b[,.!]?\s+(?:so\s+|then\s+|now\s+)?"
-    r"(?:i\b|i'm\b|let me\b|let's\b|we\b|the user\b|first\b)"
-    r"|let me (?:think|figure|work|try|see)\b|the user (?:is asking|asks|wants|wrote|says)\b"
+    r"^\W*(?:(?:okay|ok|alright|wait)\b[,.!]?\s+(?:so\b|let me\b|let's (?:see|think|figure|break)\b"
+    r"|the user\b|i need to\b|first,? i\b)"
+    r"|hmm+\b|let me (?:think|figure|work|try|see)\b|the user (?:is asking|asks|wants|wrote|says)\b"
     r"|i need to (?:figure|find|solve|work)\b)",
     re.IGNORECASE,
 )

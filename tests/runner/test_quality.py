@@ -37,6 +37,9 @@ def test_leaks_are_seen(answer: str) -> None:
         "We need 4 apples: 2 and 2.",
         "Think of it as 2+2 = 4.",
         "Let me know if you need more help.",
+        "Okay, I can help with that: 4.",
+        "OK! Here is the answer.",
+        "Wait times are about 4 minutes.",
         "",
     ],
 )
