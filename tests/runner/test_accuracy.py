@@ -142,6 +142,24 @@ SYMBOLIC = [
     ("\\sin^2 x + \\cos^2 x", "1", True),
     ("52_8", "52", False),  # a base is not dropped
     ("i", "-i", False),
+    ("(1,2)", "\\left(1, \\sqrt{4}\\right)", True),  # tuples element by element, symbolically
+    ("(1,2)", "(1,\\sqrt{5})", False),
+    ("[2,3)", "[\\sqrt{4}, 3)", True),
+    ("\\frac{1}{8}", "12.5\\%", True),
+    ("\\frac{1}{8}", "12\\%", False),
+    ("30^\\circ", "30", True),
+    ("5\\text{ cm}", "\\frac{10}{2}", True),
+    ("\\text{(A)}", "\\text{(A)}", True),
+    ("\\sqrt{3}", "1.732", False),  # a rounded decimal is not the surd
+    ("-\\frac{1}{2}", "\\frac{-1}{2}", True),
+    (
+        "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+        "\\begin{pmatrix} \\frac{2}{2} \\\\ \\sqrt{4} \\end{pmatrix}",
+        True,
+    ),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}", False),
+    ("\\infty", "-\\infty", False),
+    ("x^2", "x^3", False),
 ]
 
 
