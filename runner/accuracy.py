@@ -98,6 +98,7 @@ TEXT_DIFFERENT = "different as text (not parsed as math)"
 SYMBOLIC_EQUAL = "equal symbolically"
 SYMBOLIC_DIFFERENT = "different symbolically"
 TIMEOUT = "timeout"
+WORKER_DIED = "error: the grading process died"
 FAILED_REQUEST = "failed request"
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.DOTALL | re.IGNORECASE)
 _BASE_SUBSCRIPT = re.compile(r"\d_\{?\d")  # 52_8: a base, which the LaTeX parser would drop
@@ -392,7 +393,9 @@ def grade_many(
         workers = max(1, min(processes or os.cpu_count() or 1, len(todo)))
         with _Pool(workers, grader) as pool:
             for i, result in pool.grade([(i, *items[i]) for i in todo], timeout_s):
-                out[i] = result if result is not None else Grade(False, extract_answer(items[i][0]), TIMEOUT)
+                out[i] = (
+                    result if isinstance(result, Grade) else Grade(False, extract_answer(items[i][0]), result)
+                )
     return [g if g is not None else Grade(False, None, TIMEOUT) for g in out]
 
 
@@ -470,17 +473,25 @@ class _Pool:
         proc.join()
         conn.close()
 
-    def grade(self, jobs: list[tuple[int, str, str]], timeout_s: float) -> list[tuple[int, Grade | None]]:
+    def grade(self, jobs: list[tuple[int, str, str]], timeout_s: float) -> list[tuple[int, Grade | str]]:
+        """``(item, its grade or why it has none)`` for every job, in the order they finished."""
         pending = list(reversed(jobs))
         busy: dict[Connection, tuple[int, float]] = {}  # conn -> (item, deadline)
-        done: list[tuple[int, Grade | None]] = []
+        done: list[tuple[int, Grade | str]] = []
+        idle_deaths = 0  # workers that died holding no item: a broken worker, not a hard item
         while pending or busy:
+            if idle_deaths > 3 * len(self.procs):  # give up rather than respawn for ever
+                return (
+                    done
+                    + [(job[0], WORKER_DIED) for job in pending]
+                    + [(i, WORKER_DIED) for i, _ in busy.values()]
+                )
             now = time.monotonic()
             for conn, (index, deadline) in list(busy.items()):
                 if now >= deadline:  # hung (sympy holding on): kill it, the item is a timeout
                     del busy[conn]
                     self._kill(conn)
-                    done.append((index, None))
+                    done.append((index, TIMEOUT))
                     self._start()
             wait_for = min((d for _, d in busy.values()), default=now + 60) - now
             for ready in wait(list(self.procs), timeout=max(0.0, wait_for)):
@@ -489,7 +500,9 @@ class _Pool:
                     message = conn.recv()
                 except EOFError:  # the worker died (out of memory?): its item is wrong
                     if conn in busy:
-                        done.append((busy.pop(conn)[0], None))
+                        done.append((busy.pop(conn)[0], WORKER_DIED))
+                    else:
+                        idle_deaths += 1
                     self._kill(conn)
                     self._start()
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -206,6 +207,19 @@ def test_a_hung_item_times_out_alone_and_counts_as_wrong() -> None:
     grades = grade_many(items, timeout_s=1.0, processes=1, grader=hang)
     assert grades[0] == Grade(False, "hang", "timeout")
     assert grades[1:] == [grade_one(*item) for item in items[1:]]
+
+
+def die(answer_text: str, expected: str) -> Grade:
+    """A grader whose process dies at once (a broken install, say)."""
+    os._exit(1)
+
+
+def test_workers_that_keep_dying_are_given_up_on_with_a_reason() -> None:
+    grades = grade_many([("\\boxed{x}", "y"), ("\\boxed{z}", "y")], timeout_s=60, processes=1, grader=die)
+    assert grades == [
+        Grade(False, "x", "error: the grading process died"),
+        Grade(False, "z", "error: the grading process died"),
+    ]
 
 
 def test_a_real_sympy_hang_is_cut_by_the_time_limit() -> None:
