@@ -112,8 +112,11 @@ class Grade:
 
 
 def grade(answer_text: str, expected: str) -> bool:
-    """True when the model's final answer in ``answer_text`` equals ``expected`` (in this process)."""
-    return grade_one(answer_text, expected).correct
+    """True when the final answer in ``answer_text`` equals ``expected`` by the textual pass alone:
+    microseconds, safe inside an event loop. The symbolic pass is :func:`grade_one` (in this process)
+    and :func:`grade_many` / :func:`grade_records` (in worker processes, under a time limit)."""
+    got = extract_answer(answer_text)
+    return got is not None and equivalent(got, expected)
 
 
 def grade_one(answer_text: str, expected: str) -> Grade:

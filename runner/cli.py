@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from runner import profiles
+from runner.accuracy import grade_records
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
 from runner.quality import MONITORS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate
-from runner.summary import accuracy_summary
+from runner.summary import refresh_accuracy
 
 
 def _stages(text: str) -> list[dict[str, float]]:
@@ -323,10 +324,12 @@ async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Eve
     finally:
         sink.close()
     summary = {**result.summary, "ended_by": result.ended_by}
-    if any(p.expected is not None for p in spec.prompts):  # subjects and levels come with the prompts
-        summary["accuracy"] = accuracy_summary(
-            result.records, prompts=spec.prompts, bucket_edges=spec.bucket_edges
-        )
+    if any(p.expected is not None for p in spec.prompts):
+        # the run graded as text; now, off the measuring loop, symbolically (worker processes), and
+        # with subjects and levels from the prompts
+        prompts = {p.id: p for p in spec.prompts}
+        await asyncio.to_thread(grade_records, result.records, prompts)
+        refresh_accuracy(summary, result.records, prompts=prompts, bucket_edges=spec.bucket_edges)
     return summary
 
 

@@ -265,16 +265,28 @@ def _by_bucket(recs: list[RequestRecord], edges: Sequence[int]) -> dict[str, lis
     return out
 
 
-def accuracy_summary(
+def refresh_accuracy(
+    summary: dict[str, Any],
     records: Iterable[RequestRecord | dict[str, Any]],
     *,
     prompts: Mapping[str, Prompt] | Iterable[Prompt],
     bucket_edges: Sequence[int] = (0, 1024, 4096, 16384, 32768, 49152),
-) -> dict[str, Any] | None:
-    """The summary's ``accuracy`` block alone, with subjects and levels from ``prompts`` (for a caller
-    whose summary was made without them)."""
-    recs = _as_records(records)
-    return accuracy_block(recs, prompts=_prompts_by_id(prompts), buckets=_by_bucket(recs, bucket_edges))
+) -> None:
+    """Recompute ``summary``'s accuracy (overall, per sweep level, per variant) from ``records`` after
+    they were graded again (e.g. symbolically, after the run), with subjects and levels from ``prompts``."""
+    recs, by_id = _as_records(records), _prompts_by_id(prompts)
+    accuracy = accuracy_block(recs, prompts=by_id, buckets=_by_bucket(recs, bucket_edges))
+    if accuracy is not None:
+        summary["accuracy"] = accuracy
+    for point in summary.get("sweep") or []:
+        level = accuracy_block([r for r in recs if r.level == point["level"]], prompts=by_id, detail=False)
+        if level is not None:
+            point["accuracy"] = level
+    for variant in summary.get("variants") or []:
+        mine = [r for r in recs if r.variant == variant.get("variant")]
+        block = accuracy_block(mine, prompts=by_id, buckets=_by_bucket(mine, bucket_edges))
+        if block is not None:
+            variant["accuracy"] = block
 
 
 def _prompts_by_id(prompts: Mapping[str, Prompt] | Iterable[Prompt] | None) -> dict[str, Prompt]:

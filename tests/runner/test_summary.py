@@ -4,7 +4,7 @@ import pytest
 
 from runner.records import RequestRecord
 from runner.spec import Prompt, Slo
-from runner.summary import distribution, percentile, summarize
+from runner.summary import distribution, percentile, refresh_accuracy, summarize
 
 
 def _rec(i: int, ttft: float, inp: int, ok: bool = True, tps: float = 30.0) -> RequestRecord:
@@ -127,3 +127,18 @@ def test_cost_bills_failed_requests_the_server_processed_but_not_refusals() -> N
     assert s["tokens"]["billed_input"] == 2000 and s["tokens"]["billed_output"] == 31 + 4096
     assert s["cost"]["total"] == pytest.approx(2.0 + 4.127)
     assert s["tokens"]["output"] == 31  # throughput counts what succeeded
+
+
+def test_refresh_accuracy_after_grading_again_updates_overall_levels_and_variants() -> None:
+    recs = [_math(i, "Algebra", 1, False) for i in range(4)]
+    for i, r in enumerate(recs):
+        r.level, r.variant = i % 2, i // 2
+    summary = summarize(recs, duration_s=1)
+    summary["variants"] = [{"variant": 0}, {"variant": 1}]
+    assert summary["accuracy"]["correct"] == 0
+    recs[0].correct = recs[3].correct = True  # the symbolic pass found two more
+    prompts = [Prompt(id=f"q{i}", expected="1", meta={"subject": "Algebra", "level": 3}) for i in range(4)]
+    refresh_accuracy(summary, recs, prompts=prompts)
+    assert summary["accuracy"]["correct"] == 2 and summary["accuracy"]["by_subject"]["Algebra"]["graded"] == 4
+    assert [p["accuracy"]["correct"] for p in summary["sweep"]] == [1, 1]
+    assert [v["accuracy"]["correct"] for v in summary["variants"]] == [1, 1]
