@@ -15,8 +15,12 @@ from typing import Any
 import orjson
 
 from runner import profiles
+from runner.accuracy import grade_records
+from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
+from runner.quality import MONITORS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
+from runner.summary import refresh_accuracy
 
 
 def _stages(text: str) -> list[dict[str, float]]:
@@ -37,7 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="")
     r.add_argument("--api-key", default="")
     r.add_argument("--header", action="append", default=[], help="extra header 'Name: value' (repeatable)")
-    r.add_argument("--dataset", help="JSONL / CSV / ShareGPT / text file of prompts")
+    r.add_argument(
+        "--dataset",
+        help="JSONL / CSV / ShareGPT / text file of prompts, or builtin:math500 / builtin:conversations",
+    )
+    r.add_argument(
+        "--prompt-template",
+        help="text with a {prompt} placeholder around each prompt (default: a built-in dataset's own; '' for none)",
+    )
     r.add_argument("--synthetic", type=int, default=0, help="N synthetic prompts (with --input-tokens)")
     r.add_argument("--input-tokens", type=int, default=128)
     r.add_argument("--tokenizer", default="", help="local tokenizer folder/file or packaged name (qwen3)")
@@ -67,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--slo-ttft-ms", type=float, default=2000.0)
     r.add_argument("--slo-tokens-per-s", type=float, default=20.0)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--budget-sweep",
+        help="one run per thinking budget: max_tokens=512,1024,4096 or reasoning_effort=low,medium,high",
+    )
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -94,22 +109,24 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
             ]
     if args.dataset:
         from runner.datasets import parse_dataset
+        from runner.datasets.shipped import is_builtin, load_builtin, prompts_from_items
 
-        path = Path(args.dataset)
-        result = parse_dataset(path.read_bytes(), filename=path.name)
-        if result.errors:
-            lines = "\n".join(f"  line {e.line}: {e.reason}" for e in result.errors[:20])
-            raise SystemExit(f"{path}: {len(result.errors)} problem(s), nothing sent:\n{lines}")
-        return [
-            Prompt(
-                id=str(i),
-                text=item.prompt or "",
-                messages=item.messages,
-                max_tokens=item.max_tokens,
-                expected=item.expected,
-            )
-            for i, item in enumerate(result.items)
-        ]
+        if is_builtin(args.dataset):
+            try:
+                rows = load_builtin(args.dataset)
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
+        else:
+            path = Path(args.dataset)
+            result = parse_dataset(path.read_bytes(), filename=path.name)
+            if result.errors:
+                lines = "\n".join(f"  line {e.line}: {e.reason}" for e in result.errors[:20])
+                raise SystemExit(f"{path}: {len(result.errors)} problem(s), nothing sent:\n{lines}")
+            rows = result.items
+        try:
+            return prompts_from_items(rows, template=prompt_template(args))
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     n = args.synthetic or 64
     if args.tokenizer:
         from runner.datasets.synthetic import synthesize
@@ -125,6 +142,15 @@ def load_prompts(args: argparse.Namespace) -> list[Prompt]:
         Prompt(id=str(i), text=" ".join(words[(i + k) % len(words)] for k in range(args.input_tokens)))
         for i in range(n)
     ]
+
+
+def prompt_template(args: argparse.Namespace) -> str:
+    """The template asked for, else a built-in dataset's own (MATH-500 asks for a boxed answer)."""
+    if args.prompt_template is not None:
+        return str(args.prompt_template)
+    from runner.datasets.shipped import builtin, is_builtin
+
+    return builtin(args.dataset).template if args.dataset and is_builtin(args.dataset) else ""
 
 
 def build_profile(args: argparse.Namespace) -> ProfileSpec:
@@ -194,6 +220,7 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         bucket_edges=[int(x) for x in args.buckets.split(",")],
         slo=Slo(ttft_ms=args.slo_ttft_ms, tokens_per_s=args.slo_tokens_per_s),
         drain_s=args.drain,
+        prompt_template=prompt_template(args) if args.dataset else "",
     )
 
 
@@ -277,6 +304,7 @@ def print_table(summary: dict[str, Any]) -> None:
             f"  bucket {b['label']:<10} n={b['requests']['total']:<6} TTFT p50 {_fmt(b['ttft_ms']['p50'])} ms"
             f"  tokens/s p50 {_fmt(b['tokens_per_s']['p50'])}"
         )
+    print_accuracy(summary)
     e = summary["engine"]
     print(
         f"engine: {e.get('verdict')} (loop lag p99 {_fmt(e.get('lag_ms_p99'))} ms, "
@@ -285,22 +313,96 @@ def print_table(summary: dict[str, Any]) -> None:
     )
 
 
-async def _run(args: argparse.Namespace) -> int:
-    spec = build_spec(args)
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def print_accuracy(summary: dict[str, Any]) -> None:
+    """The accuracy line (with its Wilson interval, per level) and the answer-quality line."""
+    acc = summary.get("accuracy")
+    if isinstance(acc, dict):
+        lo, hi = acc["ci95"] or (None, None)
+        levels = ", ".join(f"L{k} {_pct(v['rate'])}" for k, v in acc.get("by_level", {}).items())
+        print(
+            f"accuracy: {_pct(acc['rate'])} ({acc['correct']}/{acc['graded']} correct, 95% CI "
+            f"{_pct(lo)}–{_pct(hi)}, {acc['failed']} failed counted wrong)"
+            + (f"; {levels}" if levels else "")
+        )
+    for point in summary.get("sweep") or []:
+        if point.get("accuracy"):
+            print(
+                f"  level {point['level']}: accuracy {_pct(point['accuracy']['rate'])} "
+                f"(n={point['accuracy']['graded']}), TTFT p50 {_fmt(point['ttft_ms']['p50'])} ms"
+            )
+    q = summary.get("quality")
+    if isinstance(q, dict) and q.get("requests"):
+        print(
+            "answers: "
+            + ", ".join(f"{name.replace('_', ' ')} {q[name]['count']}" for name in MONITORS)
+            + f" of {q['requests']}"
+        )
+
+
+async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Event) -> dict[str, Any]:
     sink = ProgressSink(args.quiet, args.records)
-    cancel = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
     try:
         result = await run(spec, sink=sink, cancel=cancel)
     finally:
         sink.close()
     summary = {**result.summary, "ended_by": result.ended_by}
+    if any(p.expected is not None for p in spec.prompts):
+        # the run graded as text; now, off the measuring loop, symbolically (worker processes), and
+        # with subjects and levels from the prompts
+        prompts = {p.id: p for p in spec.prompts}
+        await asyncio.to_thread(grade_records, result.records, prompts)
+        refresh_accuracy(summary, result.records, prompts=prompts, bucket_edges=spec.bucket_edges)
+    return summary
+
+
+async def _run(args: argparse.Namespace) -> int:
+    spec = build_spec(args)
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
+    if args.budget_sweep:
+        return await _budget_sweep(spec, args, cancel)
+    summary = await _run_spec(spec, args, cancel)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)
     return 0
+
+
+async def _budget_sweep(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Event) -> int:
+    """One run per budget level, one after another under the same load; then the budget table."""
+    try:
+        param, levels = parse_budget(args.budget_sweep)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    summaries = []
+    for level, level_spec in zip(levels, budget_specs(spec, param, levels), strict=True):
+        if cancel.is_set():
+            break
+        summaries.append(await _run_spec(level_spec, args, cancel))
+        print(f"--- {param}={level}")
+        print_table(summaries[-1])
+    report = budget_report(param, levels[: len(summaries)], summaries)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"budget_sweep": report, "runs": summaries}, indent=2))
+    print_budget(report)
+    return 0
+
+
+def print_budget(report: dict[str, Any]) -> None:
+    print(f"{report['param']:<18}{'accuracy':>10}{'empty':>8}{'trunc.':>8}{'TTFT p50':>10}{'E2E p50':>10}")
+    for p in report["points"]:
+        acc = p["accuracy"]["rate"] if p["accuracy"] else None
+        print(
+            f"{p['budget']!s:<18}{_pct(acc):>10}{_pct(p['empty_answer_rate']):>8}"
+            f"{_pct(p['truncated_thinking_rate']):>8}{_fmt((p['ttft_ms'] or {}).get('p50')):>10}"
+            f"{_fmt((p['e2e_ms'] or {}).get('p50')):>10}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from runner.accuracy import Z95, wilson
 from runner.metrics import METRICS
 from runner.records import RequestRecord
 
@@ -96,12 +97,15 @@ PATHS: dict[str, MetricPath] = {p.path: p for p in (*_distribution_paths(), *_RU
 
 
 def value_at(summary: Mapping[str, Any], path: str) -> float | None:
-    """The number at a dotted path, or None when it is absent or not a finite number."""
+    """The number at a dotted path, or None when it is absent or not a finite number. A block with a
+    ``rate`` stands for its rate (``accuracy`` is ``accuracy.rate``; older summaries held the float)."""
     node: Any = summary
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
+    if isinstance(node, Mapping) and "rate" in node:
+        node = node["rate"]
     if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node):
         return None
     return float(node)
@@ -275,12 +279,14 @@ def compare_summaries(
     alpha: float = 0.05,
     seed: int = 0,
     resamples: int = RESAMPLES,
+    records: Sequence[Sequence[Record] | None] | None = None,
 ) -> dict[str, Any]:
     """Every comparable metric of every run against the first (the baseline), overall and per bucket.
 
     ``samples[i]`` holds run i's per-request values by metric key (``{"ttft_ms": [...]}``), the same
     population the summary was computed from. ``deltas[i]`` lines up with ``values[i]``; the baseline's
-    is None, as is any delta where a value is missing.
+    is None, as is any delta where a value is missing. ``accuracy[i]`` is :func:`accuracy_delta` of run i
+    (paired by item when ``records[i]`` and the baseline's graded the same items).
     """
     if not summaries:
         raise ValueError("nothing to compare: pass at least one summary")
@@ -301,6 +307,17 @@ def compare_summaries(
         }
         for label, lo, hi in _bucket_index(summaries)
     ]
+    recs = list(records) if records is not None else [None] * len(summaries)
+    accuracy = [None] + [
+        accuracy_delta(
+            summaries[0].get("accuracy"),
+            s.get("accuracy"),
+            base_records=recs[0],
+            run_records=recs[i],
+            alpha=alpha,
+        )
+        for i, s in enumerate(summaries[1:], start=1)
+    ]
     return {
         "labels": list(labels),
         "baseline": labels[0],
@@ -308,6 +325,7 @@ def compare_summaries(
         "noise": _noise_method(runs, alpha, seed, resamples) if samples is not None else None,
         "rows": _rows(summaries, tests),
         "buckets": buckets,
+        "accuracy": accuracy,
     }
 
 
@@ -381,23 +399,156 @@ def paired_stats(
     }
 
 
+# ------------------------------------------------------------------------------------------ accuracy
+
+
+def _graded(records: Sequence[Record]) -> list[tuple[Any, bool]]:
+    """(item id, correct) per graded request in schedule order; a failed graded request is wrong."""
+    ordered = sorted(records, key=lambda r: _field(r, "scheduled_s") or 0.0)
+    return [
+        (_field(r, "prompt_id"), bool(_field(r, "correct")) and _field(r, "outcome") == "success")
+        for r in ordered
+        if _field(r, "correct") is not None and _field(r, "outcome") != "cancelled"
+    ]
+
+
+def _pairs(base: Sequence[Record], run: Sequence[Record]) -> list[tuple[bool, bool]] | None:
+    """Both runs' verdicts item by item (a repeated item paired in order), or None unless both runs
+    graded exactly the same items."""
+    a, b = _graded(base), _graded(run)
+    if not a or sorted(map(str, (i for i, _ in a))) != sorted(map(str, (i for i, _ in b))):
+        return None
+
+    def by_item(graded: list[tuple[Any, bool]]) -> dict[tuple[Any, int], bool]:
+        seen: dict[Any, int] = {}
+        out = {}
+        for item, ok in graded:
+            out[(item, seen.get(item, 0))] = ok
+            seen[item] = seen.get(item, 0) + 1
+        return out
+
+    va, vb = by_item(a), by_item(b)
+    return [(va[k], vb[k]) for k in va]
+
+
+def _counts(block: Any) -> tuple[int, int] | None:
+    if isinstance(block, Mapping) and isinstance(block.get("graded"), int) and block["graded"] > 0:
+        return int(block["correct"]), int(block["graded"])
+    return None  # absent, or an old summary's bare float: no counts, no test
+
+
+def _newcombe(k1: int, n1: int, k2: int, n2: int) -> list[float]:
+    """95% interval of p2 − p1 from the two Wilson intervals (Newcombe's hybrid score method)."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1) or [0.0, 1.0], wilson(k2, n2) or [0.0, 1.0]
+    d = p2 - p1
+    return [d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)]
+
+
+def _two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    pooled = (k1 + k2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    z = (k2 / n2 - k1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def _mcnemar(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
+    """Exact McNemar: the discordant pairs split as Binomial(b + c, ½) when nothing changed."""
+    n = len(pairs)
+    lost = sum(1 for a, b in pairs if a and not b)  # right in the baseline, wrong in the run
+    gained = sum(1 for a, b in pairs if b and not a)
+    p = float(stats.binomtest(lost, lost + gained, 0.5).pvalue) if lost + gained else 1.0
+    d = (gained - lost) / n
+    se = math.sqrt(max(0.0, (lost + gained) / n - d * d) / n)  # Wald, paired
+    return {
+        "test": "mcnemar",
+        "p_value": p,
+        "ci95": [d - Z95 * se, d + Z95 * se],
+        "n_pairs": n,
+        "lost": lost,
+        "gained": gained,
+    }
+
+
+def accuracy_delta(
+    base: Mapping[str, Any] | None,
+    run: Mapping[str, Any] | None,
+    *,
+    base_records: Sequence[Record] | None = None,
+    run_records: Sequence[Record] | None = None,
+    alpha: float = 0.05,
+) -> dict[str, Any] | None:
+    """Accuracy of ``run`` against ``base`` (each a summary's ``accuracy`` block): the delta (run − base)
+    with its 95% interval, McNemar's exact test when both runs' records graded the same items (paired by
+    item id, a repeated item in order), else a two-proportion z-test (interval: Newcombe). A drop with
+    p < alpha is a regression. Per-subject deltas when both blocks have subjects. None without counts.
+    """
+    a, b = _counts(base), _counts(run)
+    if a is None or b is None or base is None or run is None:
+        return None
+    pairs = (
+        _pairs(base_records, run_records) if base_records is not None and run_records is not None else None
+    )
+    if pairs is not None:
+        tested = _mcnemar(pairs)
+    else:
+        tested = {"test": "two-proportion", "p_value": _two_proportion_p(*a, *b), "ci95": _newcombe(*a, *b)}
+    delta = b[0] / b[1] - a[0] / a[1]
+    significant = tested["p_value"] < alpha
+    return {
+        "baseline": base["rate"],
+        "run": run["rate"],
+        "delta": delta,
+        "delta_pt": delta * 100,
+        **tested,
+        "alpha": alpha,
+        "noise": not significant,
+        "regression": significant and delta < 0,
+        "improvement": significant and delta > 0,
+        "by_subject": _subject_deltas(base, run),
+    }
+
+
+def _subject_deltas(base: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for subject, block in (base.get("by_subject") or {}).items():
+        other = (run.get("by_subject") or {}).get(subject)
+        a, b = _counts(block), _counts(other)
+        if a is None or b is None:
+            continue
+        delta = b[0] / b[1] - a[0] / a[1]
+        out[subject] = {
+            "baseline": a[0] / a[1],
+            "run": b[0] / b[1],
+            "delta_pt": delta * 100,
+            "ci95_pt": [x * 100 for x in _newcombe(*a, *b)],
+            "p_value": _two_proportion_p(*a, *b),
+        }
+    return out
+
+
 # ------------------------------------------------------------------------------------ regression gate
 
 _OPS = {"<": float.__lt__, ">": float.__gt__, "<=": float.__le__, ">=": float.__ge__}
 _RULE_RE = re.compile(r"^\s*(?P<path>[^<>=!\s]+)\s*(?P<op>[<>=!]+)\s*(?P<value>.*?)\s*$")
-_VALUE_RE = re.compile(r"^(?P<sign>[+-]?)(?P<num>\d+(?:\.\d*)?|\.\d+)(?P<pct>%?)$")
+_VALUE_RE = re.compile(r"^(?P<sign>[+-]?)(?P<num>\d+(?:\.\d*)?|\.\d+)(?P<pct>%|pt)?$")
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A failing condition: ``ttft_ms.p99>+10%`` breaks when p99 exceeds the baseline's by more than 10%."""
+    """A failing condition: ``ttft_ms.p99>+10%`` breaks when p99 exceeds the baseline's by more than 10%;
+    ``accuracy<-2pt`` when a rate falls more than 2 percentage points below the baseline's."""
 
     path: str
     op: str
     value: float
     relative: bool
+    points: bool = False  # percentage points of a rate, relative to the baseline's
 
     def __str__(self) -> str:
+        if self.points:
+            return f"{self.path}{self.op}{self.value:+g}pt"
         return (
             f"{self.path}{self.op}{self.value:+g}%"
             if self.relative
@@ -430,7 +581,8 @@ def known_paths() -> str:
 
 
 def parse_rule(text: str) -> Rule:
-    """``PATH OP VALUE``: OP one of < > <= >=; VALUE absolute (``0.99``) or signed relative (``+10%``)."""
+    """``PATH OP VALUE``: OP one of < > <= >=; VALUE absolute (``0.99``), signed relative (``+10%``) or,
+    for a rate, signed percentage points from the baseline's (``-2pt``)."""
     m = _RULE_RE.match(text)
     if m is None:
         raise ValueError(
@@ -454,15 +606,20 @@ def parse_rule(text: str) -> Rule:
             f"rule {text!r}: a relative threshold needs a sign, '+{raw}' (above the baseline) or "
             f"'-{raw}' (below); an absolute threshold has no '%'"
         )
+    points = v["pct"] == "pt"
+    if points and PATHS[path].unit != "fraction":
+        raise ValueError(f"rule {text!r}: 'pt' (percentage points) applies to rates, not {path}")
     value = float(v["num"]) * (-1 if v["sign"] == "-" else 1)
-    return Rule(path, op, value, relative=bool(v["pct"]))
+    return Rule(path, op, value, relative=bool(v["pct"]), points=points)
 
 
 def _check(rule: Rule, summary: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> RuleResult:
     actual = value_at(summary, rule.path)
     base = value_at(baseline, rule.path) if baseline is not None else None
     threshold: float | None = rule.value
-    if rule.relative:
+    if rule.points:
+        threshold = None if base is None else base + rule.value / 100
+    elif rule.relative:
         threshold = None if base is None else base * (1 + rule.value / 100)
     if actual is None or threshold is None:
         missing = "this run" if actual is None else "the baseline"
@@ -470,7 +627,7 @@ def _check(rule: Rule, summary: Mapping[str, Any], baseline: Mapping[str, Any] |
             rule, actual, base, threshold, True, f"{rule}: no value in {missing}; failing closed"
         )
     broken = _OPS[rule.op](actual, threshold)
-    of = f" (baseline {base:g} {rule.value:+g}%)" if rule.relative else ""
+    of = f" (baseline {base:g} {rule.value:+g}{'pt' if rule.points else '%'})" if rule.relative else ""
     state = "BROKEN" if broken else "ok"
     return RuleResult(
         rule, actual, base, threshold, broken, f"{rule}: {actual:g} vs {threshold:g}{of}: {state}"
@@ -493,16 +650,25 @@ def regressions(
     *,
     threshold_pct: float = 10.0,
     samples: Sequence[Samples | None] | None = None,
+    records: Sequence[Sequence[Record] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Overall metrics worse than the baseline by more than threshold_pct and not inside noise.
 
     ``samples`` is (baseline's, this run's). Where noise is unknown the threshold alone decides; max and
-    min are left out, being single requests.
+    min are left out, being single requests. Accuracy is a regression when its test says the drop is
+    outside noise (:func:`accuracy_delta`; paired with ``records``), whatever its size.
     """
-    comparison = compare_summaries([baseline, summary], labels=["baseline", "run"], samples=samples)
+    comparison = compare_summaries(
+        [baseline, summary], labels=["baseline", "run"], samples=samples, records=records
+    )
     found = []
+    accuracy = comparison["accuracy"][1]
     for row in comparison["rows"]:
         d = row["deltas"][1]
+        if row["path"] == "accuracy" and accuracy is not None:
+            if accuracy["regression"]:
+                found.append({k: row[k] for k in ("path", "label", "unit", "better")} | accuracy)
+            continue
         if PATHS[row["path"]].stat in EXTREMES or d is None or d["verdict"] != "worse":
             continue
         if d["pct"] is not None and abs(d["pct"]) > threshold_pct and d["noise"] is not True:
@@ -555,6 +721,15 @@ def format_table(comparison: Mapping[str, Any]) -> str:
     for bucket in comparison["buckets"]:
         if bucket["rows"]:
             lines += ["", f"input tokens {bucket['label']}", *_render(_grid(bucket["rows"], labels))]
+    for label, acc in zip(labels, comparison.get("accuracy") or [], strict=False):
+        if acc is not None:
+            lo, hi = (x * 100 for x in acc["ci95"])
+            verdict = "REGRESSION" if acc["regression"] else "improvement" if acc["improvement"] else "noise"
+            lines += [
+                "",
+                f"accuracy {label}: {acc['delta_pt']:+.1f}pt (95% CI {lo:+.1f}…{hi:+.1f}pt), "
+                f"{acc['test']} p={acc['p_value']:.3g}: {verdict}",
+            ]
     method = comparison.get("noise")
     lines.append("")
     if method is None:

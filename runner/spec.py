@@ -109,6 +109,7 @@ class Prompt:
     input_tokens: int = 0  # counted by the configured tokenizer; 0 = unknown
     max_tokens: int | None = None
     expected: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # dataset item's subject, level, unique_id
 
 
 @dataclass(slots=True)
@@ -194,6 +195,7 @@ class RunSpec:
     backoff_base_s: float = 0.1
     backoff_max_s: float = 10.0
     retry_after_max_s: float = 60.0
+    prompt_template: str = ""  # applied when the prompts were built ({prompt} placeholder); kept to say how
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

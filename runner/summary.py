@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from runner.accuracy import accuracy_block
 from runner.metrics import CONVENTIONS
+from runner.quality import quality_block
 from runner.records import Outcome, RequestRecord
-from runner.spec import Slo
+from runner.spec import Prompt, Slo
 
 LATENCY_KEYS = (
     "ttft_ms",
@@ -201,8 +203,12 @@ def summarize(
     length_is_failure: bool = False,
     engine: dict[str, Any] | None = None,
     level_duration_s: float | None = None,
+    prompts: Mapping[str, Prompt] | Iterable[Prompt] | None = None,
 ) -> dict[str, Any]:
+    """``prompts`` (by id, or the run's list) give graded items their subject and level, and make a
+    request whose prompt has an expected answer count as graded even when it failed ungraded."""
     recs = _as_records(records)
+    by_id = _prompts_by_id(prompts)
     slo = slo or Slo()
     summary = _block(recs, duration_s, slo, length_is_failure)
     ok = [r for r in recs if r.ok]
@@ -218,10 +224,9 @@ def summarize(
         "total": t["billed_input"] / 1000 * price_in_per_1k + t["billed_output"] / 1000 * price_out_per_1k,
     }
     buckets = []
+    in_bucket = _by_bucket(recs, bucket_edges)
     for lo, hi in bucket_bounds(bucket_edges):
-        inside = [
-            r for r in recs if (n := _bucket_tokens(r)) is not None and n >= lo and (hi is None or n < hi)
-        ]
+        inside = in_bucket.get(bucket_label(lo, hi))
         if inside:
             buckets.append(
                 {
@@ -238,15 +243,68 @@ def summarize(
             _sweep_point(
                 level, [r for r in recs if r.level == level], slo, length_is_failure, level_duration_s
             )
+            | _quality_point([r for r in recs if r.level == level], by_id)
             for level in levels
         ]
-    graded = [r for r in recs if r.correct is not None and r.outcome != Outcome.CANCELLED.value]
-    if graded:
-        right = sum(1 for r in graded if r.correct)
-        summary["accuracy"] = right / len(graded)  # a failed request counts as a wrong answer
-        summary["accuracy_detail"] = {"graded": len(graded), "correct": right}
+    accuracy = accuracy_block(recs, prompts=by_id, buckets=in_bucket)
+    if accuracy is not None:  # a failed request counts as a wrong answer
+        summary["accuracy"] = accuracy
+    summary["quality"] = quality_block(recs, buckets=in_bucket)
     summary["engine"] = engine or {}
     return summary
+
+
+def _by_bucket(recs: list[RequestRecord], edges: Sequence[int]) -> dict[str, list[RequestRecord]]:
+    out: dict[str, list[RequestRecord]] = {}
+    for lo, hi in bucket_bounds(edges):
+        inside = [
+            r for r in recs if (n := _bucket_tokens(r)) is not None and n >= lo and (hi is None or n < hi)
+        ]
+        if inside:
+            out[bucket_label(lo, hi)] = inside
+    return out
+
+
+def refresh_accuracy(
+    summary: dict[str, Any],
+    records: Iterable[RequestRecord | dict[str, Any]],
+    *,
+    prompts: Mapping[str, Prompt] | Iterable[Prompt],
+    bucket_edges: Sequence[int] = (0, 1024, 4096, 16384, 32768, 49152),
+) -> None:
+    """Recompute ``summary``'s accuracy (overall, per sweep level, per variant) from ``records`` after
+    they were graded again (e.g. symbolically, after the run), with subjects and levels from ``prompts``."""
+    recs, by_id = _as_records(records), _prompts_by_id(prompts)
+    accuracy = accuracy_block(recs, prompts=by_id, buckets=_by_bucket(recs, bucket_edges))
+    if accuracy is not None:
+        summary["accuracy"] = accuracy
+    for point in summary.get("sweep") or []:
+        level = accuracy_block([r for r in recs if r.level == point["level"]], prompts=by_id, detail=False)
+        if level is not None:
+            point["accuracy"] = level
+    for variant in summary.get("variants") or []:
+        mine = [r for r in recs if r.variant == variant.get("variant")]
+        block = accuracy_block(mine, prompts=by_id, buckets=_by_bucket(mine, bucket_edges))
+        if block is not None:
+            variant["accuracy"] = block
+
+
+def _prompts_by_id(prompts: Mapping[str, Prompt] | Iterable[Prompt] | None) -> dict[str, Prompt]:
+    if prompts is None:
+        return {}
+    if isinstance(prompts, Mapping):
+        return dict(prompts)
+    return {p.id: p for p in prompts}
+
+
+def _quality_point(recs: list[RequestRecord], prompts: Mapping[str, Prompt]) -> dict[str, Any]:
+    """A sweep level's (or a budget's) accuracy and answer quality, beside its latency."""
+    q = quality_block(recs)
+    point: dict[str, Any] = {"quality": {k: v for k, v in q.items() if k != "by_bucket"}}
+    accuracy = accuracy_block(recs, prompts=prompts, detail=False)
+    if accuracy is not None:
+        point["accuracy"] = accuracy
+    return point
 
 
 def _sweep_point(

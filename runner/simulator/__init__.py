@@ -49,6 +49,12 @@ WebSocket (``GET /v1/ws``): the client sends one text frame
 Faults: header ``x-sim-fault: NAME`` forces one for a request (see ``FAULTS``); ``error_rate``,
 ``empty_rate`` and ``truncate_rate`` pick them at random (seeded). ``http_500``/``http_429`` refuse a
 WebSocket upgrade; the others happen on the open stream.
+
+Accuracy: with ``answer_key`` (``builtin:math500`` or a dataset file) a question found in the prompt
+is answered with a reasoning preamble in the thinking and the reference in ``\\boxed{}``; exactly
+``round(wrong_rate * N)`` items (by seed) get a wrong value, and ``leak_rate`` of answers open with
+reasoning text. Thinking scales with ``reasoning_effort`` (low ½, medium 1, high 2 × thinking_tokens)
+and is cut by ``max_tokens`` like any output (see :mod:`runner.simulator.answers`).
 """
 
 from runner.simulator.config import ERROR_FAULTS, FAULTS, SimConfig

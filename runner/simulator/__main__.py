@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from runner.simulator.config import add_arguments, config_from_args
-from runner.simulator.server import serve
+from runner.simulator.server import load_key, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        config_from_args(args)
+        load_key(config_from_args(args))
     except ValueError as exc:
         parser.error(str(exc))
     _run(_serve_until_stopped(args))

@@ -69,6 +69,11 @@ class SimConfig:
         "a request arriving on a connection idle longer than this finds it closed, before any "
         "response byte; 0 = never",
     )
+    answer_key: str = _opt(
+        "", "answer questions found in the prompt from this key: builtin:math500 or a dataset file"
+    )
+    wrong_rate: float = _opt(0.0, "share of the key's items answered wrongly (exactly round(R*N), by seed)")
+    leak_rate: float = _opt(0.0, "share of answers that open with reasoning text (a leak)")
 
     def __post_init__(self) -> None:
         problems = [msg for ok, msg in self._checks() if not ok]
@@ -98,6 +103,10 @@ class SimConfig:
             (self.think_format in THINK_FORMATS, f"think_format must be one of {THINK_FORMATS}"),
             (all(0 <= r <= 1 for r in rates) and sum(rates) <= 1, "rates must be in 0..1 and sum to <= 1"),
             (self.chunk_tokens >= 1, "chunk_tokens must be >= 1"),
+            (
+                0 <= self.wrong_rate <= 1 and 0 <= self.leak_rate <= 1,
+                "wrong_rate and leak_rate must be in 0..1",
+            ),
         ]
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.simulator.answers import EFFORT
 from runner.simulator.config import ERROR_FAULTS, FAULTS, SimConfig
 from runner.simulator.tokens import messages_text, prompt_text
 
@@ -28,6 +29,7 @@ class Ask:
     stream: bool
     include_usage: bool
     ignore_eos: bool = False  # vLLM extension: generate exactly max_tokens
+    reasoning_effort: str = "medium"  # scales the thinking a request asks for (EFFORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,17 @@ def _max_tokens(body: Mapping[str, Any], *keys: str) -> int | None:
     return None
 
 
+def _effort(body: Mapping[str, Any]) -> str:
+    """OpenAI's ``reasoning_effort`` (or ``reasoning.effort``); ``medium`` when absent."""
+    reasoning = body.get("reasoning")
+    value = body.get("reasoning_effort") or (reasoning.get("effort") if isinstance(reasoning, dict) else None)
+    if value is None:
+        return "medium"
+    if value not in EFFORT:
+        raise BadRequest(f"reasoning_effort must be one of {', '.join(EFFORT)}, got {value!r}")
+    return str(value)
+
+
 def _object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
@@ -84,6 +97,7 @@ def parse_chat(body: Any) -> Ask:
         stream=body.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         ignore_eos=body.get("ignore_eos") is True,
+        reasoning_effort=_effort(body),
     )
 
 
@@ -99,6 +113,7 @@ def parse_completions(body: Any) -> Ask:
         stream=body.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         ignore_eos=body.get("ignore_eos") is True,
+        reasoning_effort=_effort(body),
     )
 
 
@@ -147,11 +162,12 @@ def pick_fault(config: SimConfig, rng: random.Random, forced: str | None) -> str
 
 def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int) -> Plan:
     """Thinking counts against ``max_tokens`` as on real servers: a cut inside thinking leaves no answer."""
-    want_thinking, want_answer = config.thinking_tokens, config.output_tokens
+    want_thinking = round(config.thinking_tokens * EFFORT[ask.reasoning_effort])
+    want_answer = config.output_tokens
     if fault == "empty":
         want_answer = 0
     elif fault == "truncated":  # a model that thinks until it runs out of budget, even if not a thinker
-        want_thinking, want_answer = config.thinking_tokens or config.output_tokens, 0
+        want_thinking, want_answer = want_thinking or config.output_tokens, 0
     elif ask.ignore_eos and ask.max_tokens is not None:
         want_answer = max(0, ask.max_tokens - want_thinking)
     budget = ask.max_tokens if ask.max_tokens is not None else want_thinking + want_answer

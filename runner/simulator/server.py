@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from runner.simulator.answers import AnswerKey, ScriptedWords, leak_words, reply_words, thinking_words
 from runner.simulator.config import SimConfig
 from runner.simulator.pacing import Batch, Channel
 from runner.simulator.plan import (
@@ -78,6 +79,9 @@ class Record:
     fault: str | None = None
     finish_reason: str | None = None
     status: int = 200
+    answer_id: str | None = None  # the answer key's item found in the prompt
+    answered_wrong: bool = False  # that item is one the key answers wrongly
+    leaked: bool = False  # the answer opens with reasoning text
 
 
 class Simulator:
@@ -96,6 +100,8 @@ class Simulator:
         self.connections: dict[int, tuple[Any, list[int]]] = {}
         self.keepalive_drops = 0
 
+        self.key = load_key(config)
+
     def connection(self, protocol: Any) -> list[int]:
         entry = self.connections.get(id(protocol))
         if entry is None or entry[0] is not protocol:
@@ -105,6 +111,9 @@ class Simulator:
         return entry[1]
 
     def set_config(self, config: SimConfig) -> None:
+        key_of = (config.answer_key, config.wrong_rate, config.seed)
+        if key_of != (self.config.answer_key, self.config.wrong_rate, self.config.seed):
+            self.key = load_key(config)  # a bad key raises before anything changes
         if config.seed != self.config.seed:
             self.rng, self.requests = random.Random(config.seed), 0
         self.config = config
@@ -122,6 +131,16 @@ class Simulator:
 SIM = web.AppKey("llmperf_simulator", Simulator)
 
 
+def load_key(config: SimConfig) -> AnswerKey | None:
+    """The configured answer key (ValueError if it cannot be read), or None."""
+    if not config.answer_key:
+        return None
+    try:
+        return AnswerKey.load(config.answer_key, wrong_rate=config.wrong_rate, seed=config.seed)
+    except OSError as exc:
+        raise ValueError(f"answer key {config.answer_key}: {exc.strerror or exc}") from None
+
+
 @dataclass(slots=True)
 class Exchange:
     """Everything one generation request needs once it has been accepted."""
@@ -132,7 +151,7 @@ class Exchange:
     ask: Ask
     plan: Plan
     wire: Wire
-    words: WordSource
+    words: WordSource | ScriptedWords
 
     def usage(self) -> Usage:
         done = self.record.completion_tokens
@@ -288,8 +307,24 @@ def _judge(
         return HTTP_FAULTS[fault]
     cached = sim.cache.lookup_and_insert(ask.words) if config.prefix_cache else 0
     record.cached_tokens = cached
-    plan = make_plan(config, ask, fault, cached)
-    return Exchange(sim, config, record, ask, plan, wire, WordSource(config.seed, number))
+    item = sim.key.find(" ".join(ask.words)) if sim.key is not None else None
+    leaked = fault is None and config.leak_rate > 0 and sim.rng.random() < config.leak_rate
+    words = WordSource(config.seed, number)
+    if item is None and not leaked:
+        return Exchange(sim, config, record, ask, make_plan(config, ask, fault, cached), wire, words)
+    # a scripted reply: reasoning preamble in the thinking, the key's answer boxed (after a leak)
+    answer = [*(leak_words() if leaked else []), *(reply_words(item) if item else [])]
+    scripted = config
+    if item is not None:
+        thinking = max(config.thinking_tokens, len(thinking_words()))
+        scripted = dataclasses.replace(config, thinking_tokens=thinking, output_tokens=len(answer))
+    plan = make_plan(scripted, ask, fault, cached)
+    record.answer_id, record.leaked = (item.id if item else None), leaked
+    record.answered_wrong = item is not None and item.wrong
+    preamble = thinking_words() if item else []
+    return Exchange(
+        sim, config, record, ask, plan, wire, ScriptedWords(words, plan.thinking, preamble, answer)
+    )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

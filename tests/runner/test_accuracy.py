@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
-from runner.accuracy import equivalent, extract_answer, grade
+from runner.accuracy import Grade, equivalent, extract_answer, grade, grade_many, grade_one, grade_records
+from runner.records import RequestRecord
+from runner.spec import Prompt
 
-MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "math500.jsonl"
+MATH500 = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin" / "math500.jsonl"
 
 # (expected answer from MATH-500, model output, verdict)
 CASES = [
@@ -109,12 +113,126 @@ def test_answer_is_takes_the_math_between_dollars() -> None:
     assert extract_answer("Hence the answer is $\\frac{3}{56}$. Good.") == "\\frac{3}{56}"
 
 
-def test_symbolic_forms_are_not_guessed() -> None:
-    """No algebra: equal values in different symbolic forms are not matched (a false negative)."""
+def test_the_textual_pass_does_no_algebra_the_symbolic_one_does() -> None:
     assert not equivalent("\\frac{1}{\\sqrt{3}}", "\\frac{\\sqrt{3}}{3}")
+    assert grade_one("\\boxed{\\frac{1}{\\sqrt{3}}}", "\\frac{\\sqrt{3}}{3}") == Grade(
+        True, "\\frac{1}{\\sqrt{3}}", "equal symbolically"
+    )
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason="../shared/datasets/math500.jsonl not present")
+# (expected, boxed answer, verdict): equal values written differently, and near misses
+SYMBOLIC = [
+    ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt3}", True),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True),
+    ("2\\sqrt{2}", "\\sqrt{8}", True),
+    ("2\\sqrt{2}", "\\sqrt{6}", False),
+    ("x^2+2x+1", "(x+1)^2", True),
+    ("x^2+2x+1", "(x-1)^2", False),
+    ("\\frac{\\pi}{3}", "60^\\circ", False),  # degrees are read as numbers, never converted
+    ("\\frac{1+\\sqrt{5}}{2}", "\\frac{2}{\\sqrt{5}-1}", True),
+    ("\\left( -\\infty, 3 \\right]", "(-\\infty,3]", True),
+    ("[1,3)", "[1,3]", False),
+    ("\\{2,3\\}", "\\{3,2\\}", True),
+    ("(1,2)", "(2,1)", False),  # a tuple's order matters
+    ("\\frac{3}{4}", "75\\%", True),
+    ("25\\%", "0.3", False),
+    ("\\text{(B)}", "\\text{(b)}", True),
+    ("12 \\text{ cm}^2", "12", True),
+    ("2^{10}", "1024", True),
+    ("\\log_2 8", "3", True),
+    ("\\sin^2 x + \\cos^2 x", "1", True),
+    ("52_8", "52", False),  # a base is not dropped
+    ("i", "-i", False),
+    ("(1,2)", "\\left(1, \\sqrt{4}\\right)", True),  # tuples element by element, symbolically
+    ("(1,2)", "(1,\\sqrt{5})", False),
+    ("[2,3)", "[\\sqrt{4}, 3)", True),
+    ("\\frac{1}{8}", "12.5\\%", True),
+    ("\\frac{1}{8}", "12\\%", False),
+    ("30^\\circ", "30", True),
+    ("5\\text{ cm}", "\\frac{10}{2}", True),
+    ("\\text{(A)}", "\\text{(A)}", True),
+    ("\\sqrt{3}", "1.732", False),  # a rounded decimal is not the surd
+    ("-\\frac{1}{2}", "\\frac{-1}{2}", True),
+    (
+        "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+        "\\begin{pmatrix} \\frac{2}{2} \\\\ \\sqrt{4} \\end{pmatrix}",
+        True,
+    ),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}", False),
+    ("\\infty", "-\\infty", False),
+    ("x^2", "x^3", False),
+]
+
+
+@pytest.mark.parametrize(("expected", "answer", "verdict"), SYMBOLIC)
+def test_symbolic_grading(expected: str, answer: str, verdict: bool) -> None:
+    assert grade_one(f"so \\boxed{{{answer}}}", expected).correct is verdict
+
+
+def test_reasoning_in_think_tags_is_never_graded() -> None:
+    assert extract_answer("<think>maybe \\boxed{3}</think> It is \\boxed{4}.") == "4"
+    assert extract_answer("so \\boxed{3} then</think>\\boxed{4}") == "4"
+    assert grade_one("<think>it is \\boxed{4}", "4") == Grade(False, None, "no final answer")
+
+
+def test_grade_one_says_why() -> None:
+    assert grade_one("\\boxed{5}", "5").reason == "equal as text"
+    assert grade_one("\\boxed{\\text{Bob}}", "\\text{Evelyn}") == Grade(
+        False, "\\text{Bob}", "different symbolically"
+    )
+    assert grade_one("nothing", "5") == Grade(False, None, "no final answer")
+
+
+def hang(answer_text: str, expected: str) -> Grade:
+    """A grader that never returns on "hang" (sympy evaluating a tower of powers does the same)."""
+    if "hang" in answer_text:
+        time.sleep(3600)
+    return grade_one(answer_text, expected)
+
+
+def test_grade_many_lines_up_with_its_items_and_uses_worker_processes() -> None:
+    items = [
+        ("\\boxed{\\frac{1}{\\sqrt3}}", "\\frac{\\sqrt{3}}{3}"),
+        ("\\boxed{5}", "5"),
+        ("no answer here", "5"),
+        ("\\boxed{(x-1)^2}", "x^2+2x+1"),
+    ]
+    grades = grade_many(items, timeout_s=60, processes=2)
+    assert [g.correct for g in grades] == [True, True, False, False]
+    assert grades == [grade_one(*item) for item in items]
+
+
+def test_a_hung_item_times_out_alone_and_counts_as_wrong() -> None:
+    items = [("\\boxed{hang}", "1"), ("\\boxed{(x+1)^2}", "x^2+2x+1"), ("\\boxed{2}", "3")]
+    grades = grade_many(items, timeout_s=1.0, processes=1, grader=hang)
+    assert grades[0] == Grade(False, "hang", "timeout")
+    assert grades[1:] == [grade_one(*item) for item in items[1:]]
+
+
+def die(answer_text: str, expected: str) -> Grade:
+    """A grader whose process dies at once (a broken install, say)."""
+    os._exit(1)
+
+
+def test_workers_that_keep_dying_are_given_up_on_with_a_reason() -> None:
+    grades = grade_many([("\\boxed{x}", "y"), ("\\boxed{z}", "y")], timeout_s=60, processes=1, grader=die)
+    assert grades == [
+        Grade(False, "x", "error: the grading process died"),
+        Grade(False, "z", "error: the grading process died"),
+    ]
+
+
+def test_a_real_sympy_hang_is_cut_by_the_time_limit() -> None:
+    grades = grade_many([("\\boxed{10^{10^{10}}}", "3")], timeout_s=1.0, processes=1)
+    assert grades == [Grade(False, "10^{10^{10}}", "timeout")]
+
+
+def test_grade_many_in_process() -> None:
+    assert grade_many([("\\boxed{\\sqrt8}", "2\\sqrt2")], processes=0) == [
+        Grade(True, "\\sqrt8", "equal symbolically")
+    ]
+
+
 def test_every_math500_answer_matches_itself_boxed_and_differs_from_a_different_number() -> None:
     rows = [json.loads(line) for line in MATH500.read_text().splitlines() if line.strip()]
     assert len(rows) == 500
@@ -124,3 +242,25 @@ def test_every_math500_answer_matches_itself_boxed_and_differs_from_a_different_
     numeric = [r["answer"] for r in rows if r["answer"].isdigit()]
     for answer in numeric:
         assert not grade(f"\\boxed{{{int(answer) + 1}}}", answer)
+
+
+def test_grade_records_sets_verdicts_and_counts_failed_requests_wrong_without_grading() -> None:
+    prompts = {
+        "a": Prompt(id="a", expected="\\frac{\\sqrt3}{3}"),
+        "b": Prompt(id="b", expected="5"),
+        "c": Prompt(id="c"),
+    }
+    recs = [
+        RequestRecord(request_id="1", prompt_id="a", answer_text="so \\boxed{\\frac{1}{\\sqrt3}}"),
+        RequestRecord(request_id="2", prompt_id="b", outcome="timeout", answer_text="\\boxed{5}"),
+        RequestRecord(request_id="3", prompt_id="c", answer_text="\\boxed{5}"),
+        RequestRecord(request_id="4", prompt_id="b", outcome="cancelled"),
+    ]
+    grades = grade_records(recs, prompts, timeout_s=60, processes=1)
+    assert grades == [
+        Grade(True, "\\frac{1}{\\sqrt3}", "equal symbolically"),
+        Grade(False, None, "failed request"),
+        None,
+        None,
+    ]
+    assert [r.correct for r in recs] == [True, False, None, None]

@@ -12,6 +12,7 @@ from runner.compare import (
     MANN_WHITNEY_CAP,
     PATHS,
     Rule,
+    accuracy_delta,
     check_rules,
     compare_summaries,
     format_table,
@@ -444,3 +445,144 @@ def test_format_table_shows_baseline_and_signed_deltas() -> None:
     assert lines[0].split() == ["metric", "unit", "bf16", "(baseline)", "int4"]
     assert any(line.split()[:5] == ["ttft_ms.p50", "ms", "200.0", "224.6", "(+12.3%"] for line in lines)
     assert "44.00 (+10.0% better)" in text and "0.9900 (same)" in text
+
+
+# ----------------------------------------------------------------------------------------- accuracy
+
+
+def _graded_records(verdicts: list[bool], ids: list[str] | None = None) -> list[RequestRecord]:
+    recs = []
+    for i, ok in enumerate(verdicts):
+        r = RequestRecord(request_id=str(i), prompt_id=ids[i] if ids else f"item{i}", scheduled_s=float(i))
+        r.correct = ok
+        recs.append(r)
+    return recs
+
+
+def _acc(k: int, n: int, **extra: Any) -> dict[str, Any]:
+    return {"graded": n, "correct": k, "rate": k / n, **extra}
+
+
+def test_accuracy_reads_as_its_rate_in_rows_and_rules_and_old_floats_still_work() -> None:
+    base, run = _summary(accuracy=_acc(90, 100)), _summary(accuracy=_acc(85, 100))
+    assert _row(compare_summaries([base, run], labels=["a", "b"]), "accuracy")["values"] == [0.9, 0.85]
+    assert check_rules(run, [parse_rule("accuracy<0.9")])[0].broken
+    assert _row(compare_summaries([_summary(accuracy=0.9), run], labels=["a", "b"]), "accuracy")[
+        "values"
+    ] == [
+        0.9,
+        0.85,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("accuracy<-2pt", Rule("accuracy", "<", -2.0, relative=True, points=True)),
+        ("success_rate < -0.5pt", Rule("success_rate", "<", -0.5, relative=True, points=True)),
+    ],
+)
+def test_points_rules_parse(text: str, rule: Rule) -> None:
+    assert parse_rule(text) == rule
+    assert parse_rule(str(rule)) == rule
+
+
+def test_points_need_a_sign_and_a_rate() -> None:
+    with pytest.raises(ValueError, match="needs a sign"):
+        parse_rule("accuracy<2pt")
+    with pytest.raises(ValueError, match="applies to rates"):
+        parse_rule("ttft_ms.p99>+2pt")
+
+
+def test_a_points_rule_breaks_on_a_drop_of_more_than_its_points() -> None:
+    base = _summary(accuracy=_acc(90, 100))
+    rule = parse_rule("accuracy<-2pt")
+    assert not check_rules(_summary(accuracy=_acc(89, 100)), [rule], base)[0].broken
+    (result,) = check_rules(_summary(accuracy=_acc(87, 100)), [rule], base)
+    assert result.broken and result.threshold == pytest.approx(0.88)
+    assert "baseline 0.9 -2pt" in result.message
+
+
+def test_mcnemar_when_both_runs_graded_the_same_items() -> None:
+    base = [True] * 80 + [False] * 20
+    run = [True] * 68 + [False] * 12 + [False] * 20  # 12 lost, none gained
+    d = accuracy_delta(
+        _acc(80, 100), _acc(68, 100), base_records=_graded_records(base), run_records=_graded_records(run)
+    )
+    assert d is not None and d["test"] == "mcnemar" and (d["lost"], d["gained"]) == (12, 0)
+    assert d["p_value"] == pytest.approx(stats.binomtest(12, 12, 0.5).pvalue)
+    assert d["regression"] and not d["noise"] and d["delta_pt"] == pytest.approx(-12)
+    lo, hi = d["ci95"]
+    assert lo < -0.12 < hi < 0
+
+
+def test_paired_test_sees_a_drop_the_unpaired_one_calls_noise() -> None:
+    base = [True] * 50 + [False] * 50
+    run = [True] * 44 + [False] * 56  # 6 lost on the same items: tiny for two proportions, clear paired
+    paired = accuracy_delta(
+        _acc(50, 100), _acc(44, 100), base_records=_graded_records(base), run_records=_graded_records(run)
+    )
+    unpaired = accuracy_delta(_acc(50, 100), _acc(44, 100))
+    assert paired is not None and paired["regression"]
+    assert unpaired is not None and unpaired["test"] == "two-proportion" and unpaired["noise"]
+
+
+def test_repeated_items_pair_in_order_and_different_items_fall_back_to_two_proportions() -> None:
+    ids = ["a", "a", "b"]
+    d = accuracy_delta(
+        _acc(2, 3),
+        _acc(2, 3),
+        base_records=_graded_records([True, False, True], ids),
+        run_records=_graded_records([False, True, True], ids),
+    )
+    assert d is not None and d["test"] == "mcnemar" and (d["lost"], d["gained"]) == (1, 1)
+    other = accuracy_delta(
+        _acc(2, 3),
+        _acc(2, 3),
+        base_records=_graded_records([True, False, True], ids),
+        run_records=_graded_records([True, False, True], ["a", "b", "c"]),
+    )
+    assert other is not None and other["test"] == "two-proportion"
+
+
+def test_two_proportion_p_value_and_newcombe_interval() -> None:
+    d = accuracy_delta(_acc(450, 500), _acc(400, 500))
+    assert d is not None and d["regression"]
+    z = (0.8 - 0.9) / math.sqrt(0.85 * 0.15 * 2 / 500)
+    assert d["p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)))
+    lo, hi = d["ci95"]
+    assert lo < -0.1 < hi < 0
+
+
+def test_per_subject_deltas() -> None:
+    base = _acc(30, 40, by_subject={"Algebra": _acc(18, 20), "Geometry": _acc(12, 20)})
+    run = _acc(28, 40, by_subject={"Algebra": _acc(18, 20), "Geometry": _acc(10, 20)})
+    d = accuracy_delta(base, run)
+    assert d is not None
+    assert d["by_subject"]["Algebra"]["delta_pt"] == 0
+    assert d["by_subject"]["Geometry"]["delta_pt"] == pytest.approx(-10)
+    assert accuracy_delta(_summary(), run) is None and accuracy_delta(0.9, run) is None  # type: ignore[arg-type]
+
+
+def test_accuracy_regressions_follow_the_test_not_the_threshold() -> None:
+    base, run = _summary(accuracy=_acc(900, 1000)), _summary(accuracy=_acc(860, 1000))
+    (found,) = regressions(run, base, threshold_pct=10.0)  # a 4.4% drop, yet outside noise
+    assert found["path"] == "accuracy" and found["regression"] and found["test"] == "two-proportion"
+    assert regressions(_summary(accuracy=_acc(895, 1000)), base) == []
+    table = format_table(compare_summaries([base, run], labels=["a", "b"]))
+    assert "accuracy b: -4.0pt" in table and "REGRESSION" in table
+
+
+def test_paired_ab_variants_report_accuracy_each() -> None:
+    recs = _graded_records([True] * 10) + _graded_records([True] * 7 + [False] * 3)
+    for r in recs[10:]:
+        r.variant = 1
+    s = summarize(recs, duration_s=1)
+    assert s["accuracy"]["by_variant"]["0"]["rate"] == 1.0 and s["accuracy"]["by_variant"]["1"]["rate"] == 0.7
+    d = accuracy_delta(
+        s["accuracy"]["by_variant"]["0"],
+        s["accuracy"]["by_variant"]["1"],
+        base_records=recs[:10],
+        run_records=recs[10:],
+    )
+    assert d is not None and d["test"] == "mcnemar" and d["lost"] == 3

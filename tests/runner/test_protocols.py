@@ -343,7 +343,7 @@ async def test_answers_are_graded_against_the_expected_answer() -> None:
         result = await run_engine(spec)
     graded = {r.prompt_id: r.correct for r in result.records}
     assert graded == {"right": True, "wrong": False}
-    assert result.summary["accuracy"] == 0.5
+    assert result.summary["accuracy"]["rate"] == 0.5
 
 
 async def test_long_prefill_is_bounded_by_first_byte_not_idle() -> None:
