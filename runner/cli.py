@@ -15,12 +15,10 @@ from typing import Any
 import orjson
 
 from runner import profiles
-from runner.accuracy import grade_records
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
 from runner.quality import MONITORS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
-from runner.summary import refresh_accuracy
 
 
 def _stages(text: str) -> list[dict[str, float]]:
@@ -349,14 +347,8 @@ async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Eve
         result = await run(spec, sink=sink, cancel=cancel)
     finally:
         sink.close()
-    summary = {**result.summary, "ended_by": result.ended_by}
-    if any(p.expected is not None for p in spec.prompts):
-        # the run graded as text; now, off the measuring loop, symbolically (worker processes), and
-        # with subjects and levels from the prompts
-        prompts = {p.id: p for p in spec.prompts}
-        await asyncio.to_thread(grade_records, result.records, prompts)
-        refresh_accuracy(summary, result.records, prompts=prompts, bucket_edges=spec.bucket_edges)
-    return summary
+    # graded after the measuring: symbolically, in worker processes (runner.engine)
+    return {**result.summary, "ended_by": result.ended_by}
 
 
 async def _run(args: argparse.Namespace) -> int:

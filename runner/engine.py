@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from runner import profiles
+from runner.accuracy import grade_records
 from runner.analysis import StreamAnalyzer
 from runner.monitor import EngineMonitor
 from runner.pacing import Pacer
@@ -140,6 +141,7 @@ class Engine:
             self.errors.append(f"sink failed on the final flush: {exc!r}")
         await self._teardown()
         duration_s = (end_ns - self.t0) / 1e9
+        await self._grade()
         ep = self.ep
         summary = summarize(
             self.records,
@@ -152,6 +154,7 @@ class Engine:
             length_is_failure=self.spec.length_is_failure,
             engine=engine,
             level_duration_s=self.profile.level_duration_s if self.profile.kind == "sweep" else None,
+            prompts=self.spec.prompts,
         )
         # the run's duration includes the drain (the last answers); the load phase is shorter
         summary["load_duration_s"] = self.stop_elapsed
@@ -171,11 +174,24 @@ class Engine:
                         price_out_per_1k=vep.price_out_per_1k,
                         currency=vep.currency,
                         length_is_failure=self.spec.length_is_failure,
+                        prompts=self.spec.prompts,
                     ),
                 }
                 for v, vep in enumerate(self.endpoints)
             ]
         return RunResult(self.records, summary, ended_by, engine, duration_s, self.errors)
+
+    async def _grade(self) -> None:
+        """Answers against expected ones, after the measuring is over: symbolically, in worker
+        processes with a time limit per item (sympy can hold the GIL for long). While the run went
+        on, a textual pass gave the live view its running accuracy."""
+        if not any(p.expected is not None for p in self.spec.prompts):
+            return
+        prompts = {p.id: p for p in self.spec.prompts}
+        try:
+            await asyncio.to_thread(grade_records, self.records, prompts)
+        except Exception as exc:  # the textual verdicts stay; the records are kept
+            self.errors.append(f"grading failed: {exc!r}")
 
     # -- setup ---------------------------------------------------------------------------------
     async def _setup(self) -> None:

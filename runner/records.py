@@ -102,6 +102,8 @@ class RequestRecord:
     packets: list[Any] = field(default_factory=list)  # rows (kind, t_ms, tokens, chars[, text])
     answer_text: str = ""
     correct: bool | None = None  # graded against the prompt's expected answer, when it has one
+    extracted_answer: str | None = None  # what the grader read as the final answer
+    grade_reason: str = ""  # why the grader decided as it did
 
     @property
     def ok(self) -> bool:
