@@ -15,6 +15,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from runner.quality import MONITORS, flags
+
 _LOW, _HIGH, _DIGITS = 1, 3_600_000_000, 3  # microseconds
 
 
@@ -49,6 +51,9 @@ class Window:
     input_tokens: int = 0
     active_users: int = 0  # sampled; summed across shards
     late_sends: int = 0
+    quality: dict[str, int] = field(default_factory=dict)  # runner.quality monitor → count
+    graded: int = 0  # answers graded against an expected one (textual pass, live)
+    correct: int = 0
     ttft: HdrHistogram = field(default_factory=_hist)  # µs
     tokens_per_s: HdrHistogram = field(default_factory=_hist)  # tokens/s × 1000
     e2e: HdrHistogram = field(default_factory=_hist)  # µs
@@ -63,6 +68,10 @@ class Window:
         self.input_tokens += other.input_tokens
         self.active_users += other.active_users
         self.late_sends += other.late_sends
+        for k, v in other.quality.items():
+            self.quality[k] = self.quality.get(k, 0) + v
+        self.graded += other.graded
+        self.correct += other.correct
         self.ttft.add(other.ttft)
         self.tokens_per_s.add(other.tokens_per_s)
         self.e2e.add(other.e2e)
@@ -77,6 +86,9 @@ class Window:
             "input_tokens": self.input_tokens,
             "active_users": self.active_users,
             "late_sends": self.late_sends,
+            "quality": dict(self.quality),
+            "graded": self.graded,
+            "correct": self.correct,
             "ttft": _enc(self.ttft),
             "tokens_per_s": _enc(self.tokens_per_s),
             "e2e": _enc(self.e2e),
@@ -93,6 +105,9 @@ class Window:
             input_tokens=d["input_tokens"],
             active_users=d["active_users"],
             late_sends=d.get("late_sends", 0),
+            quality=dict(d.get("quality") or {}),
+            graded=d.get("graded", 0),
+            correct=d.get("correct", 0),
             ttft=_dec(d["ttft"]),
             tokens_per_s=_dec(d["tokens_per_s"]),
             e2e=_dec(d["e2e"]),
@@ -134,6 +149,13 @@ class ShardStats:
             w.failed += 1
             w.failures[rec.outcome] = w.failures.get(rec.outcome, 0) + 1
         w.input_tokens += rec.input_tokens or 0
+        if rec.outcome != "cancelled":
+            for name, hit in flags(rec).items():
+                if hit:
+                    w.quality[name] = w.quality.get(name, 0) + 1
+            if rec.correct is not None:
+                w.graded += 1
+                w.correct += bool(rec.correct)
         spread = tokens_by_second(rec, self.second0)
         for tok_second, tokens in spread:
             self.window(tok_second).output_tokens += tokens
@@ -250,6 +272,7 @@ class LiveAggregate:
 
     def point(self, second: int) -> dict[str, Any]:
         w = self.windows.get(second) or Window()
+        finished = w.completed + w.failed
         lo = [self.windows[s] for s in range(second - 9, second + 1) if s in self.windows]
         done = sum(x.completed + x.failed for x in lo)
         return {
@@ -266,6 +289,9 @@ class LiveAggregate:
             "ttft_p99": _pct(w.ttft, 99, 1000.0),
             "tokens_per_s_p50": _pct(w.tokens_per_s, 50, 1000.0),
             "late_sends": w.late_sends,
+            # answer quality per second, over the requests that finished in it (completion semantics)
+            **{f"{name}_rate": w.quality.get(name, 0) / finished if finished else None for name in MONITORS},
+            "accuracy": w.correct / w.graded if w.graded else None,
         }
 
     def series(self) -> list[dict[str, Any]]:
@@ -290,6 +316,9 @@ class LiveAggregate:
             "ttft_p99": _pct(t.ttft, 99, 1000.0),
             "e2e_p50": _pct(t.e2e, 50, 1000.0),
             "tokens_per_s_p50": _pct(t.tokens_per_s, 50, 1000.0),
+            "quality": dict(t.quality),
+            "accuracy": t.correct / t.graded if t.graded else None,  # running, textual pass
+            "graded": t.graded,
             "shards_final": sum(1 for s in self.shards.values() if s["final"]),
             "engine": {k: v["engine"] for k, v in self.shards.items() if "engine" in v},
         }

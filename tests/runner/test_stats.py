@@ -128,3 +128,23 @@ def test_only_seconds_every_shard_has_flushed_past_are_complete() -> None:
     b.gauge(6, 0)
     agg.merge(b.delta(final=True))
     assert agg.complete_through() == 4  # shard 0 is now the slowest
+
+
+def test_answer_quality_and_running_accuracy_per_second() -> None:
+    stats, agg = ShardStats(0), LiveAggregate()
+    good = _rec(True, 100)
+    good.answer_text, good.answer_chars, good.correct = "42", 2, True
+    leak = _rec(True, 100)
+    leak.answer_text, leak.answer_chars, leak.correct = "<think>hmm</think> 41", 21, False
+    empty = _rec(False, 100)
+    empty.outcome = "empty_answer"
+    cut = _rec(False, 100)
+    cut.outcome, cut.finish_reason = "truncated_thinking", "length"
+    for r in (good, leak, empty, cut):
+        stats.finished(3, r)
+    agg.merge(json.loads(json.dumps(stats.delta())))
+    p = agg.point(3)
+    assert p["reasoning_leak_rate"] == 0.25 and p["empty_answer_rate"] == 0.25
+    assert p["truncated_thinking_rate"] == 0.25 and p["cut_by_length_rate"] == 0.0
+    assert p["accuracy"] == 0.5
+    assert agg.snapshot()["quality"] == {"reasoning_leak": 1, "empty_answer": 1, "truncated_thinking": 1}
