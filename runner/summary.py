@@ -6,6 +6,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from runner.accuracy import accuracy_block
 from runner.metrics import CONVENTIONS
 from runner.quality import quality_block
@@ -34,20 +37,31 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
 
 
-def distribution(values: Iterable[float | None]) -> dict[str, float | int | None]:
-    xs = sorted(v for v in values if v is not None)
-    if not xs:
+def distribution(values: Iterable[float | None] | npt.NDArray[np.float64]) -> dict[str, float | int | None]:
+    """Exact percentiles (linear interpolation between closest ranks), mean, max and min."""
+    if isinstance(values, np.ndarray):
+        xs = values
+    else:
+        xs = np.fromiter((v for v in values if v is not None), dtype=np.float64)
+    if not xs.size:
         return {"count": 0, "p50": None, "p90": None, "p95": None, "p99": None, "mean": None, "max": None}
+    p50, p90, p95, p99 = (float(q) for q in np.percentile(xs, [50, 90, 95, 99]))
     return {
-        "count": len(xs),
-        "p50": percentile(xs, 50),
-        "p90": percentile(xs, 90),
-        "p95": percentile(xs, 95),
-        "p99": percentile(xs, 99),
-        "mean": sum(xs) / len(xs),
-        "max": xs[-1],
-        "min": xs[0],
+        "count": int(xs.size),
+        "p50": p50,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "mean": float(xs.mean()),
+        "max": float(xs.max()),
+        "min": float(xs.min()),
     }
+
+
+def pooled_itl(recs: Sequence[RequestRecord]) -> npt.NDArray[np.float64]:
+    """Every inter-token gap of every request, as one array (built per record, not per gap)."""
+    parts = [np.asarray(r.itl_ms, dtype=np.float64) for r in recs if r.itl_ms]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _as_records(records: Iterable[RequestRecord | dict[str, Any]]) -> list[RequestRecord]:
@@ -116,7 +130,7 @@ def _block(recs: list[RequestRecord], duration_s: float, slo: Slo, length_is_fai
             "length_stopped": sum(1 for r in ok if r.length_stopped),
         },
         "success_rate": len(ok) / len(measured) if measured else None,
-        "itl_ms": distribution(g for r in ok for g in r.itl_ms),
+        "itl_ms": distribution(pooled_itl(ok)),
         "throughput": {
             "requests_per_s": len(ok) / duration_s if duration_s > 0 else None,
             "qpm": len(ok) * 60.0 / duration_s if duration_s > 0 else None,
@@ -145,11 +159,11 @@ def _conventions(ok: list[RequestRecord]) -> dict[str, Any]:
     def tps_e2e(r: RequestRecord) -> float | None:
         return r.output_tokens / (r.e2e_ms / 1000) if r.e2e_ms and r.output_tokens else None
 
-    values: dict[str, Iterable[float | None]] = {
+    values: dict[str, Iterable[float | None] | npt.NDArray[np.float64]] = {
         "ttft_ms": (r.ttft_ms for r in ok),
         "ttft_first_chunk_ms": (r.first_chunk_ms for r in ok),
         "ttft_answer_ms": (r.ttft_answer_ms for r in ok),
-        "itl_pooled_ms": (g for r in ok for g in r.itl_ms),
+        "itl_pooled_ms": pooled_itl(ok),
         "itl_request_mean_ms": (r.tpot_ms for r in ok),
         "tpot_ms": (r.tpot_ms for r in ok),
         "tpot_incl_first_ms": (tpot_incl(r) for r in ok),
