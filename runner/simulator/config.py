@@ -59,6 +59,9 @@ class SimConfig:
     chunk_tokens: int = _opt(1, "tokens per streamed chunk")
     force_include_usage: bool = _opt(False, "send OpenAI usage even without stream_options.include_usage")
     slow_first_byte_s: float = _opt(10.0, "how long the slow_first_byte fault waits before headers")
+    body_seeded: bool = _opt(
+        False, "output words, ids and timestamps depend only on the request body and seed, not on arrival"
+    )
 
     def __post_init__(self) -> None:
         problems = [msg for ok, msg in self._checks() if not ok]

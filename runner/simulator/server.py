@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ def _context(config: SimConfig, record: Record, ask: Ask | None) -> WireContext:
     return WireContext(
         request_id=record.request_id,
         model=(ask.model if ask else "") or config.model,
-        created=int(time.time()),
+        created=0 if config.body_seeded else int(time.time()),
         think_format=config.think_format,
         include_usage=include_usage,
     )
@@ -252,6 +253,9 @@ async def _accept(
     await asyncio.sleep(0)
     config = sim.config
     record, number = sim.admit(request, received_ns)
+    if config.body_seeded:  # a replayed or mirrored body gets the very bytes a direct call got
+        number = zlib.crc32(raw)
+        record.request_id = request.headers.get("x-request-id") or f"{number:08x}"
     try:
         ask = parse(json.loads(raw))
         fault = pick_fault(config, sim.rng, request.headers.get(FAULT_HEADER))
