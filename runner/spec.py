@@ -85,6 +85,9 @@ class Prompt:
     input_tokens: int = 0  # counted by the configured tokenizer; 0 = unknown
     max_tokens: int | None = None
     expected: str | None = None
+    # The request's own parameters (temperature, tools, stop…) from a captured or replayed request,
+    # merged over the endpoint's params; the adapter still owns the fields it streams and measures by.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
