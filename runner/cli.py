@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
+    from runner.mirror import cli as mirror_cli  # issue #12: mirror proxy, capture
+
+    mirror_cli.add_parser(sub)
     return p
 
 
@@ -279,11 +282,14 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "mirror"):
+        from runner.mirror import cli as mirror_cli
+
+        main = _run(args) if args.command == "run" else mirror_cli.run(args)
         try:
             import uvloop
 
-            return uvloop.run(_run(args))
+            return uvloop.run(main)
         except ImportError:  # pragma: no cover
-            return asyncio.run(_run(args))
+            return asyncio.run(main)
     return 2
