@@ -60,7 +60,8 @@ class SimConfig:
     force_include_usage: bool = _opt(False, "send OpenAI usage even without stream_options.include_usage")
     slow_first_byte_s: float = _opt(10.0, "how long the slow_first_byte fault waits before headers")
     body_seeded: bool = _opt(
-        False, "output words, ids and timestamps depend only on the request body and seed, not on arrival"
+        False,
+        "output words follow the prompt and seed, ids and timestamps the body: not arrival order or clock",
     )
 
     def __post_init__(self) -> None:
