@@ -12,6 +12,7 @@ from typing import Any
 
 from runner import profiles
 from runner.engine import run
+from runner.replay import REPLAY_FORMATS, Replay, ReplayError, load_replay, print_replay, replay_report
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate
 
@@ -49,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sweep", help="comma-separated levels, e.g. 1,4,16,64")
     r.add_argument("--sweep-mode", choices=("users", "rate"), default="users")
     r.add_argument("--level-duration", type=float, default=30.0)
-    r.add_argument("--replay", help="JSONL of {t_s, prompt} entries")
-    r.add_argument("--speed", type=float, default=1.0)
+    r.add_argument("--replay", help="capture, access log, llmperf {t_s, prompt} JSONL or public trace")
+    r.add_argument("--replay-format", choices=REPLAY_FORMATS, help="default: detected from the first line")
+    r.add_argument("--replay-limit", type=int, default=0, help="replay only the first N requests of the file")
+    r.add_argument("--speed", type=float, default=1.0, help="replay time scale: 2 = twice as fast")
     r.add_argument("--duration", type=float, help="seconds (default 60 unless --requests is given)")
     r.add_argument("--requests", type=int, help="stop after this many requests")
     r.add_argument("--max-tokens", type=int)
@@ -73,25 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _replay_log(path: str) -> list[dict[str, Any]]:
-    """A traffic log: JSONL of ``{"t_s": offset, "prompt": index}`` or with the request itself
-    (``"prompt": "text"`` or ``"messages": [...]``), e.g. mirrored production traffic."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+def _replay(args: argparse.Namespace) -> Replay:
+    """The ``--replay`` file, read once per command (prompts and profile both need it)."""
+    loaded: Replay | None = getattr(args, "_replay_loaded", None)
+    if loaded is None:
+        tok = None
+        if args.tokenizer:
+            from runner.tokenizers import load_tokenizer
+
+            tok = load_tokenizer(args.tokenizer)
+        try:
+            loaded = load_replay(
+                args.replay, args.replay_format, tokenizer=tok, seed=args.seed, limit=args.replay_limit
+            )
+        except (ReplayError, OSError) as exc:
+            raise SystemExit(f"--replay {args.replay}: {exc}") from None
+        if loaded.detected:
+            print(f"replay: {args.replay} read as {loaded.format} (detected)", file=sys.stderr)
+        for note in loaded.notes:
+            print(f"replay: {note}", file=sys.stderr)
+        args._replay_loaded = loaded
+    return loaded
 
 
 def load_prompts(args: argparse.Namespace) -> list[Prompt]:
-    if args.replay and not args.dataset:
-        log = _replay_log(args.replay)
-        if all(isinstance(e.get("prompt"), str) or e.get("messages") for e in log):
-            return [
-                Prompt(
-                    id=str(e.get("id", i)),
-                    text=e.get("prompt") or "",
-                    messages=e.get("messages"),
-                    max_tokens=e.get("max_tokens"),
-                )
-                for i, e in enumerate(log)
-            ]
+    if args.replay and not args.dataset and _replay(args).prompts:
+        return _replay(args).prompts
     if args.dataset:
         from runner.datasets import parse_dataset
 
@@ -136,11 +146,7 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
         "max_concurrency": args.max_concurrency,  # open loop of any shape: rate, rate stages, rate sweep
     }
     if args.replay:
-        entries = [
-            {"t_s": float(e["t_s"]), "prompt": float(e["prompt"] if isinstance(e.get("prompt"), int) else i)}
-            for i, e in enumerate(_replay_log(args.replay))
-        ]
-        return ProfileSpec(kind="replay", replay=entries, speed=args.speed, **common)
+        return ProfileSpec(kind="replay", replay=_replay(args).entries, speed=args.speed, **common)
     if args.sweep:
         levels = [float(x) for x in args.sweep.split(",")]
         return ProfileSpec(
@@ -274,9 +280,13 @@ async def _run(args: argparse.Namespace) -> int:
     finally:
         sink.close()
     summary = {**result.summary, "ended_by": result.ended_by}
+    if args.replay:
+        summary["replay"] = replay_report(_replay(args), summary, [r.to_dict() for r in result.records])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)
+    if args.replay:
+        print_replay(summary["replay"])
     return 0
 
 

@@ -26,7 +26,14 @@ from runner.datasets.buckets import parse_label
 from runner.spec import Prompt
 from runner.tokenizers import Tokenizer
 
-__all__ = ["MAX_TOKENS", "SyntheticItem", "corpus_paragraphs", "sample_lengths", "synthesize"]
+__all__ = [
+    "MAX_TOKENS",
+    "SyntheticItem",
+    "block_prompts",
+    "corpus_paragraphs",
+    "sample_lengths",
+    "synthesize",
+]
 
 MAX_TOKENS = 262_144  # longest synthetic prompt or output length accepted
 PREFIX_END = "\n\n"
@@ -306,3 +313,40 @@ def _fill(tokenizer: Tokenizer, head: str, text: str, tail: str, count: int, tar
         else:
             return None
     return head + text + tail
+
+
+# --- shared blocks (public traffic traces) -------------------------------------------------------
+
+
+def block_prompts(
+    tokenizer: Tokenizer, requests: Sequence[tuple[Sequence[int], int]], *, block_tokens: int, seed: int
+) -> list[str]:
+    """One prompt per ``(block ids, target tokens)``, as traces describe requests (Mooncake's and
+    Bailian's ``hash_ids``): every id stands for one ``block_tokens``-token text, so prompts naming the
+    same leading ids share that text as their prefix, and a prefix cache hits where the trace says.
+    Each prompt is exactly its target long; the tail after the shared blocks is its own."""
+    if block_tokens < 1:
+        raise ValueError(f"block_tokens must be at least 1, got {block_tokens}")
+    corpus = _corpus_for(tokenizer)
+    starts = _start_positions(corpus, len(requests), random.Random(f"{seed}:text"))
+    blocks: dict[int, str] = {}
+
+    def block(block_id: int) -> str:
+        if block_id not in blocks:
+            start = random.Random(f"{seed}:block:{block_id}").choice(corpus.starts)
+            window = _window(corpus, start, _slack(block_tokens))
+            blocks[block_id] = _fit(tokenizer, "", window, block_tokens, PREFIX_END)
+        return blocks[block_id]
+
+    out = []
+    for i, (ids, target) in enumerate(requests):
+        if not 1 <= target <= MAX_TOKENS:
+            raise ValueError(f"request {i}: a prompt must be 1..{MAX_TOKENS} tokens, got {target}")
+        k = min(len(ids), (target - 1) // block_tokens)  # whole blocks that leave room for a tail
+        head = "".join(block(b) for b in ids[:k])
+        while k and tokenizer.count(head) >= target:  # a merge across a block edge cost a token
+            k -= 1
+            head = "".join(block(b) for b in ids[:k])
+        rest = target - tokenizer.count(head)
+        out.append(_fit(tokenizer, head, _window(corpus, starts[i], _slack(rest)), target))
+    return out
