@@ -328,14 +328,12 @@ def block_prompts(
     if block_tokens < 1:
         raise ValueError(f"block_tokens must be at least 1, got {block_tokens}")
     corpus = _corpus_for(tokenizer)
-    starts = _start_positions(corpus, len(requests), random.Random(f"{seed}:text"))
     blocks: dict[int, str] = {}
 
     def block(block_id: int) -> str:
         if block_id not in blocks:
-            start = random.Random(f"{seed}:block:{block_id}").choice(corpus.starts)
-            window = _window(corpus, start, _slack(block_tokens))
-            blocks[block_id] = _fit(tokenizer, "", window, block_tokens, PREFIX_END)
+            rng = random.Random(f"{seed}:block:{block_id}")
+            blocks[block_id] = _fit_somewhere(tokenizer, corpus, rng, "", block_tokens, PREFIX_END)
         return blocks[block_id]
 
     out = []
@@ -347,6 +345,20 @@ def block_prompts(
         while k and tokenizer.count(head) >= target:  # a merge across a block edge cost a token
             k -= 1
             head = "".join(block(b) for b in ids[:k])
-        rest = target - tokenizer.count(head)
-        out.append(_fit(tokenizer, head, _window(corpus, starts[i], _slack(rest)), target))
+        out.append(_fit_somewhere(tokenizer, corpus, random.Random(f"{seed}:tail:{i}"), head, target, ""))
     return out
+
+
+def _fit_somewhere(
+    tokenizer: Tokenizer, corpus: _Corpus, rng: random.Random, head: str, target: int, tail: str
+) -> str:
+    """``_fit`` from a random corpus position, moving on when a short target misses from there."""
+    rest = target - tokenizer.count(head)
+    for attempt in range(16):
+        window = _window(corpus, rng.choice(corpus.starts), _slack(rest))
+        try:
+            return _fit(tokenizer, head, window, target, tail)
+        except RuntimeError:
+            if attempt == 15:
+                raise
+    raise AssertionError("unreachable")
