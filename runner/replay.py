@@ -55,8 +55,9 @@ def detect_format(rows: Sequence[Mapping[str, Any]]) -> str:
         return trace
     if "production" in row or str(row.get("format", "")).startswith("llmperf-capture"):
         return "capture"
-    if "t_s" in row and ("prompt" in row or "messages" in row) and not _body_of(row):
-        return "llmperf"
+    wrapped = any(isinstance(row.get(k), dict) for k in _BODY_KEYS)
+    if "t_s" in row and ("prompt" in row or "messages" in row) and not wrapped and "model" not in row:
+        return "llmperf"  # llmperf's own {t_s, prompt} log (an access log names its model)
     if _body_of(row) is not None and any(k in row for k in _TIME_KEYS):
         return "access-log"
     raise ReplayError(
