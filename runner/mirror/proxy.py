@@ -77,6 +77,7 @@ class MirrorProxy:
             timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_s),
             auto_decompress=False,  # the caller gets the upstream's bytes, compressed or not
             skip_auto_headers=_NO_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one caller's cookies must never ride on another's request
         )
         if self.shadow is not None:
             await self.shadow.start()

@@ -83,6 +83,7 @@ class ShadowPool:
             timeout=aiohttp.ClientTimeout(total=None, connect=min(10.0, self.timeout_s)),
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 

@@ -140,6 +140,34 @@ async def test_summary_pairs_production_with_a_slower_shadow(
     assert s["metrics"]["shadow"]["ttft_ms"]["p50"] > s["metrics"]["production"]["ttft_ms"]["p50"]
 
 
+async def test_one_callers_cookies_never_reach_another_caller() -> None:
+    from aiohttp import web
+
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        resp = web.json_response({"ok": True})
+        resp.set_cookie("sid", "caller-one-session")
+        return resp
+
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_post("/{tail:.*}", handle)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        # a host name, not an IP: a cookie jar would keep this cookie
+        async with mirror(upstream=f"http://localhost:{port}") as (url, _):
+            _, headers, _ = await post(url + "/v1/x", chat("one"))
+            await post(url + "/v1/x", chat("two"))
+    finally:
+        await runner.cleanup()
+    assert "caller-one-session" in headers["set-cookie"]  # the caller still gets its cookie
+    assert seen == [None, None]  # but the mirror never keeps it for the next caller
+
+
 @contextlib.asynccontextmanager
 async def hanging_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     """Accepts, reads the request, records its headers, and never answers."""
