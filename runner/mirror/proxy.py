@@ -58,7 +58,8 @@ class MirrorProxy:
         self.redact = tuple(redact_headers) + tuple(shadow.headers if shadow else ())
         self.connect_timeout_s = connect_timeout_s
         self.production = Production()
-        self.requests = 0
+        self.requests = 0  # POSTs: mirrored, measured and captured
+        self.passed_through = 0  # other methods: forwarded only
         self.t0 = perf_counter_ns()
         self.epoch0 = time.time()
         self._seq = itertools.count(1)
@@ -90,20 +91,28 @@ class MirrorProxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         t_read = perf_counter_ns()
+        headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
+        tap = ResponseTap(request.path, t_read, t_read)
+        if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
+            self.passed_through += 1
+            return await self._forward(request, headers, body, tap, measure=False)
         rid = f"m{next(self._seq)}"
         self.requests += 1
-        headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         if self.shadow is not None:
             shadow_headers = {k: v for k, v in headers.items() if not is_secret_header(k, self.redact)}
             self.shadow.offer(ShadowJob(rid, request.method, request.path_qs, shadow_headers, body, t_read))
-        tap = ResponseTap(request.path, t_read, t_read)
         resp = await self._forward(request, headers, body, tap)
         end = perf_counter_ns()
         self._finish(rid, request, body, tap, t_read, end)
         return resp
 
     async def _forward(
-        self, request: web.Request, headers: CIMultiDict[str], body: bytes, tap: ResponseTap
+        self,
+        request: web.Request,
+        headers: CIMultiDict[str],
+        body: bytes,
+        tap: ResponseTap,
+        measure: bool = True,
     ) -> web.StreamResponse:
         assert self._session is not None
         t_issue = perf_counter_ns()
@@ -115,7 +124,7 @@ class MirrorProxy:
                 headers=headers,
                 allow_redirects=False,
             ) as up:
-                return await self._relay(request, up, tap, t_issue)
+                return await self._relay(request, up, tap, t_issue if measure else None)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             tap.fail(Outcome.CONNECTION_ERROR, f"upstream unreachable: {type(exc).__name__}: {exc}")
             error = {
@@ -125,8 +134,9 @@ class MirrorProxy:
             return web.json_response({"error": error}, status=502)
 
     async def _relay(
-        self, request: web.Request, up: aiohttp.ClientResponse, tap: ResponseTap, t_issue: int
+        self, request: web.Request, up: aiohttp.ClientResponse, tap: ResponseTap, t_issue: int | None
     ) -> web.StreamResponse:
+        """Streams the upstream's response to the caller; ``t_issue`` None = overhead not counted."""
         t_head = perf_counter_ns()
         tap.head(up.status, up.headers.get("content-type", ""))
         out = _raw_headers(up.raw_headers, _RESPONSE_HOP)
@@ -150,11 +160,11 @@ class MirrorProxy:
             except (ConnectionError, aiohttp.ClientError):
                 tap.fail(Outcome.CANCELLED, "the caller left before the response ended")
                 return resp
-            if first:
+            if first and t_issue is not None:
                 self._overhead(tap.sched_ns, t_issue, t)
-                first = False
+            first = False
             tap.feed(t, chunk)
-        if first:  # no body at all: the headers were the first byte
+        if first and t_issue is not None:  # no body at all: the headers were the first byte
             self._overhead(tap.sched_ns, t_issue, t_head)
         try:
             await resp.write_eof()

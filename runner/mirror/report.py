@@ -29,6 +29,7 @@ def mirror_summary(proxy: Any, duration_s: float) -> dict[str, Any]:
     overhead = distribution(proxy.production.overhead_ms)
     out: dict[str, Any] = {
         "requests": proxy.requests,
+        "passed_through": proxy.passed_through,
         "duration_s": duration_s,
         "shadow": pool.counts.to_dict() if pool is not None else None,
         "overhead_ms": overhead,

@@ -108,6 +108,23 @@ async def test_caller_gets_the_same_status_headers_and_bytes_as_a_direct_call(
     assert same_headers(via[1], direct[1])
 
 
+async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
+    upstream: SimulatorProcess, failing_shadow: SimulatorProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "capture.jsonl"
+    async with aiohttp.ClientSession() as s, s.get(upstream.url + "/v1/models") as r:
+        direct = await r.read()
+    async with (
+        mirror(upstream=upstream.url, shadow=failing_shadow.url, capture=str(path)) as (url, done),
+        aiohttp.ClientSession() as s,
+        s.get(url + "/v1/models") as r,
+    ):
+        assert r.status == 200 and await r.read() == direct
+    summary = done.result()
+    assert summary["requests"] == 0 and summary["passed_through"] == 1
+    assert summary["shadow"]["sampled"] == 0 and path.read_text() == ""
+
+
 async def test_shadow_failures_never_reach_the_caller_and_are_counted(
     upstream: SimulatorProcess, failing_shadow: SimulatorProcess
 ) -> None:
