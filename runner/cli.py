@@ -80,6 +80,8 @@ def _replay(args: argparse.Namespace) -> Replay:
     """The ``--replay`` file, read once per command (prompts and profile both need it)."""
     loaded: Replay | None = getattr(args, "_replay_loaded", None)
     if loaded is None:
+        if args.speed <= 0:
+            raise SystemExit(f"--speed must be above 0, got {args.speed}")
         tok = None
         if args.tokenizer:
             from runner.tokenizers import load_tokenizer
