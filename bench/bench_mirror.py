@@ -154,7 +154,13 @@ def with_mirror(upstream: str, shadow: bool, run: Any) -> dict[str, Any]:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
         summary = json.loads(out.read_text())
-    return {**measured, "mirror_cpu": cpu, "overhead": summary["overhead_ms"], "shadow": summary["shadow"]}
+    return {
+        **measured,
+        "mirror_cpu": cpu,
+        "overhead": summary["overhead_ms"],
+        "shadow": summary["shadow"],
+        "lag_p99": summary["mirror"]["lag_ms_p99"],
+    }
 
 
 def _p(xs: list[float], q: float) -> float:
@@ -206,26 +212,28 @@ def main() -> None:
     )
     print(
         "| load | pairs | failed | TTFT added p50 ms | TTFT added p99 ms | TTFT p50 direct / via ms | "
-        "in-proxy p50 ms | in-proxy p99 ms | mirror CPU | shadow ok/sampled |"
+        "in-proxy p50 ms | in-proxy p99 ms | mirror loop lag p99 ms | mirror CPU | shadow ok/sampled |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in streams:
         o, sh = r["overhead"], r["shadow"]
         shadow_ok = f"{sh['succeeded']}/{sh['sampled']}" if sh else "-"
         print(
             f"| {name} | {r['pairs']} | {r['failed']} | {_p(r['added'], 50):+.2f} | {_p(r['added'], 99):+.2f} | "
             f"{_p(r['direct'], 50):.1f} / {_p(r['via'], 50):.1f} | {_ms(o.get('p50'))} | {_ms(o.get('p99'))} | "
-            f"{r['mirror_cpu']:.2f} | {shadow_ok} |"
+            f"{_ms(r.get('lag_p99'))} | {r['mirror_cpu']:.2f} | {shadow_ok} |"
         )
     print(
-        "\n| offered req/s | sent | ok | TTFT p50 ms | TTFT p99 ms | in-proxy p99 ms | mirror CPU | req per mirror CPU-s | client |"
+        "\n| offered req/s | sent | ok | TTFT p50 ms | TTFT p99 ms | in-proxy p99 ms | mirror loop lag p99 ms | "
+        "mirror CPU | req per mirror CPU-s | client |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for rate, r in rates:
         per_cpu = r["sent"] / seconds / r["mirror_cpu"] if r["mirror_cpu"] else float("nan")
         print(
             f"| {rate} | {r['sent']} | {r['ok']} | {_p(r['ttft'], 50):.1f} | {_p(r['ttft'], 99):.1f} | "
-            f"{_ms(r['overhead']['p99'])} | {r['mirror_cpu']:.2f} | {per_cpu:.0f} | {r['verdict']} {r['reasons']} |"
+            f"{_ms(r['overhead']['p99'])} | {_ms(r['lag_p99'])} | {r['mirror_cpu']:.2f} | {per_cpu:.0f} | "
+            f"{r['verdict']} {r['reasons']} |"
         )
 
 

@@ -98,8 +98,12 @@ def _f(value: Any) -> str:
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    o = s["overhead_ms"]
+    o, m = s["overhead_ms"], s["mirror"]
     print(f"requests: {s['requests']}  overhead ms p50 {_f(o['p50'])} p99 {_f(o['p99'])}")
+    print(
+        f"mirror: {m['verdict']} (loop lag p99 {_f(m['lag_ms_p99'])} ms, CPU {_f(m['cpu_fraction_mean'])} of a core)"
+        + ("; " + "; ".join(m["reasons"]) if m["reasons"] else "")
+    )
     if s["shadow"] is not None:
         c = s["shadow"]
         print(

@@ -17,6 +17,7 @@ from runner.mirror.capture import CaptureWriter, Privacy
 from runner.mirror.proxy import MirrorProxy
 from runner.mirror.report import mirror_summary
 from runner.mirror.shadow import ShadowPool
+from runner.monitor import EngineMonitor
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ async def serve_mirror(
     )
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
+    monitor = EngineMonitor()
     t0 = perf_counter_ns()
     try:
         host, _, port = config.listen.rpartition(":")
@@ -92,15 +94,32 @@ async def serve_mirror(
         await site.start()
         if on_listening is not None:
             on_listening(_bound_url(runner, host))
+        monitor.start()
         await stop.wait()
     finally:
         duration = (perf_counter_ns() - t0) / 1e9
+        await monitor.stop()
         await runner.cleanup()  # stops listening; in-flight production responses get to finish
         if pool is not None:
             await pool.close(config.drain_s)
         if capture_file is not None:
             capture_file.close()
-    return mirror_summary(proxy, duration)
+    summary = mirror_summary(proxy, duration)
+    # the mirror watching itself, as the engine does: a saturated proxy says so
+    own = monitor.report(
+        schedule_lags_ms=[], late_sends=0, capped_sends=0, total_sends=0, token_mismatch_pct=None
+    )
+    keys = (
+        "saturated",
+        "reasons",
+        "lag_ms_p50",
+        "lag_ms_p99",
+        "lag_ms_max",
+        "cpu_fraction_mean",
+        "cpu_fraction_max",
+    )
+    summary["mirror"] = {"verdict": "saturated" if own["saturated"] else "ok", **{k: own[k] for k in keys}}
+    return summary
 
 
 def _bound_url(runner: web.AppRunner, host: str) -> str:
