@@ -67,7 +67,8 @@ def start_mirror(upstream: str, shadow: str, out: Path) -> tuple[subprocess.Pope
         cmd += ["--shadow", shadow, "--shadow-concurrency", "256"]
     cmd += ["--json", str(out), "--drain", "5"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_pin(cmd, 0), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = _first_line(proc)
     return proc, line.split()[-1]
 

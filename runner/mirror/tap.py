@@ -63,6 +63,7 @@ class ResponseTap:
             a.fail(*self.failure)
         rec = a.record(request_id, request_id, end_ns)
         fill_tokens(rec, client_input=None, client_output=estimate_tokens(rec.answer_text), estimated=True)
+        rec.packets = []  # a mirror runs for days: keep the metrics, not every chunk's timeline row
         return rec
 
     def _analyze(self, a: StreamAnalyzer) -> None:
