@@ -14,6 +14,7 @@ The mirror runs alone on CPU 0 (``python -m runner mirror``, one process per lev
 
     .venv/bin/python bench/bench_mirror.py            # full table (about 2 minutes)
     .venv/bin/python bench/bench_mirror.py --quick    # a smoke run
+    MIRROR_UNPINNED=1 .venv/bin/python bench/bench_mirror.py   # let the mirror float (busy shared machine)
 """
 
 from __future__ import annotations
