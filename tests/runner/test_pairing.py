@@ -14,6 +14,27 @@ def test_rouge_l_is_one_for_the_same_answer_and_lower_as_it_drifts() -> None:
     assert rouge_l("", "") == 1.0
 
 
+def test_rouge_l_equals_the_rouge_score_reference() -> None:
+    import random
+
+    from rouge_score import rouge_scorer
+
+    class Words:
+        def tokenize(self, text: str) -> list[str]:
+            from runner.pairing import words
+
+            return words(text)
+
+    reference = rouge_scorer.RougeScorer(["rougeL"], tokenizer=Words())
+    vocab = "the of and a to in is you that it he was for on are as with his they".split()
+    rng = random.Random(1)
+    for n in (1, 5, 40, 300):
+        for _ in range(10):
+            a = " ".join(rng.choice(vocab) for _ in range(n))
+            b = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, n)))
+            assert rouge_l(a, b) == pytest.approx(reference.score(a, b)["rougeL"].fmeasure, abs=1e-12)
+
+
 def test_rouge_l_counts_words_in_any_script() -> None:
     assert rouge_l("Grüße aus Köln", "Grüße aus Köln") == 1.0
     assert rouge_l("Grüße aus Köln", "Grüße aus Bonn") == pytest.approx(2 / 3)
