@@ -141,6 +141,8 @@ class MirrorProxy:
         tap.head(up.status, up.headers.get("content-type", ""))
         out = _raw_headers(up.raw_headers, _RESPONSE_HOP)
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out)
+        if up.headers.get("Connection", "").lower() == "close":
+            resp.force_close()  # the upstream ends its connection after this response: so does the caller's
         await resp.prepare(request)
         first = True
         while True:

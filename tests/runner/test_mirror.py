@@ -88,24 +88,26 @@ def same_headers(a: dict[str, str], b: dict[str, str]) -> bool:
 
 # -- the production path -------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "path,body",
+    "path,body,fault",
     [
-        ("/v1/chat/completions", chat("stream me a few words")),
-        ("/v1/chat/completions", chat("and now in one piece", stream=False)),
-        ("/v1/completions", {"model": "m", "prompt": "complete this", "max_tokens": 6, "stream": True}),
-        ("/v1/chat/completions", b"this body is not JSON"),
+        ("/v1/chat/completions", chat("stream me a few words"), None),
+        ("/v1/chat/completions", chat("and now in one piece", stream=False), None),
+        ("/v1/completions", {"model": "m", "prompt": "complete this", "max_tokens": 6, "stream": True}, None),
+        ("/v1/chat/completions", b"this body is not JSON", None),
+        ("/v1/chat/completions", chat("refused"), "http_429"),
+        ("/v1/chat/completions", chat("broken in the middle"), "stream_error"),
     ],
 )
 async def test_caller_gets_the_same_status_headers_and_bytes_as_a_direct_call(
-    upstream: SimulatorProcess, failing_shadow: SimulatorProcess, path: str, body: Any
+    upstream: SimulatorProcess, failing_shadow: SimulatorProcess, path: str, body: Any, fault: str | None
 ) -> None:
-    headers = {"x-request-id": "same-id"}
+    headers = {"x-request-id": "same-id", **({"x-sim-fault": fault} if fault else {})}
     direct = await post(upstream.url + path, body, headers)
     async with mirror(upstream=upstream.url, shadow=failing_shadow.url) as (url, _):
         via = await post(url + path, body, headers)
     assert via[0] == direct[0]
     assert via[2] == direct[2]
-    assert same_headers(via[1], direct[1])
+    assert same_headers(via[1], direct[1]), json.dumps([via[1], direct[1]])
 
 
 async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
