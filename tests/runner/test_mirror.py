@@ -110,6 +110,20 @@ async def test_caller_gets_the_same_status_headers_and_bytes_as_a_direct_call(
     assert same_headers(via[1], direct[1]), json.dumps([via[1], direct[1]])
 
 
+async def test_an_upstream_that_breaks_mid_stream_breaks_the_callers_stream_too(
+    upstream: SimulatorProcess,
+) -> None:
+    headers = {"x-sim-fault": "reset"}
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await post(upstream.url + "/v1/chat/completions", chat("cut me"), headers)
+    async with mirror(upstream=upstream.url) as (url, done):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await post(url + "/v1/chat/completions", chat("cut me"), headers)
+        status, _, _ = await post(url + "/v1/chat/completions", chat("and the next one is fine"))
+        assert status == 200
+    assert done.result()["metrics"]["production"]["requests"]["failures"] == {"connection_error": 1}
+
+
 async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
     upstream: SimulatorProcess, failing_shadow: SimulatorProcess, tmp_path: Path
 ) -> None:
