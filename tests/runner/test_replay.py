@@ -216,3 +216,37 @@ def test_the_command_refuses_a_bad_replay_file_without_a_traceback(tmp_path: Pat
     trace = _cli("--url", "http://127.0.0.1:9/v1", "--replay", str(path), "--replay-format", "azure")
     assert "not a azure row" in trace.stderr or "not JSON" in trace.stderr
     assert "Traceback" not in trace.stderr
+
+
+@pytest.mark.parametrize(
+    "name,fmt,rows",
+    [
+        ("mooncake_conversation_first40.jsonl", "mooncake", 4),
+        ("azure_llm_conv_2023_first40.csv", "azure", 4),
+        ("bailian_sample.jsonl", "bailian", 4),
+        ("burstgpt_sample.csv", "burstgpt", 3),  # one of them a failure in the trace
+    ],
+)
+def test_public_traces_replay_through_the_command(
+    sim: SimulatorProcess, tmp_path: Path, name: str, fmt: str, rows: int
+) -> None:
+    trace = Path(__file__).parent / "fixtures" / "traces" / name
+    out = tmp_path / "summary.json"
+    done = _cli(
+        "--url",
+        sim.base_url,
+        "--replay",
+        str(trace),
+        "--replay-limit",
+        "4",
+        "--speed",
+        "50",
+        "--quiet",
+        "--json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"read as {fmt} (detected)" in done.stderr
+    summary = json.loads(out.read_text())
+    assert summary["replay"]["format"] == fmt and summary["replay"]["sent"] == rows
+    assert summary["requests"]["succeeded"] == rows
