@@ -93,6 +93,10 @@ class MirrorProxy:
         t_read = perf_counter_ns()
         headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         tap = ResponseTap(request.path, t_read, t_read)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            self.passed_through += 1
+            error = {"message": "llmperf mirror: WebSocket traffic is not mirrored", "type": "not_supported"}
+            return web.json_response({"error": error}, status=501)
         if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
             self.passed_through += 1
             return await self._forward(request, headers, body, tap, measure=False)
