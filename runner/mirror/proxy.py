@@ -147,7 +147,11 @@ class MirrorProxy:
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out)
         if up.headers.get("Connection", "").lower() == "close":
             resp.force_close()  # the upstream ends its connection after this response: so does the caller's
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except (ConnectionError, aiohttp.ClientError):
+            tap.fail(Outcome.CANCELLED, "the caller left before the response began")
+            return resp
         first = True
         while True:
             try:
