@@ -6,7 +6,8 @@ The mirror runs alone on CPU 0 (``python -m runner mirror``, one process per lev
 - TTFT added: with 100 streams, every prompt goes at the same instant to the upstream directly and
   through the mirror (the engine's simultaneous A/B), so a busy machine slows both sides alike; the
   table gives the per-request difference (via − direct) at p50 and p99, as the caller sees it. A
-  control row sends both sides direct: what the machine's own noise adds to such a difference.
+  control row sends both sides direct: what the machine's own noise adds to such a difference; a
+  floor row puts a bare ten-line aiohttp relay where the mirror goes: what any Python hop costs.
 - in-proxy overhead: the mirror's own ``overhead_ms`` (request read → forwarded, plus first chunk in →
   written out), from its summary: the proxy's code alone, without the extra hop's scheduling.
 - request rate: open loop through the mirror at rising rates; mirror CPU is CPU-seconds used per
@@ -72,6 +73,59 @@ def start_mirror(upstream: str, shadow: str, out: Path) -> tuple[subprocess.Pope
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = _first_line(proc)
     return proc, line.split()[-1]
+
+
+def serve_bare(upstream: str) -> None:
+    """The floor for any Python relay: ten lines of aiohttp that forward and stream back, nothing else."""
+    import asyncio
+
+    import aiohttp
+    import uvloop
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+
+        async def handle(req: web.Request) -> web.StreamResponse:
+            body = await req.read()
+            headers = {"content-type": req.headers.get("content-type", "application/json")}
+            async with session.request(req.method, upstream + req.path_qs, data=body, headers=headers) as up:
+                resp = web.StreamResponse(status=up.status, headers={"content-type": up.content_type})
+                await resp.prepare(req)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(f"bare relay on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+
+    uvloop.run(main())
+
+
+def with_bare(upstream: str, run: Any) -> dict[str, Any]:
+    import uvloop
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", upstream]
+    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    url = _first_line(proc).split()[-1]
+    try:
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        measured = uvloop.run(run(url))
+        cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    return {**measured, "mirror_cpu": cpu, "overhead": {}, "shadow": None, "lag_p99": None}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -177,7 +231,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--serve-bare", metavar="UPSTREAM", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
     if hasattr(os, "sched_setaffinity") and PINNED:
         os.sched_setaffinity(0, {1})  # the load generator shares CPU 1 with the upstream
     seconds = 3.0 if args.quick else args.seconds
@@ -191,6 +249,8 @@ def main() -> None:
         streams.append(
             ("control: both sides direct", {**control, "mirror_cpu": 0.0, "overhead": {}, "shadow": None})
         )
+        bare = with_bare(upstream, lambda url: paired(upstream, url, 100, seconds))
+        streams.append(("floor: a bare 10-line aiohttp relay", bare))
         for shadow in (False, True):
             r = with_mirror(upstream, shadow, lambda url: paired(upstream, url, 100, seconds))
             streams.append(("100 streams" + (" + shadow (same upstream)" if shadow else ""), r))
