@@ -153,8 +153,11 @@ def _body_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _arrival(row: Mapping[str, Any]) -> float:
-    for key in _TIME_KEYS:
+def _arrival(row: Mapping[str, Any], fmt: str) -> float:
+    # a capture file may hold several mirror sessions (it is appended to): their epoch stamps
+    # order them; t_s restarts at 0 with each session
+    keys = ("ts", *_TIME_KEYS) if fmt == "capture" else _TIME_KEYS
+    for key in keys:
         if row.get(key) is not None:
             return float(row[key]) if key == "t_s" else traces.parse_time(row[key])
     raise ValueError(f"no timestamp (one of {', '.join(_TIME_KEYS)})")
@@ -176,7 +179,7 @@ def _from_requests(
             problems.append(f"line {n}: no request body (a JSON object with messages or prompt)")
             continue
         try:
-            t = _arrival(row)
+            t = _arrival(row, fmt)
         except ValueError as exc:
             problems.append(f"line {n}: {exc}")
             continue

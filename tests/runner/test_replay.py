@@ -124,6 +124,19 @@ def test_access_log_lines_are_importable(tmp_path: Path) -> None:
     assert replay.recorded == {}
 
 
+def test_a_capture_appended_by_two_mirror_sessions_replays_them_one_after_the_other(
+    capture: Path, tmp_path: Path
+) -> None:
+    lines = [json.loads(x) for x in capture.read_text().splitlines()][:3]
+    later = [{**ln, "ts": ln["ts"] + 100.0} for ln in lines]  # a second session: t_s from 0 again
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines + later))
+    replay = load_replay(path)
+    offsets = [e["t_s"] for e in replay.entries]
+    assert offsets[:3] == pytest.approx([ln["ts"] - lines[0]["ts"] for ln in lines])
+    assert offsets[3:] == pytest.approx([100.0 + o for o in offsets[:3]])
+
+
 def test_a_malformed_capture_line_is_a_clear_error(capture: Path, tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     path.write_text(capture.read_text().splitlines()[0] + '\n{"t_s": 1, "body": {"messa\n')
