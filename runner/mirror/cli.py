@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,10 +16,17 @@ from runner.mirror.service import MirrorConfig, serve_mirror
 
 
 def _header(text: str) -> tuple[str, str]:
+    """``'Name: value'``; a value ``env:VAR`` is read from the environment, so a key stays out of ``ps``."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
-    return name.strip(), value.strip()
+    value = value.strip()
+    if value.startswith("env:"):
+        var = value[4:]
+        if var not in os.environ:
+            raise argparse.ArgumentTypeError(f"{name.strip()}: environment variable {var} is not set")
+        value = os.environ[var]
+    return name.strip(), value
 
 
 def add_parser(sub: Any) -> None:
@@ -32,7 +40,8 @@ def add_parser(sub: Any) -> None:
         type=_header,
         action="append",
         default=[],
-        help="'Name: value' sent to the shadow only, e.g. its own Authorization (repeatable)",
+        help="'Name: value' sent to the shadow only, e.g. its own Authorization (repeatable); "
+        "'Name: env:VAR' reads the value from the environment",
     )
     m.add_argument("--shadow-queue", type=int, default=1000, help="copies waiting; past it they are dropped")
     m.add_argument("--shadow-concurrency", type=int, default=64, help="shadow requests in flight at most")

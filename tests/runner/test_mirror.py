@@ -365,6 +365,18 @@ def test_bad_configuration_is_refused_plainly(change: dict[str, Any], message: s
         config.check()
 
 
+def test_a_shadow_header_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.cli import build_parser
+    from runner.mirror.cli import config_from_args
+
+    monkeypatch.setenv("SHADOW_AUTH", "Bearer from-env")
+    argv = ["mirror", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"]
+    args = build_parser().parse_args([*argv, "--shadow-header", "Authorization: env:SHADOW_AUTH"])
+    assert config_from_args(args).shadow_headers == {"Authorization": "Bearer from-env"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv, "--shadow-header", "Authorization: env:NOT_SET_ANYWHERE"])
+
+
 def test_sampling_sends_about_the_share_asked(upstream: SimulatorProcess) -> None:
     from runner.mirror.shadow import ShadowJob, ShadowPool
 
