@@ -20,23 +20,24 @@ def _row(rec: RequestRecord) -> dict[str, Any]:
 
 
 def mirror_summary(proxy: Any, duration_s: float) -> dict[str, Any]:
-    """``requests``; ``shadow`` counts; ``overhead_ms``; ``metrics`` for production and shadow (the
-    engine's summary blocks); ``paired``: shadow − production, request by request."""
+    """``requests``; ``overhead_ms``; ``production``: the engine's summary block; ``shadow``: its
+    counts (sampled, sent, succeeded, failed, dropped, failures) and its own summary block;
+    ``paired``: shadow − production, request by request."""
     prod: dict[str, RequestRecord] = proxy.production.records
     pool = proxy.shadow
     shadow: dict[str, RequestRecord] = pool.records if pool is not None else {}
     pairs = [(_row(prod[rid]), _row(rec)) for rid, rec in shadow.items() if rid in prod]
     overhead = distribution(proxy.production.overhead_ms)
+    shadow_block: dict[str, Any] | None = None
+    if pool is not None:  # the spec's counters, then the engine's metric block beside them
+        shadow_block = {**pool.counts.to_dict(), **summarize(list(shadow.values()), duration_s=duration_s)}
     out: dict[str, Any] = {
         "requests": proxy.requests,
         "passed_through": proxy.passed_through,
         "duration_s": duration_s,
-        "shadow": pool.counts.to_dict() if pool is not None else None,
         "overhead_ms": overhead,
-        "metrics": {
-            "production": summarize(list(prod.values()), duration_s=duration_s),
-            "shadow": summarize(list(shadow.values()), duration_s=duration_s) if pool is not None else None,
-        },
+        "shadow": shadow_block,
+        "production": summarize(list(prod.values()), duration_s=duration_s),
         "paired": compare_pairs(pairs),
         "errors": [*proxy.production.errors, *(pool.errors if pool is not None else [])][:50],
     }

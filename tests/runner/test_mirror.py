@@ -121,7 +121,7 @@ async def test_an_upstream_that_breaks_mid_stream_breaks_the_callers_stream_too(
             await post(url + "/v1/chat/completions", chat("cut me"), headers)
         status, _, _ = await post(url + "/v1/chat/completions", chat("and the next one is fine"))
         assert status == 200
-    assert done.result()["metrics"]["production"]["requests"]["failures"] == {"connection_error": 1}
+    assert done.result()["production"]["requests"]["failures"] == {"connection_error": 1}
 
 
 async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
@@ -161,7 +161,7 @@ async def test_shadow_failures_never_reach_the_caller_and_are_counted(
     assert summary["requests"] == 10
     assert summary["shadow"]["sent"] == 10 and summary["shadow"]["failed"] == 10
     assert summary["shadow"]["succeeded"] == 0 and sum(summary["shadow"]["failures"].values()) == 10
-    assert summary["metrics"]["production"]["requests"]["succeeded"] == 10
+    assert summary["production"]["requests"]["succeeded"] == 10
 
 
 async def test_summary_pairs_production_with_a_slower_shadow(
@@ -171,13 +171,15 @@ async def test_summary_pairs_production_with_a_slower_shadow(
         for i in range(6):
             await post(url + "/v1/chat/completions", chat(f"question {i}"))
     s = done.result()
-    assert s["shadow"] == {"sampled": 6, "sent": 6, "succeeded": 6, "failed": 0, "dropped": 0, "failures": {}}
+    counts = {k: s["shadow"][k] for k in ("sampled", "sent", "succeeded", "failed", "dropped", "failures")}
+    assert counts == {"sampled": 6, "sent": 6, "succeeded": 6, "failed": 0, "dropped": 0, "failures": {}}
+    assert s["shadow"]["requests"]["succeeded"] == 6  # and the shadow's own metric block beside them
     assert s["overhead_ms"]["count"] == 6 and s["overhead_ms"]["p50"] is not None
     paired = s["paired"]
     assert paired["pairs"] == 6 and paired["success"]["both"] == 6
     assert paired["ttft_ms_diff"]["p50"] > 50  # the shadow's TTFT is 100 ms longer by configuration
     assert paired["answer_rouge_l"]["min"] == 1.0 and paired["answers_identical"] == 6  # same seed, same body
-    assert s["metrics"]["shadow"]["ttft_ms"]["p50"] > s["metrics"]["production"]["ttft_ms"]["p50"]
+    assert s["shadow"]["ttft_ms"]["p50"] > s["production"]["ttft_ms"]["p50"]
 
 
 async def test_one_callers_cookies_never_reach_another_caller() -> None:
@@ -338,7 +340,7 @@ async def test_upstream_down_answers_502_and_the_mirror_keeps_serving(upstream: 
     assert status == again == 502
     assert b"upstream unreachable" in body
     s = done.result()
-    assert s["metrics"]["production"]["requests"]["failures"] == {"connection_error": 2}
+    assert s["production"]["requests"]["failures"] == {"connection_error": 2}
     assert s["shadow"]["failures"] == {"connection_error": 2}
 
 
