@@ -22,6 +22,10 @@ Privacy = Literal["keep", "hash", "drop"]
 PRIVACY: tuple[str, ...] = ("keep", "hash", "drop")
 FORMAT = "llmperf-capture/1"
 
+# Body fields, matched whole: "max_tokens" is a parameter, "api_key" a credential.
+_SECRET_FIELD = re.compile(
+    r"(api[-_]?key|access[-_]?token|auth(orization)?|password|secret|credentials?)", re.I
+)
 _SECRET_NAME = re.compile(r"auth|cookie|api[-_]?key|token|secret|password|session|signature", re.IGNORECASE)
 # Transport framing, never part of what a request means.
 HOP_BY_HOP = frozenset(
@@ -76,11 +80,14 @@ def redact_text(text: str, mode: Privacy) -> str | None:
 
 
 def redact_body(body: Any, mode: Privacy) -> Any:
-    """The body with every prompt text (messages' contents, ``prompt``, ``system``) hashed or dropped;
-    every other field (model, max_tokens, temperature, tools…) kept as it was."""
-    if mode == "keep" or not isinstance(body, dict):
+    """The body without credential fields (``api_key``…), and with every prompt text (messages'
+    contents, ``prompt``, ``system``) hashed or dropped unless ``keep``; every other field (model,
+    max_tokens, temperature, tools…) as it was."""
+    if not isinstance(body, dict):
         return body
-    out = dict(body)
+    out = {k: v for k, v in body.items() if not _SECRET_FIELD.fullmatch(k)}  # whatever the privacy mode
+    if mode == "keep":
+        return out
     if isinstance(out.get("messages"), list):
         out["messages"] = [_redact_message(m, mode) for m in out["messages"]]
     for key in ("prompt", "system", "input"):

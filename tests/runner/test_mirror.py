@@ -292,7 +292,7 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
     ) as (url, _):
         await post(
             url + f"/v1/chat/completions?key={SECRETS[4]}&mode=fast",
-            chat("a harmless prompt"),
+            {**chat("a harmless prompt"), "api_key": SECRETS[0]},
             {
                 "Authorization": f"Bearer {SECRETS[0]}",
                 "Cookie": f"session={SECRETS[1]}",
@@ -309,6 +309,7 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
     assert line["headers"]["x-user-tag"] == "kept"
     assert line["path"] == "/v1/chat/completions?mode=fast"
     assert line["body"]["messages"][0]["content"] == "a harmless prompt"
+    assert line["body"]["max_tokens"] == 8 and "api_key" not in line["body"]
     prod = line["production"]
     assert (
         prod["outcome"] == "success" and prod["status"] == 200 and prod["ttft_ms"] > 0 and prod["answer_text"]
