@@ -43,6 +43,7 @@ def add_parser(sub: Any) -> None:
         help="'Name: value' sent to the shadow only, e.g. its own Authorization (repeatable); "
         "'Name: env:VAR' reads the value from the environment",
     )
+    m.add_argument("--shadow-model", default="", help="model name the shadow's copies ask for instead")
     m.add_argument("--shadow-queue", type=int, default=1000, help="copies waiting; past it they are dropped")
     m.add_argument("--shadow-concurrency", type=int, default=64, help="shadow requests in flight at most")
     m.add_argument("--shadow-timeout", type=float, default=120.0, help="total seconds per shadow request")
@@ -65,6 +66,7 @@ def config_from_args(args: argparse.Namespace) -> MirrorConfig:
         shadow=args.shadow,
         sample=args.sample,
         shadow_headers=dict(args.shadow_header),
+        shadow_model=args.shadow_model,
         shadow_queue=args.shadow_queue,
         shadow_concurrency=args.shadow_concurrency,
         shadow_timeout_s=args.shadow_timeout,

@@ -27,6 +27,7 @@ class MirrorConfig:
     shadow: str = ""  # origin of the endpoint under test; "" = no shadow path
     sample: float = 1.0
     shadow_headers: dict[str, str] = field(default_factory=dict)
+    shadow_model: str = ""  # replaces the body's "model" in the shadow's copies
     shadow_queue: int = 1000
     shadow_concurrency: int = 64
     shadow_timeout_s: float = 120.0
@@ -74,6 +75,7 @@ async def serve_mirror(
             concurrency=config.shadow_concurrency,
             timeout_s=config.shadow_timeout_s,
             seed=config.seed,
+            model=config.shadow_model,
         )
         if config.shadow
         else None

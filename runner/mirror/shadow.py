@@ -17,6 +17,7 @@ from time import perf_counter_ns
 from typing import Any
 
 import aiohttp
+import orjson
 
 from runner.mirror.tap import ResponseTap
 from runner.records import Outcome, RequestRecord
@@ -63,8 +64,10 @@ class ShadowPool:
         concurrency: int = 64,
         timeout_s: float = 120.0,
         seed: int = 0,
+        model: str = "",
     ) -> None:
         self.origin = origin.rstrip("/")
+        self.model = model  # the shadow serves its model under another name: the copies say so
         self.headers = dict(headers)
         self.sample = sample
         self.timeout_s = timeout_s
@@ -127,10 +130,11 @@ class ShadowPool:
         self.counts.sent += 1
         tap = ResponseTap(job.path, sent, sent)  # shadow latency counts from its own send
         headers = {**job.headers, **self.headers}
+        body = _with_model(job.body, self.model) if self.model else job.body
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with self._session.request(
-                    job.method, self.origin + job.path, data=job.body, headers=headers, allow_redirects=False
+                    job.method, self.origin + job.path, data=body, headers=headers, allow_redirects=False
                 ) as resp:
                     tap.head(resp.status, resp.headers.get("content-type", ""))
                     async for chunk in resp.content.iter_any():
@@ -154,3 +158,12 @@ class ShadowPool:
         else:
             self.counts.failed += 1
             self.counts.failures[rec.outcome] = self.counts.failures.get(rec.outcome, 0) + 1
+
+
+def _with_model(body: bytes, model: str) -> bytes:
+    """The body with its ``model`` replaced; a body that is not a JSON object goes as it came."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    return orjson.dumps({**obj, "model": model}) if isinstance(obj, dict) else body

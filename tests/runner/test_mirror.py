@@ -219,7 +219,9 @@ async def hanging_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")[1:]
-        seen.append({k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)})
+        got = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
+        got["(body)"] = (await reader.readexactly(int(got.get("content-length", 0)))).decode()
+        seen.append(got)
         with contextlib.suppress(Exception):
             await stop.wait()
         writer.close()
@@ -261,6 +263,7 @@ async def test_the_shadow_gets_its_own_credentials_never_the_callers(upstream: S
             upstream=upstream.url,
             shadow=shadow,
             shadow_headers={"Authorization": "Bearer shadow-key"},
+            shadow_model="candidate-7b",
             drain_s=0.1,
         ) as (url, _),
     ):
@@ -278,6 +281,8 @@ async def test_the_shadow_gets_its_own_credentials_never_the_callers(upstream: S
     assert got["authorization"] == "Bearer shadow-key"
     assert "x-api-key" not in got and got["x-trace"] == "kept"
     assert "caller-key" not in json.dumps(got)
+    body = json.loads(got["(body)"])
+    assert body["model"] == "candidate-7b" and body["messages"] == chat("hi")["messages"]
 
 
 # -- capture -------------------------------------------------------------------------------------
