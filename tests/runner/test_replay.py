@@ -263,3 +263,16 @@ def test_public_traces_replay_through_the_command(
     summary = json.loads(out.read_text())
     assert summary["replay"]["format"] == fmt and summary["replay"]["sent"] == rows
     assert summary["requests"]["succeeded"] == rows
+
+
+def test_a_replay_that_fell_behind_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.replay import Replay, print_replay, replay_report
+
+    replay = Replay("capture", False, [], [{"t_s": 0.0, "prompt": 0.0}, {"t_s": 0.1, "prompt": 1.0}])
+    late = {"schedule_lag_ms": {"p50": 80.0, "p99": 240.0, "max": 250.0}, "engine": {"late_sends": 2}}
+    report = replay_report(replay, late, [{"prompt_id": "0"}, {"prompt_id": "1"}])
+    assert report["kept_up"] is False and report["late_sends"] == 2
+    print_replay(report)
+    assert "DID NOT KEEP UP" in capsys.readouterr().out
+    on_time = replay_report(replay, {"schedule_lag_ms": {"p50": 0.2, "p99": 3.0, "max": 4.0}}, [])
+    assert on_time["kept_up"] is True
