@@ -16,6 +16,7 @@ The mirror runs alone on CPU 0 (``python -m runner mirror``, one process per lev
     .venv/bin/python bench/bench_mirror.py            # full table (about 2 minutes)
     .venv/bin/python bench/bench_mirror.py --quick    # a smoke run
     MIRROR_UNPINNED=1 .venv/bin/python bench/bench_mirror.py   # let the mirror float (busy shared machine)
+    MIRROR_RT=1 .venv/bin/python bench/bench_mirror.py         # the relay SCHED_FIFO: its core when it wakes
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def _pin(cmd: list[str], cpu: int) -> list[str]:
     return ["taskset", "-c", str(cpu), *cmd] if PINNED else cmd
 
 
+def _relay_cmd(cmd: list[str]) -> list[str]:
+    """The mirror's (or bare relay's) command line: pinned to core 0, and with MIRROR_RT=1 run
+    SCHED_FIFO, so on a machine shared with other jobs it gets that core the moment it needs it."""
+    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
+    return ["chrt", "-f", "50", *cmd] if os.environ.get("MIRROR_RT") and shutil.which("chrt") else cmd
+
+
 def _first_line(proc: subprocess.Popen[bytes]) -> str:
     assert proc.stdout is not None
     return proc.stdout.readline().decode().strip()
@@ -69,8 +77,7 @@ def start_mirror(upstream: str, shadow: str, out: Path) -> tuple[subprocess.Pope
         cmd += ["--shadow", shadow, "--shadow-concurrency", "256"]
     cmd += ["--json", str(out), "--drain", "5"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(_relay_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = _first_line(proc)
     return proc, line.split()[-1]
 
@@ -115,8 +122,9 @@ def with_bare(upstream: str, run: Any) -> dict[str, Any]:
     import uvloop
 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", upstream]
-    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        _relay_cmd(cmd), stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     url = _first_line(proc).split()[-1]
     try:
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -268,8 +276,9 @@ def main() -> None:
         proc.terminate()
         proc.wait()
     load1 = os.getloadavg()[0]
+    rt = " (SCHED_FIFO)" if os.environ.get("MIRROR_RT") else ""
     print(
-        f"\nmirror alone on CPU 0; Node upstream and the engine share CPU 1; {seconds:.0f} s per level; "
+        f"\nmirror alone on CPU 0{rt}; Node upstream and the engine share CPU 1; {seconds:.0f} s per level; "
         f"load average {load1:.2f} on {os.cpu_count()} CPUs\n"
     )
     print(
