@@ -80,12 +80,14 @@ def load_replay(
     except traces.TraceError as exc:
         raise ReplayError(str(exc)) from None
     rows = rows[:limit] if limit > 0 else rows
+    if not rows:
+        raise ReplayError("the replay file holds no requests")
     detected = fmt is None
     fmt = fmt or detect_format(rows)
     if fmt not in REPLAY_FORMATS:
         raise ReplayError(f"unknown replay format {fmt!r}; choose one of {', '.join(REPLAY_FORMATS)}")
     if fmt in traces.TRACE_FORMATS:
-        return _from_trace(rows, fmt, detected, tokenizer, seed, path)
+        return _from_trace(rows, fmt, detected, tokenizer, seed)
     if fmt == "llmperf":
         return _from_llmperf(rows, detected)
     return _from_requests(rows, fmt, detected, tokenizer, seed)
@@ -100,7 +102,7 @@ def _tokenizer(tokenizer: Tokenizer | None) -> Tokenizer:
 
 
 def _from_trace(
-    rows: list[dict[str, Any]], fmt: str, detected: bool, tok: Tokenizer | None, seed: int, path: str | Path
+    rows: list[dict[str, Any]], fmt: str, detected: bool, tok: Tokenizer | None, seed: int
 ) -> Replay:
     try:
         reqs = traces.read_trace(rows, fmt)

@@ -52,7 +52,10 @@ class TraceRequest:
 
 def read_rows(data: bytes) -> list[dict[str, Any]]:
     """JSON lines, or CSV with a header row; each row a dict."""
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"not UTF-8 text (byte {exc.start})") from None
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     if first.lstrip().startswith("{"):
         rows = []
@@ -67,7 +70,10 @@ def read_rows(data: bytes) -> list[dict[str, Any]]:
                 raise TraceError(f"line {n}: expected a JSON object")
             rows.append(row)
         return rows
-    return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    try:
+        return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    except csv.Error as exc:
+        raise TraceError(f"not CSV ({exc})") from None
 
 
 def detect_trace(row: Mapping[str, Any]) -> str | None:

@@ -193,6 +193,18 @@ def test_llmperf_logs_still_replay(tmp_path: Path) -> None:
     assert replay.entries == [{"t_s": 0.0, "prompt": 2.0}, {"t_s": 1.5, "prompt": 0.0}]
 
 
+@pytest.mark.parametrize(
+    "content,message",
+    [(b"", "holds no requests"), (b"\n\n", "holds no requests"), (b"\xff\xfe\x00junk", "not UTF-8")],
+)
+def test_empty_or_binary_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(content)
+    for fmt in (None, "azure", "capture"):
+        with pytest.raises(ReplayError, match=message):
+            load_replay(path, fmt)
+
+
 def test_an_unknown_shape_asks_for_the_format() -> None:
     with pytest.raises(ReplayError, match="pass --replay-format"):
         detect_format([{"foo": 1}])
