@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         summary = await serve_mirror(config, stop, listening)
     except OSError as exc:  # e.g. the port is taken
-        print(f"mirror: cannot listen on {config.listen}: {exc}", file=sys.stderr)
+        print(f"mirror: cannot start on {config.listen}: {exc}", file=sys.stderr)
         return 2
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))

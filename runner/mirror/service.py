@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class MirrorConfig:
         host, _, port = self.listen.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:
             problems.append(f"--listen must be HOST:PORT, got {self.listen!r}")
+        folder = Path(self.capture).resolve().parent
+        if self.capture and not (folder.is_dir() and os.access(folder, os.W_OK)):
+            problems.append(f"--capture {self.capture}: cannot write in {folder}")
         if self.shadow_queue < 1 or self.shadow_concurrency < 1 or self.shadow_timeout_s <= 0:
             problems.append("--shadow-queue, --shadow-concurrency and --shadow-timeout must be positive")
         if problems:

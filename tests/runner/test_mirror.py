@@ -365,6 +365,10 @@ async def test_shadow_down_is_counted_and_the_caller_is_served(upstream: Simulat
         ({"upstream": "localhost:8000"}, "--upstream must be an http(s) origin"),
         ({"sample": 1.5}, "--sample must be between 0 and 1"),
         ({"listen": "nowhere"}, "--listen must be HOST:PORT"),
+        (
+            {"capture": "/no/such/folder/capture.jsonl"},
+            "--capture /no/such/folder/capture.jsonl: cannot write",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_plainly(change: dict[str, Any], message: str) -> None:
@@ -436,3 +440,19 @@ def test_the_command_refuses_a_bad_origin_without_a_traceback() -> None:
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     assert "--upstream must be an http(s) origin" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_command_says_when_its_port_is_taken() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "runner", "mirror", "--listen", f"127.0.0.1:{port}"]
+        done = subprocess.run(
+            [*argv, "--upstream", "http://127.0.0.1:9"], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert done.returncode == 2
+    assert f"cannot start on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
