@@ -205,7 +205,8 @@ class MirrorProxy:
                     production=production_row(rec),
                 )
         except Exception as exc:  # measuring or capturing must never fail the caller's request
-            self.production.errors.append(f"{rid}: {exc!r}")
+            if len(self.production.errors) < 100:  # a summary needs examples, not a day's worth
+                self.production.errors.append(f"{rid}: {exc!r}")
 
 
 def _raw_headers(raw: tuple[tuple[bytes, bytes], ...], skip: frozenset[str]) -> CIMultiDict[str]:

@@ -120,7 +120,8 @@ class ShadowPool:
             except Exception as exc:  # a worker outlives any one request
                 self.counts.failed += 1
                 self.counts.failures["internal_error"] = self.counts.failures.get("internal_error", 0) + 1
-                self.errors.append(f"shadow {job.request_id}: {exc!r}")
+                if len(self.errors) < 100:  # a summary needs examples, not a day's worth
+                    self.errors.append(f"shadow {job.request_id}: {exc!r}")
             finally:
                 self._queue.task_done()
 
