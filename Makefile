@@ -12,7 +12,8 @@ lint:            ## ruff lint + format check, import-linter boundary
 types:           ## mypy --strict on the engine
 	.venv/bin/mypy runner
 check: lint types test  ## every check, as CI would
-bench:           ## benchmarks of llmperf itself (engine, tokenizer, comparison)
+bench:           ## benchmarks of llmperf itself (engine, tokenizer, comparison, mirror)
 	.venv/bin/python bench/bench_engine.py
 	.venv/bin/python bench/bench_tokenize.py
 	.venv/bin/python bench/bench_compare.py
+	.venv/bin/python bench/bench_mirror.py

@@ -18,6 +18,7 @@ from runner import profiles
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
 from runner.quality import MONITORS
+from runner.replay import REPLAY_FORMATS, Replay, ReplayError, load_replay, print_replay, replay_report
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 
 
@@ -61,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sweep", help="comma-separated levels, e.g. 1,4,16,64")
     r.add_argument("--sweep-mode", choices=("users", "rate"), default="users")
     r.add_argument("--level-duration", type=float, default=30.0)
-    r.add_argument("--replay", help="JSONL of {t_s, prompt} entries")
-    r.add_argument("--speed", type=float, default=1.0)
+    r.add_argument("--replay", help="capture, access log, llmperf {t_s, prompt} JSONL or public trace")
+    r.add_argument("--replay-format", choices=REPLAY_FORMATS, help="default: detected from the first line")
+    r.add_argument("--replay-limit", type=int, default=0, help="replay only the first N requests of the file")
+    r.add_argument("--speed", type=float, default=1.0, help="replay time scale: 2 = twice as fast")
     r.add_argument("--duration", type=float, help="seconds (default 60 unless --requests is given)")
     r.add_argument("--requests", type=int, help="stop after this many requests")
     r.add_argument("--max-tokens", type=int)
@@ -83,28 +86,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
+    from runner.mirror import cli as mirror_cli  # issue #12: mirror proxy, capture
+
+    mirror_cli.add_parser(sub)
     return p
 
 
-def _replay_log(path: str) -> list[dict[str, Any]]:
-    """A traffic log: JSONL of ``{"t_s": offset, "prompt": index}`` or with the request itself
-    (``"prompt": "text"`` or ``"messages": [...]``), e.g. mirrored production traffic."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+def _replay(args: argparse.Namespace) -> Replay:
+    """The ``--replay`` file, read once per command (prompts and profile both need it)."""
+    loaded: Replay | None = getattr(args, "_replay_loaded", None)
+    if loaded is None:
+        if args.speed <= 0:
+            raise SystemExit(f"--speed must be above 0, got {args.speed}")
+        tok = None
+        if args.tokenizer:
+            from runner.tokenizers import load_tokenizer
+
+            tok = load_tokenizer(args.tokenizer)
+        try:
+            loaded = load_replay(
+                args.replay, args.replay_format, tokenizer=tok, seed=args.seed, limit=args.replay_limit
+            )
+        except (ReplayError, OSError) as exc:
+            raise SystemExit(f"--replay {args.replay}: {exc}") from None
+        if loaded.detected:
+            print(f"replay: {args.replay} read as {loaded.format} (detected)", file=sys.stderr)
+        for note in loaded.notes:
+            print(f"replay: {note}", file=sys.stderr)
+        args._replay_loaded = loaded
+    return loaded
 
 
 def load_prompts(args: argparse.Namespace) -> list[Prompt]:
-    if args.replay and not args.dataset:
-        log = _replay_log(args.replay)
-        if all(isinstance(e.get("prompt"), str) or e.get("messages") for e in log):
-            return [
-                Prompt(
-                    id=str(e.get("id", i)),
-                    text=e.get("prompt") or "",
-                    messages=e.get("messages"),
-                    max_tokens=e.get("max_tokens"),
-                )
-                for i, e in enumerate(log)
-            ]
+    if args.replay and not args.dataset and _replay(args).prompts:
+        return _replay(args).prompts
     if args.dataset:
         from runner.datasets import parse_dataset
         from runner.datasets.shipped import is_builtin, load_builtin, prompts_from_items
@@ -160,11 +175,7 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
         "max_concurrency": args.max_concurrency,  # open loop of any shape: rate, rate stages, rate sweep
     }
     if args.replay:
-        entries = [
-            {"t_s": float(e["t_s"]), "prompt": float(e["prompt"] if isinstance(e.get("prompt"), int) else i)}
-            for i, e in enumerate(_replay_log(args.replay))
-        ]
-        return ProfileSpec(kind="replay", replay=entries, speed=args.speed, **common)
+        return ProfileSpec(kind="replay", replay=_replay(args).entries, speed=args.speed, **common)
     if args.sweep:
         levels = [float(x) for x in args.sweep.split(",")]
         return ProfileSpec(
@@ -347,8 +358,10 @@ async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Eve
         result = await run(spec, sink=sink, cancel=cancel)
     finally:
         sink.close()
-    # graded after the measuring: symbolically, in worker processes (runner.engine)
-    return {**result.summary, "ended_by": result.ended_by}
+    summary = {**result.summary, "ended_by": result.ended_by}
+    if args.replay:
+        summary["replay"] = replay_report(_replay(args), summary, [r.to_dict() for r in result.records])
+    return summary
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -363,6 +376,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)
+    if args.replay:
+        print_replay(summary["replay"])
     return 0
 
 
@@ -399,11 +414,14 @@ def print_budget(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "mirror"):
+        from runner.mirror import cli as mirror_cli
+
+        main = _run(args) if args.command == "run" else mirror_cli.run(args)
         try:
             import uvloop
 
-            return uvloop.run(_run(args))
+            return uvloop.run(main)
         except ImportError:  # pragma: no cover
-            return asyncio.run(_run(args))
+            return asyncio.run(main)
     return 2

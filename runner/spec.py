@@ -110,6 +110,9 @@ class Prompt:
     max_tokens: int | None = None
     expected: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # dataset item's subject, level, unique_id
+    # The request's own parameters (temperature, tools, stop…) from a captured or replayed request,
+    # merged over the endpoint's params; the adapter still owns the fields it streams and measures by.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

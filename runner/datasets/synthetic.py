@@ -26,7 +26,14 @@ from runner.datasets.buckets import parse_label
 from runner.spec import Prompt
 from runner.tokenizers import Tokenizer
 
-__all__ = ["MAX_TOKENS", "SyntheticItem", "corpus_paragraphs", "sample_lengths", "synthesize"]
+__all__ = [
+    "MAX_TOKENS",
+    "SyntheticItem",
+    "block_prompts",
+    "corpus_paragraphs",
+    "sample_lengths",
+    "synthesize",
+]
 
 MAX_TOKENS = 262_144  # longest synthetic prompt or output length accepted
 PREFIX_END = "\n\n"
@@ -306,3 +313,52 @@ def _fill(tokenizer: Tokenizer, head: str, text: str, tail: str, count: int, tar
         else:
             return None
     return head + text + tail
+
+
+# --- shared blocks (public traffic traces) -------------------------------------------------------
+
+
+def block_prompts(
+    tokenizer: Tokenizer, requests: Sequence[tuple[Sequence[int], int]], *, block_tokens: int, seed: int
+) -> list[str]:
+    """One prompt per ``(block ids, target tokens)``, as traces describe requests (Mooncake's and
+    Bailian's ``hash_ids``): every id stands for one ``block_tokens``-token text, so prompts naming the
+    same leading ids share that text as their prefix, and a prefix cache hits where the trace says.
+    Each prompt is exactly its target long; the tail after the shared blocks is its own."""
+    if block_tokens < 1:
+        raise ValueError(f"block_tokens must be at least 1, got {block_tokens}")
+    corpus = _corpus_for(tokenizer)
+    blocks: dict[int, str] = {}
+
+    def block(block_id: int) -> str:
+        if block_id not in blocks:
+            rng = random.Random(f"{seed}:block:{block_id}")
+            blocks[block_id] = _fit_somewhere(tokenizer, corpus, rng, "", block_tokens, PREFIX_END)
+        return blocks[block_id]
+
+    out = []
+    for i, (ids, target) in enumerate(requests):
+        if not 1 <= target <= MAX_TOKENS:
+            raise ValueError(f"request {i}: a prompt must be 1..{MAX_TOKENS} tokens, got {target}")
+        k = min(len(ids), (target - 1) // block_tokens)  # whole blocks that leave room for a tail
+        head = "".join(block(b) for b in ids[:k])
+        while k and tokenizer.count(head) >= target:  # a merge across a block edge cost a token
+            k -= 1
+            head = "".join(block(b) for b in ids[:k])
+        out.append(_fit_somewhere(tokenizer, corpus, random.Random(f"{seed}:tail:{i}"), head, target, ""))
+    return out
+
+
+def _fit_somewhere(
+    tokenizer: Tokenizer, corpus: _Corpus, rng: random.Random, head: str, target: int, tail: str
+) -> str:
+    """``_fit`` from a random corpus position, moving on when a short target misses from there."""
+    rest = target - tokenizer.count(head)
+    for attempt in range(16):
+        window = _window(corpus, rng.choice(corpus.starts), _slack(rest))
+        try:
+            return _fit(tokenizer, head, window, target, tail)
+        except RuntimeError:
+            if attempt == 15:
+                raise
+    raise AssertionError("unreachable")

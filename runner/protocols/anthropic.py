@@ -11,6 +11,7 @@ from runner.protocols.base import (
     join_url,
     load_object,
     max_tokens_for,
+    request_params,
 )
 from runner.records import PacketKind
 from runner.spec import EndpointSpec, Prompt
@@ -22,8 +23,8 @@ class AnthropicAdapter:
     name = "anthropic"
 
     def build(self, ep: EndpointSpec, prompt: Prompt) -> HttpRequest:
-        body: dict[str, Any] = {k: v for k, v in ep.params.items() if k != "max_tokens"}
-        body.update(model=ep.model, stream=True, messages=chat_messages(prompt))
+        body = request_params(ep, prompt)
+        body.update(stream=True, messages=chat_messages(prompt))
         body["max_tokens"] = max_tokens_for(ep, prompt) or 1024  # required by the API
         headers = {"content-type": "application/json", "accept": "text/event-stream"}
         headers["anthropic-version"] = "2023-06-01"

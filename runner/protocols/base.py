@@ -136,6 +136,18 @@ def prompt_text(prompt: Prompt) -> str:
     return "\n".join(str(m.get("content", "")) for m in prompt.messages)
 
 
+OWNED_FIELDS = frozenset({"max_tokens", "messages", "prompt", "stream", "stream_options"})
+
+
+def request_params(ep: EndpointSpec, prompt: Prompt) -> dict[str, Any]:
+    """The endpoint's params with the prompt's own over them, less what the adapter sets itself.
+    The endpoint's model wins; a prompt's model is used when the endpoint names none."""
+    merged = {**ep.params, **(prompt.params or {})}
+    body = {k: v for k, v in merged.items() if k not in OWNED_FIELDS}
+    body["model"] = ep.model or str(merged.get("model") or "")
+    return body
+
+
 def max_tokens_for(ep: EndpointSpec, prompt: Prompt) -> int | None:
     if prompt.max_tokens:
         return prompt.max_tokens

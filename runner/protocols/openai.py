@@ -13,6 +13,7 @@ from runner.protocols.base import (
     join_url,
     load_object,
     max_tokens_for,
+    request_params,
 )
 from runner.records import Packet, PacketKind
 from runner.spec import EndpointSpec, Prompt
@@ -21,8 +22,8 @@ _ANSWER = PacketKind.ANSWER
 
 
 def _body(ep: EndpointSpec, prompt: Prompt) -> dict[str, Any]:
-    body: dict[str, Any] = {k: v for k, v in ep.params.items() if k != "max_tokens"}
-    body.update(model=ep.model, stream=True, stream_options={"include_usage": True})
+    body = request_params(ep, prompt)
+    body.update(stream=True, stream_options={"include_usage": True})
     max_tokens = max_tokens_for(ep, prompt)
     if max_tokens is not None:
         body["max_tokens"] = max_tokens

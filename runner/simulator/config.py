@@ -74,6 +74,10 @@ class SimConfig:
     )
     wrong_rate: float = _opt(0.0, "share of the key's items answered wrongly (exactly round(R*N), by seed)")
     leak_rate: float = _opt(0.0, "share of answers that open with reasoning text (a leak)")
+    body_seeded: bool = _opt(
+        False,
+        "output words follow the prompt and seed, ids and timestamps the body: not arrival order or clock",
+    )
 
     def __post_init__(self) -> None:
         problems = [msg for ok, msg in self._checks() if not ok]

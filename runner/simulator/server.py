@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ def _context(config: SimConfig, record: Record, ask: Ask | None) -> WireContext:
     return WireContext(
         request_id=record.request_id,
         model=(ask.model if ask else "") or config.model,
-        created=int(time.time()),
+        created=0 if config.body_seeded else int(time.time()),
         think_format=config.think_format,
         include_usage=include_usage,
     )
@@ -282,8 +283,13 @@ async def _accept(
     await asyncio.sleep(0)
     config = sim.config
     record, number = sim.admit(request, received_ns)
+    if config.body_seeded:  # a replayed or mirrored body gets the very bytes a direct call got
+        number = zlib.crc32(raw)
+        record.request_id = request.headers.get("x-request-id") or f"{number:08x}"
     try:
         ask = parse(json.loads(raw))
+        if config.body_seeded:  # the words follow the prompt alone: a replay gets the recorded answer
+            number = zlib.crc32(" ".join(ask.words).encode())
         fault = pick_fault(config, sim.rng, request.headers.get(FAULT_HEADER))
     except ValueError as exc:  # BadRequest, JSON and UTF-8 errors
         return _error(make_wire(_context(config, record, None)), record, 400, str(exc))

@@ -1,0 +1,312 @@
+"""What does the mirror proxy cost the production path, and how much traffic does one core of it hold?
+
+The mirror runs alone on CPU 0 (``python -m runner mirror``, one process per level); the upstream
+(bench/fastserver.js, Node.js) and the load generator (llmperf's engine) share CPU 1.
+
+- TTFT added: with 100 streams, every prompt goes at the same instant to the upstream directly and
+  through the mirror (the engine's simultaneous A/B), so a busy machine slows both sides alike; the
+  table gives the per-request difference (via − direct) at p50 and p99, as the caller sees it. A
+  control row sends both sides direct: what the machine's own noise adds to such a difference; a
+  floor row puts a bare ten-line aiohttp relay where the mirror goes: what any Python hop costs.
+- in-proxy overhead: the mirror's own ``overhead_ms`` (request read → forwarded, plus first chunk in →
+  written out), from its summary: the proxy's code alone, without the extra hop's scheduling.
+- request rate: open loop through the mirror at rising rates; mirror CPU is CPU-seconds used per
+  second (1.0 = its core is full), and requests per mirror CPU-second is what one core would hold.
+
+    .venv/bin/python bench/bench_mirror.py            # full table (about 2 minutes)
+    .venv/bin/python bench/bench_mirror.py --quick    # a smoke run
+    MIRROR_UNPINNED=1 .venv/bin/python bench/bench_mirror.py   # let the mirror float (busy shared machine)
+    MIRROR_RT=1 .venv/bin/python bench/bench_mirror.py         # the relay SCHED_FIFO: its core when it wakes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runner.engine import Engine
+from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+from runner.summary import percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) > 1
+
+
+def _pin(cmd: list[str], cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if PINNED else cmd
+
+
+def _relay_cmd(cmd: list[str]) -> list[str]:
+    """The mirror's (or bare relay's) command line: pinned to core 0, and with MIRROR_RT=1 run
+    SCHED_FIFO, so on a machine shared with other jobs it gets that core the moment it needs it."""
+    cmd = cmd if os.environ.get("MIRROR_UNPINNED") else _pin(cmd, 0)
+    return ["chrt", "-f", "50", *cmd] if os.environ.get("MIRROR_RT") and shutil.which("chrt") else cmd
+
+
+def _first_line(proc: subprocess.Popen[bytes]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline().decode().strip()
+
+
+def start_upstream(ttft_ms: float, itl_ms: float, tokens: int) -> tuple[subprocess.Popen[bytes], str]:
+    cmd = ["node", str(ROOT / "bench" / "fastserver.js"), "0", str(ttft_ms), str(itl_ms), str(tokens)]
+    with socket.socket() as s:  # fastserver takes a fixed port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd[2] = str(port)
+    proc = subprocess.Popen(_pin(cmd, 1), stdout=subprocess.PIPE)
+    _first_line(proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_mirror(upstream: str, shadow: str, out: Path) -> tuple[subprocess.Popen[bytes], str]:
+    cmd = [sys.executable, "-m", "runner", "mirror", "--listen", "127.0.0.1:0", "--upstream", upstream]
+    if shadow:
+        cmd += ["--shadow", shadow, "--shadow-concurrency", "256"]
+    cmd += ["--json", str(out), "--drain", "5"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_relay_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    line = _first_line(proc)
+    return proc, line.split()[-1]
+
+
+def serve_bare(upstream: str) -> None:
+    """The floor for any Python relay: ten lines of aiohttp that forward and stream back, nothing else."""
+    import asyncio
+
+    import aiohttp
+    import uvloop
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+
+        async def handle(req: web.Request) -> web.StreamResponse:
+            body = await req.read()
+            headers = {"content-type": req.headers.get("content-type", "application/json")}
+            async with session.request(req.method, upstream + req.path_qs, data=body, headers=headers) as up:
+                resp = web.StreamResponse(status=up.status, headers={"content-type": up.content_type})
+                await resp.prepare(req)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(f"bare relay on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+
+    uvloop.run(main())
+
+
+def with_bare(upstream: str, run: Any) -> dict[str, Any]:
+    import uvloop
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", upstream]
+    proc = subprocess.Popen(
+        _relay_cmd(cmd), stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    url = _first_line(proc).split()[-1]
+    try:
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        measured = uvloop.run(run(url))
+        cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    return {**measured, "mirror_cpu": cpu, "overhead": {}, "shadow": None, "lag_p99": None}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _endpoint(url: str) -> EndpointSpec:
+    return EndpointSpec("openai-chat", url + "/v1", model="m", timeouts=Timeouts(idle=30, total=60))
+
+
+async def paired(upstream: str, mirror: str, users: int, seconds: float) -> dict[str, Any]:
+    """``users`` streams through the mirror and as many straight to the upstream, each prompt sent
+    to both at the same instant (the engine's simultaneous A/B), so a busy machine slows both alike."""
+    spec = RunSpec(
+        endpoint=_endpoint(upstream),
+        variants=[_endpoint(upstream), _endpoint(mirror)],
+        ab_mode="simultaneous",
+        prompts=[Prompt(id=str(i), text=f"prompt {i}", input_tokens=8) for i in range(100)],
+        profile=ProfileSpec(kind="users", users=users, spawn_rate=100_000),
+        duration_s=seconds,
+        drain_s=10,
+        warm_connections=2 * users,
+    )
+    result = await Engine(spec).run()
+    by_key: dict[tuple[int, float], dict[int, Any]] = {}
+    for r in result.records:
+        by_key.setdefault((r.user, r.scheduled_s), {})[r.variant] = r
+    added = sorted(
+        pair[1].ttft_ms - pair[0].ttft_ms
+        for pair in by_key.values()
+        if len(pair) == 2
+        and pair[0].ok
+        and pair[1].ok
+        and pair[0].ttft_ms is not None
+        and pair[1].ttft_ms is not None
+    )
+    direct = sorted(r.ttft_ms for r in result.records if r.variant == 0 and r.ok and r.ttft_ms is not None)
+    via = sorted(r.ttft_ms for r in result.records if r.variant == 1 and r.ok and r.ttft_ms is not None)
+    return {
+        "pairs": len(added),
+        "failed": sum(1 for r in result.records if not r.ok),
+        "added": added,
+        "direct": direct,
+        "via": via,
+        "verdict": result.engine["verdict"],
+    }
+
+
+async def open_loop(mirror: str, rate: float, seconds: float) -> dict[str, Any]:
+    spec = RunSpec(
+        endpoint=_endpoint(mirror),
+        prompts=[Prompt(id=str(i), text=f"prompt {i}", input_tokens=8) for i in range(100)],
+        profile=ProfileSpec(kind="rate", rate=rate, arrival="constant"),
+        duration_s=seconds,
+        drain_s=10,
+        warm_connections=128,
+    )
+    result = await Engine(spec).run()
+    ok = [r for r in result.records if r.ok]
+    return {
+        "sent": len(result.records),
+        "ok": len(ok),
+        "ttft": sorted(r.ttft_ms for r in ok if r.ttft_ms is not None),
+        "verdict": result.engine["verdict"],
+        "reasons": "; ".join(result.engine["reasons"]),
+    }
+
+
+def with_mirror(upstream: str, shadow: bool, run: Any) -> dict[str, Any]:
+    """``run(mirror_url)`` against a fresh mirror process; adds the mirror's CPU use and summary."""
+    import uvloop
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "summary.json"
+        proc, url = start_mirror(upstream, upstream if shadow else "", out)
+        try:
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            measured = uvloop.run(run(url))
+            cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        summary = json.loads(out.read_text())
+    return {
+        **measured,
+        "mirror_cpu": cpu,
+        "overhead": summary["overhead_ms"],
+        "shadow": summary["shadow"],
+        "lag_p99": summary["mirror"]["lag_ms_p99"],
+    }
+
+
+def _p(xs: list[float], q: float) -> float:
+    return percentile(xs, q) if xs else float("nan")
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--serve-bare", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
+    if hasattr(os, "sched_setaffinity") and PINNED:
+        os.sched_setaffinity(0, {1})  # the load generator shares CPU 1 with the upstream
+    seconds = 3.0 if args.quick else args.seconds
+    streams = []
+    # 100 concurrent streams at an LLM's pace: TTFT 100 ms, 50 tokens/s, 32 tokens
+    proc, upstream = start_upstream(100, 20, 32)
+    try:
+        import uvloop
+
+        control = uvloop.run(paired(upstream, upstream, 100, seconds))  # the machine's own noise
+        streams.append(
+            ("control: both sides direct", {**control, "mirror_cpu": 0.0, "overhead": {}, "shadow": None})
+        )
+        bare = with_bare(upstream, lambda url: paired(upstream, url, 100, seconds))
+        streams.append(("floor: a bare 10-line aiohttp relay", bare))
+        for shadow in (False, True):
+            r = with_mirror(upstream, shadow, lambda url: paired(upstream, url, 100, seconds))
+            streams.append(("100 streams" + (" + shadow (same upstream)" if shadow else ""), r))
+    finally:
+        proc.terminate()
+        proc.wait()
+    rates = []
+    # request rate: short fast streams (TTFT 20 ms, 16 tokens 5 ms apart), open loop through the mirror
+    proc, upstream = start_upstream(20, 5, 16)
+    try:
+        for rate in [100, 300] if args.quick else [100, 200, 400, 600]:
+            r = with_mirror(upstream, False, lambda url, rate=rate: open_loop(url, rate, seconds))
+            rates.append((rate, r))
+    finally:
+        proc.terminate()
+        proc.wait()
+    load1 = os.getloadavg()[0]
+    rt = " (SCHED_FIFO)" if os.environ.get("MIRROR_RT") else ""
+    print(
+        f"\nmirror alone on CPU 0{rt}; Node upstream and the engine share CPU 1; {seconds:.0f} s per level; "
+        f"load average {load1:.2f} on {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| load | pairs | failed | TTFT added p50 ms | TTFT added p99 ms | TTFT p50 direct / via ms | "
+        "in-proxy p50 ms | in-proxy p99 ms | mirror loop lag p99 ms | mirror CPU | shadow ok/sampled |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in streams:
+        o, sh = r["overhead"], r["shadow"]
+        shadow_ok = f"{sh['succeeded']}/{sh['sampled']}" if sh else "-"
+        print(
+            f"| {name} | {r['pairs']} | {r['failed']} | {_p(r['added'], 50):+.2f} | {_p(r['added'], 99):+.2f} | "
+            f"{_p(r['direct'], 50):.1f} / {_p(r['via'], 50):.1f} | {_ms(o.get('p50'))} | {_ms(o.get('p99'))} | "
+            f"{_ms(r.get('lag_p99'))} | {r['mirror_cpu']:.2f} | {shadow_ok} |"
+        )
+    print(
+        "\n| offered req/s | sent | ok | TTFT p50 ms | TTFT p99 ms | in-proxy p99 ms | mirror loop lag p99 ms | "
+        "mirror CPU | req per mirror CPU-s | client |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for rate, r in rates:
+        per_cpu = r["sent"] / seconds / r["mirror_cpu"] if r["mirror_cpu"] else float("nan")
+        print(
+            f"| {rate} | {r['sent']} | {r['ok']} | {_p(r['ttft'], 50):.1f} | {_p(r['ttft'], 99):.1f} | "
+            f"{_ms(r['overhead']['p99'])} | {_ms(r['lag_p99'])} | {r['mirror_cpu']:.2f} | {per_cpu:.0f} | "
+            f"{r['verdict']} {r['reasons']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

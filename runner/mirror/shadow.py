@@ -1,0 +1,170 @@
+"""The shadow path: a sampled copy of each request, sent later by a bounded pool of workers.
+
+Nothing here can reach the caller. The production handler only calls :meth:`ShadowPool.offer`, which
+never waits: past the queue bound the copy is dropped and counted. Workers send with the shadow's own
+headers (never the caller's credentials) under a total timeout; every refusal, error or timeout
+becomes a failed record, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any
+
+import aiohttp
+import orjson
+
+from runner.mirror.tap import ResponseTap
+from runner.records import Outcome, RequestRecord
+
+
+@dataclass(slots=True)
+class ShadowJob:
+    request_id: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    queued_ns: int
+
+
+@dataclass(slots=True)
+class ShadowCounts:
+    sampled: int = 0
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    dropped: int = 0  # sampled but never sent: queue full, or still queued at shutdown
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampled": self.sampled,
+            "sent": self.sent,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "failures": dict(sorted(self.failures.items())),
+        }
+
+
+class ShadowPool:
+    def __init__(
+        self,
+        origin: str,
+        *,
+        headers: Mapping[str, str],
+        sample: float = 1.0,
+        queue_size: int = 1000,
+        concurrency: int = 64,
+        timeout_s: float = 120.0,
+        seed: int = 0,
+        model: str = "",
+    ) -> None:
+        self.origin = origin.rstrip("/")
+        self.model = model  # the shadow serves its model under another name: the copies say so
+        self.headers = dict(headers)
+        self.sample = sample
+        self.timeout_s = timeout_s
+        self.counts = ShadowCounts()
+        self.records: dict[str, RequestRecord] = {}
+        self.errors: list[str] = []
+        self._rng = random.Random(seed)
+        self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(1, queue_size))
+        self._concurrency = max(1, concurrency)
+        self._workers: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._concurrency, enable_cleanup_closed=True),
+            timeout=aiohttp.ClientTimeout(total=None, connect=min(10.0, self.timeout_s)),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+
+    def offer(self, job: ShadowJob) -> None:
+        """Called on the production path: never waits, never raises."""
+        if self.sample < 1.0 and self._rng.random() >= self.sample:
+            return
+        self.counts.sampled += 1
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.counts.dropped += 1
+
+    async def close(self, drain_s: float) -> None:
+        """Give queued and in-flight copies ``drain_s`` to finish, then cancel the rest."""
+        if drain_s > 0 and self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), drain_s)
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self.counts.dropped += self._queue.qsize()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._send(job)
+            except Exception as exc:  # a worker outlives any one request
+                self.counts.failed += 1
+                self.counts.failures["internal_error"] = self.counts.failures.get("internal_error", 0) + 1
+                if len(self.errors) < 100:  # a summary needs examples, not a day's worth
+                    self.errors.append(f"shadow {job.request_id}: {exc!r}")
+            finally:
+                self._queue.task_done()
+
+    async def _send(self, job: ShadowJob) -> None:
+        assert self._session is not None
+        sent = perf_counter_ns()
+        self.counts.sent += 1
+        tap = ResponseTap(job.path, sent, sent)  # shadow latency counts from its own send
+        headers = {**job.headers, **self.headers}
+        body = _with_model(job.body, self.model) if self.model else job.body
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self._session.request(
+                    job.method, self.origin + job.path, data=body, headers=headers, allow_redirects=False
+                ) as resp:
+                    tap.head(resp.status, resp.headers.get("content-type", ""))
+                    async for chunk in resp.content.iter_any():
+                        tap.feed(perf_counter_ns(), chunk)
+        except asyncio.CancelledError:
+            tap.fail(Outcome.CANCELLED, "mirror stopped while the shadow request was in flight")
+            self._finish(job, tap)
+            raise
+        except TimeoutError:
+            tap.fail(Outcome.TIMEOUT, f"shadow did not finish within {self.timeout_s:g} s")
+        except (aiohttp.ClientError, OSError) as exc:
+            tap.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+        self._finish(job, tap)
+
+    def _finish(self, job: ShadowJob, tap: ResponseTap) -> None:
+        rec = tap.record(job.request_id, perf_counter_ns())
+        rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
+        self.records[job.request_id] = rec
+        if rec.ok:
+            self.counts.succeeded += 1
+        else:
+            self.counts.failed += 1
+            self.counts.failures[rec.outcome] = self.counts.failures.get(rec.outcome, 0) + 1
+
+
+def _with_model(body: bytes, model: str) -> bytes:
+    """The body with its ``model`` replaced; a body that is not a JSON object goes as it came."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    return orjson.dumps({**obj, "model": model}) if isinstance(obj, dict) else body
