@@ -28,11 +28,13 @@ from yarl import URL
 from runner import profiles
 from runner.accuracy import grade_records
 from runner.analysis import StreamAnalyzer
+from runner.conversations import Conversation, remember, turn_prompt, user_turns
 from runner.monitor import EngineMonitor
 from runner.pacing import Pacer
 from runner.policy import PolicyResolver, TargetPolicy
 from runner.postprocess import Finished, PostProcessor, load_tokenizer, mismatch_pct
 from runner.protocols import adapter_for, make_parser
+from runner.protocols.base import prompt_text
 from runner.records import Outcome, PacketKind, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec, endpoint_secrets, scrub
 from runner.stats import ShardStats
@@ -70,6 +72,7 @@ class Engine:
         self.endpoints = spec.variants or [spec.endpoint]
         self.adapters = [adapter_for(e.protocol) for e in self.endpoints]
         self.secrets = [endpoint_secrets(e) for e in self.endpoints]
+        self.conversations: dict[str, Conversation] = {}
         self.policy = TargetPolicy.from_dict(spec.target_policy)
         self.profile = spec.profile
         self.stats = ShardStats(spec.shard_index)
@@ -360,12 +363,14 @@ class Engine:
                 prompt = self._next_prompt()
                 if prompt is None:
                     return
-                now = perf_counter_ns()
                 task = asyncio.current_task()
                 assert task is not None
                 self.in_flight.add(task)
                 try:
-                    recs = await self._to_variants(prompt, now, index, level)
+                    if self.profile.turns > 1:
+                        recs = await self._conversation(prompt, index, level, leave)
+                    else:
+                        recs = await self._to_variants(prompt, perf_counter_ns(), index, level)
                 finally:
                     self.in_flight.discard(task)
                 pause, failures_in_a_row = self._pause_after(recs, failures_in_a_row)
@@ -374,6 +379,29 @@ class Engine:
                         await asyncio.wait_for(self.stop.wait(), pause)
         finally:
             self.active_users -= 1
+
+    async def _conversation(
+        self, prompt: Prompt, user: int, level: int | None, leave: asyncio.Event
+    ) -> list[RequestRecord]:
+        """A closed-loop user's conversation: up to ``turns`` of the item's user turns, each with the
+        model's own earlier answers as history, ``think_s`` apart. Returns the last turn's record."""
+        history: list[dict[str, Any]] = []
+        recs: list[RequestRecord] = []
+        for turn, text in enumerate(user_turns(prompt)[: self.profile.turns], start=1):
+            if turn > 1:
+                if self.profile.think_s > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), self.profile.think_s)
+                if self.stop.is_set() or leave.is_set():
+                    break
+            rec = await self._request(
+                turn_prompt(prompt, history, text, turn), perf_counter_ns(), user, level
+            )
+            recs = [rec]
+            remember(history, text, rec)
+            if not rec.ok:
+                break  # a failed turn ends the conversation; the user starts a new one
+        return recs
 
     def _pause_after(self, recs: list[RequestRecord], failures_in_a_row: int) -> tuple[float, int]:
         """How long a closed-loop user waits before its next request: a 429's Retry-After, or an
@@ -421,9 +449,51 @@ class Engine:
                     sem.release()
                 return
             level = profiles.level_at(self.profile, t_s)
-            task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped))
+            if prompt.session is not None:
+                task = self._next_turn(prompt, sched, level, sem)
+            else:
+                task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
+
+    def _next_turn(
+        self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None
+    ) -> asyncio.Task[None]:
+        assert prompt.session is not None
+        talk = self.conversations.setdefault(prompt.session, Conversation())
+        task = asyncio.create_task(self._turn(talk, talk.tail, prompt, sched, talk.gap_ns(sched), level, sem))
+        talk.tail = task
+        return task
+
+    async def _turn(
+        self,
+        talk: Conversation,
+        previous: asyncio.Task[Any] | None,
+        prompt: Prompt,
+        sched: int,
+        gap_ns: int,
+        level: int | None,
+        sem: asyncio.Semaphore | None,
+    ) -> None:
+        """One replayed turn: after the previous answer ended plus the trace's gap, never before."""
+        try:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+                if talk.last_end_ns is not None:
+                    sched = max(sched, talk.last_end_ns + gap_ns)
+                    delay = (sched - perf_counter_ns()) / 1e9
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+            if self.cancel.is_set():
+                return  # a turn waiting for its predecessor still goes after the schedule's end
+            text = prompt_text(prompt)
+            turn = turn_prompt(prompt, talk.history, text, len(talk.history) // 2 + 1)
+            rec = await self._request(turn, sched, -1, level)
+            remember(talk.history, text, rec)
+            talk.last_end_ns = perf_counter_ns()
+        finally:
+            if sem is not None:
+                sem.release()
 
     async def _scheduled(
         self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None, capped: bool

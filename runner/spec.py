@@ -113,6 +113,9 @@ class Prompt:
     # The request's own parameters (temperature, tools, stop…) from a captured or replayed request,
     # merged over the endpoint's params; the adapter still owns the fields it streams and measures by.
     params: dict[str, Any] | None = None
+    # A conversation this prompt is one turn of (replays): turns go in arrival order, each carrying
+    # the model's own earlier answers as history (runner.conversations).
+    session: str | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +149,10 @@ class ProfileSpec:
     # Open loop only: at most this many requests in flight (0 = unbounded). Sends held back by the
     # cap go out late; their latency still counts from the scheduled time and they are reported.
     max_concurrency: int = 0
+    # Closed loop: each user holds a conversation of this many turns (a dataset item's user turns,
+    # the model's own answers as history), waiting think_s between turns.
+    turns: int = 1
+    think_s: float = 0.0
     # Shards only: this shard's offset within the whole ramp / constant schedule (set by split_profile).
     phase_s: float = 0.0
 

@@ -201,14 +201,29 @@ def trace_prompts(
     requests: Sequence[TraceRequest], fmt: str, tokenizer: Tokenizer, *, seed: int = 0
 ) -> list[Prompt]:
     """One prompt per request: the trace's own messages when it has them, else synthetic text of the
-    exact input length whose shared blocks are shared text."""
+    exact input length whose shared blocks are shared text.
+
+    Requests that share a conversation (``session``, in the formats that link turns) become turns of
+    one conversation (``Prompt.session``): the engine sends each after the previous answer, with the
+    model's own earlier answers as history. The trace's input length holds that history, so a later
+    turn's own text is only what is new: its input length less the previous turn's input and output.
+    """
     from runner.datasets.synthetic import block_prompts
 
-    synthetic = [r for r in requests if r.messages is None and r.input_tokens > 0]
+    before = _previous_turns(requests, fmt)
+    in_conversation = set(before) | set(before.values())
+    shape: list[tuple[list[int], int]] = []
+    for i, r in enumerate(requests):
+        if i in before:  # a follow-up turn: only the new tokens, as fresh text
+            prev = requests[before[i]]
+            shape.append(([], max(1, r.input_tokens - prev.input_tokens - prev.output_tokens)))
+        else:
+            shape.append((r.blocks, r.input_tokens))
+    synthetic = [k for k, r in enumerate(requests) if r.messages is None and r.input_tokens > 0]
     texts = iter(
         block_prompts(
             tokenizer,
-            [(r.blocks, r.input_tokens) for r in synthetic],
+            [shape[k] for k in synthetic],
             block_tokens=BLOCK_TOKENS.get(fmt, 512),
             seed=seed,
         )
@@ -217,13 +232,32 @@ def trace_prompts(
     for i, r in enumerate(requests):
         pid = f"{i}-failed" if r.failed else str(i)
         if r.messages is not None:
-            prompts.append(Prompt(id=pid, messages=r.messages, max_tokens=max(r.output_tokens, 1)))
+            prompt = Prompt(id=pid, messages=r.messages, max_tokens=max(r.output_tokens, 1))
         elif r.input_tokens > 0:
-            prompts.append(
-                Prompt(
-                    id=pid, text=next(texts), input_tokens=r.input_tokens, max_tokens=max(r.output_tokens, 1)
-                )
+            prompt = Prompt(
+                id=pid, text=next(texts), input_tokens=shape[i][1], max_tokens=max(r.output_tokens, 1)
             )
         else:
-            prompts.append(Prompt(id=pid, text=".", max_tokens=max(r.output_tokens, 1)))
+            prompt = Prompt(id=pid, text=".", max_tokens=max(r.output_tokens, 1))
+        prompt.session = r.session if i in in_conversation else None
+        prompts.append(prompt)
     return prompts
+
+
+SESSION_FORMATS = ("mooncake", "bailian")  # their session ids link the turns of one conversation
+
+
+def _previous_turns(requests: Sequence[TraceRequest], fmt: str) -> dict[int, int]:
+    """Index of each follow-up turn → index of the turn before it in its conversation."""
+    if fmt not in SESSION_FORMATS:
+        return {}
+    last: dict[str, int] = {}
+    before: dict[int, int] = {}
+    for k in sorted(range(len(requests)), key=lambda k: requests[k].t_s):
+        session = requests[k].session
+        if not session:
+            continue
+        if session in last:
+            before[k] = last[session]
+        last[session] = k
+    return before

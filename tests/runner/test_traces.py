@@ -46,18 +46,19 @@ def test_mooncake_shared_hash_ids_are_shared_prompt_prefixes() -> None:
     assert tok.count(shared) < 2 * 512
 
 
-def test_bailian_blocks_are_16_tokens_and_history_is_shared() -> None:
+def test_bailian_turns_become_one_conversation_whose_history_is_the_models_own() -> None:
     fmt, reqs = _load("bailian_sample.jsonl")
     assert fmt == "bailian"
     assert [r.t_s for r in reqs] == [0.0, 0.5, 2.25, 4.0]  # seconds
     assert [r.session for r in reqs] == ["101", "102", "101", "101"]
     tok = load_tokenizer("qwen3")
     prompts = trace_prompts(reqs, fmt, tok)
-    assert [tok.count(p.text) for p in prompts] == [40, 20, 70, 100]
-    first, third, fourth = prompts[0].text, prompts[2].text, prompts[3].text
-    assert tok.count(_common([first, third])) >= 30  # blocks 1, 2
-    assert tok.count(_common([third, fourth])) >= 62  # blocks 1, 2, 6, 7
-    assert not _common([first, prompts[1].text]).strip()
+    # chat 101 and its two follow-ups are one conversation; 102 stands alone
+    assert [p.session for p in prompts] == ["101", None, "101", "101"]
+    # the trace's input length holds the history, which the replay supplies (the model's own
+    # answers): a follow-up's own text is the new part, 70 - (40 + 12) and 100 - (70 + 10)
+    assert [tok.count(p.text) for p in prompts] == [40, 20, 18, 20]
+    assert not _common([prompts[0].text, prompts[1].text]).strip()
 
 
 def test_azure_timestamps_with_seven_fraction_digits() -> None:
