@@ -23,7 +23,7 @@ from benchmarks.services.datasets import synthetic_execute, token_count_execute
 from benchmarks.services.runs import run_start
 from tests.benchmarks.factories import make_dataset, make_endpoint, make_finished_run
 
-MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "math500.jsonl"
+MATH500 = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin" / "math500.jsonl"
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +73,7 @@ def test_qwen3_counts_equal_the_tokenizers_own_encode(cast, client_for):
         "def f(x):\n    return x ** 2  # code, tabs\tand spaces",
         "word " * 3000,
     ]
-    if MATH500.exists():
-        prompts += [json.loads(line)["problem"] for line in MATH500.read_text().splitlines()[:40]]
+    prompts += [json.loads(line)["problem"] for line in MATH500.read_text().splitlines()[:40]]
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
     lines = [json.dumps({"prompt": p}) for p in prompts] + [json.dumps({"messages": messages})]
     response = upload(client_for(cast.alice), "qwen", "\n".join(lines), tokenizer="qwen3")
