@@ -12,6 +12,7 @@ from typing import Any
 
 from runner import profiles
 from runner.engine import run
+from runner.metrics import DISTRIBUTION_KEYS
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate
 
@@ -237,7 +238,7 @@ def print_table(summary: dict[str, Any]) -> None:
         f"requests: {req['total']} total, {req['succeeded']} ok, {req['failed']} failed {req['failures'] or ''}"
     )
     print(f"{'metric':<18}{'p50':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'mean':>10}{'max':>10}")
-    for key in ("ttft_ms", "ttft_answer_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens_per_s"):
+    for key in DISTRIBUTION_KEYS:
         d = summary[key]
         print(
             f"{key:<18}" + "".join(f"{_fmt(d[q]):>10}" for q in ("p50", "p90", "p95", "p99", "mean", "max"))

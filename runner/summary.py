@@ -6,19 +6,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from runner.metrics import CONVENTIONS
+from runner.metrics import CONVENTIONS, DISTRIBUTION_KEYS
 from runner.records import Outcome, RequestRecord
 from runner.spec import Slo
 
-LATENCY_KEYS = (
-    "ttft_ms",
-    "ttft_answer_ms",
-    "first_chunk_ms",
-    "thinking_ms",
-    "tpot_ms",
-    "e2e_ms",
-    "tokens_per_s",
-)
+LATENCY_KEYS = tuple(k for k in DISTRIBUTION_KEYS if k != "itl_ms")  # itl_ms: every gap, pooled below
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
