@@ -6,8 +6,7 @@ import dataclasses
 from typing import Any
 
 from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run
-from runner.datasets import select
-from runner.spec import EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
+from runner import EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts, select_prompts
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSpec)}
 _GENERIC_FIELDS = {f.name for f in dataclasses.fields(GenericFormat)}
@@ -89,7 +88,7 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
         return out
     if counts is None:
         raise NoPrompts(f"Token counts of {version} are not ready, and the plan's buckets need them.")
-    chosen = select(
+    chosen = select_prompts(
         out,
         plan.buckets or None,
         "weighted" if plan.sample_order == "weighted" else "sequential",

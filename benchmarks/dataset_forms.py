@@ -19,8 +19,7 @@ from benchmarks.selectors.datasets import (
     tokenizer_choices,
 )
 from benchmarks.services.datasets import MiB, dataset_parse, upload_limits
-from runner.datasets import RowError, parse_label, sample_lengths, select
-from runner.datasets.parse import FORMATS
+from runner import DATASET_FORMATS, RowError, parse_label, sample_lengths, select_prompts
 
 FORMAT_CHOICES = [
     ("", "detect from the file name or content"),
@@ -31,7 +30,7 @@ FORMAT_CHOICES = [
     ("tsv", "TSV with a prompt column"),
     ("text", "plain text, one prompt per line"),
 ]
-assert {c for c, _ in FORMAT_CHOICES if c} == set(FORMATS)
+assert {c for c, _ in FORMAT_CHOICES if c} == set(DATASET_FORMATS)
 SYNTHETIC_MAX_TOKENS = 50_000_000  # all prompts together; bounds the generating task
 
 
@@ -289,6 +288,6 @@ def plan_buckets_clean(form: forms.ModelForm, data: dict[str, Any]) -> None:
         return
     edges = data.get("bucket_edges") or [0]
     try:
-        select([], data.get("buckets") or None, "weighted", weights or None, edges=edges)
+        select_prompts([], data.get("buckets") or None, "weighted", weights or None, edges=edges)
     except ValueError as exc:
         form.add_error("bucket_weights", str(exc))

@@ -124,7 +124,7 @@ class EndpointForm(forms.ModelForm):
         ]
 
     def clean_tokenizer(self) -> str:
-        from runner.tokenizers import TokenizerError, load_tokenizer
+        from runner import TokenizerError, load_tokenizer
 
         ref = self.cleaned_data["tokenizer"].strip()
         try:

@@ -77,7 +77,7 @@ class PlanScheduleForm(forms.ModelForm):
         return value
 
     def clean_rules(self) -> str:
-        from runner.compare import parse_rule
+        from runner import parse_rule
 
         lines = [line.strip() for line in self.cleaned_data["rules"].splitlines() if line.strip()]
         for line in lines:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from runner.spec import ProfileSpec
+from runner import ProfileSpec
 
 Point = tuple[float, float]
 

@@ -14,7 +14,7 @@ from django.http import Http404
 
 from benchmarks.models import Dataset, DatasetVersion, Endpoint, Plan, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
-from runner.datasets import DEFAULT_EDGES, bucket_index, bucket_labels, histogram
+from runner import DEFAULT_EDGES, bucket_histogram, bucket_index, bucket_labels
 
 
 def team_edges(team: Team) -> list[int]:
@@ -25,7 +25,7 @@ def team_edges(team: Team) -> list[int]:
 def tokenizer_choices(team: Team) -> list[tuple[str, str]]:
     """Tokenizers to count with: those the team's endpoints use, the installed packaged ones, and
     the estimate (always last, always labelled)."""
-    from runner.tokenizers import available_tokenizers
+    from runner import available_tokenizers
 
     used: dict[str, list[str]] = {}
     for name, ref in Endpoint.objects.filter(team=team).values_list("name", "tokenizer"):
@@ -106,7 +106,7 @@ def length_summary(counts: TokenCount, edges: list[int]) -> dict[str, Any]:
     tokens = [0] * (len(edges))
     for n in values:
         tokens[bucket_index(n, edges)] += n
-    buckets = histogram(values, edges)
+    buckets = bucket_histogram(values, edges)
     for row, total in zip(buckets, tokens, strict=True):
         row["tokens"] = total
         row["share"] = row["count"] / len(values) if values else 0.0

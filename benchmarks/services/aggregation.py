@@ -24,7 +24,7 @@ QPM_WINDOW_S = 10  # a second's QPM looks back this far, so a change ripples thi
 
 
 def run_supervise(*, run_id: int, token: str) -> None:
-    from runner.stats import LiveAggregate
+    from runner import LiveAggregate
 
     run = Run.objects.get(pk=run_id)
     aggregate = LiveAggregate.from_dict(run.live) if run.live else LiveAggregate()

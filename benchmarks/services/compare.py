@@ -19,8 +19,8 @@ from django.db import transaction
 from benchmarks import charts_compare
 from benchmarks.models import VARIANT_FIELDS, Comparison, Run, RunSecond, Team
 from benchmarks.services.compare_samples import run_sample_get, sample_values
-from runner.compare import PATHS, compare_summaries
-from runner.metrics import METRICS
+from runner import COMPARE_PATHS as PATHS
+from runner import METRICS, compare_summaries
 
 NOISE_TESTS = {"bootstrap-ci": "bootstrap CI", "mann-whitney": "Mann–Whitney U"}
 HEADLINE = ("success_rate", "accuracy", "throughput", "goodput", "cost")  # shown before the distributions

@@ -18,7 +18,6 @@ import numpy as np
 from benchmarks.models import RequestRecord, Run, RunSample, Shard
 
 log = logging.getLogger(__name__)
-PAIRED_METRICS = ("ttft_ms", "tokens_per_s", "e2e_ms")
 
 
 def run_sample_save(
@@ -66,27 +65,20 @@ def run_sample_get(*, run: Run) -> RunSample | None:
     if sample is not None or run.is_active or not run.summary:
         return sample
     # Once per old run: only the narrow columns of the successes, then never again.
+    keys = RunSample.METRICS  # each is a column of RequestRecord too
     rows = RequestRecord.objects.filter(run=run, outcome="success").values_list(
-        "ttft_ms",
-        "tokens_per_s",
-        "e2e_ms",
-        "data__variant",
-        "data__prompt_id",
-        "data__scheduled_s",
-        "shard_index",
+        *keys, "data__variant", "data__prompt_id", "data__scheduled_s", "shard_index"
     )
     records = [
         {
             "outcome": "success",
-            "ttft_ms": t,
-            "tokens_per_s": tps,
-            "e2e_ms": e2e,
-            "variant": v or 0,
-            "prompt_id": pid,
-            "scheduled_s": sched,
-            "shard": shard,
+            **dict(zip(keys, row[: len(keys)], strict=True)),
+            "variant": row[-4] or 0,
+            "prompt_id": row[-3],
+            "scheduled_s": row[-2],
+            "shard": row[-1],
         }
-        for t, tps, e2e, v, pid, sched, shard in rows.iterator(chunk_size=5000)
+        for row in rows.iterator(chunk_size=5000)
     ]
     return run_sample_save(
         run=run, records=records, summary=run.summary, shards=list(run.shards.all()), complete=False
@@ -149,14 +141,14 @@ def _variant_summaries(
 
 def _paired(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each variant against variant 0 on the same prompts: twins share shard, prompt and schedule slot."""
-    from runner.compare import paired_stats
+    from runner import paired_stats
 
     def keyed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
             {
                 "pair": f"{r.get('shard') or 0}/{r.get('prompt_id')}",
                 "scheduled_s": r.get("scheduled_s") or 0.0,
-                **{k: r.get(k) if r.get("outcome") == "success" else None for k in PAIRED_METRICS},
+                **{k: r.get(k) if r.get("outcome") == "success" else None for k in RunSample.METRICS},
             }
             for r in records
         ]
@@ -170,7 +162,7 @@ def _paired(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         out.append(
             {
                 "variant": variant,
-                "metrics": {k: paired_stats(base, other, key=k, by="pair") for k in PAIRED_METRICS},
+                "metrics": {k: paired_stats(base, other, key=k, by="pair") for k in RunSample.METRICS},
             }
         )
     return out

@@ -21,9 +21,8 @@ from django.utils import timezone
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
 from benchmarks.services.dispatch import enqueue_on_commit
-from runner.datasets import parse_dataset
-from runner.datasets.parse import DatasetItem as ParsedItem
-from runner.datasets.parse import ParseResult
+from runner import DatasetItem as ParsedItem
+from runner import ParseResult, parse_dataset
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -267,7 +266,7 @@ def _needs_retry(count: TokenCount) -> bool:
 
 def token_count_execute(*, count_id: int) -> None:
     """Count every item of the version, reporting progress every COUNT_CHUNK items."""
-    from runner.tokenizers import load_tokenizer
+    from runner import load_tokenizer
 
     if not TokenCount.objects.filter(pk=count_id, status=TokenCount.Status.QUEUED).update(
         status=TokenCount.Status.RUNNING, done=0
@@ -363,8 +362,7 @@ def _describe_distribution(dist: dict[str, Any]) -> str:
 def synthetic_execute(*, version_id: int) -> None:
     """Generate the items with runner.datasets.synthesize; lengths are exact in the tokenizer, so
     its counts are stored as the version's counts."""
-    from runner.datasets import synthesize
-    from runner.tokenizers import load_tokenizer
+    from runner import load_tokenizer, synthesize
 
     version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
     count = TokenCount.objects.filter(version=version, tokenizer=version.dataset.tokenizer).first()

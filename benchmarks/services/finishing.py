@@ -36,8 +36,7 @@ def run_finalize(*, run_id: int) -> None:
 
 
 def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
-    from runner.spec import Slo
-    from runner.summary import summarize
+    from runner import Slo, summarize
 
     spec = run.spec
     endpoint = spec.get("endpoint", {})

@@ -111,7 +111,7 @@ def check_evaluate(*, check: RunCheck) -> bool:
 
 
 def check_result(run: Run, baseline: Run | None, schedule: PlanSchedule) -> dict[str, Any]:
-    from runner.compare import check_rules, parse_rule, regressions
+    from runner import check_rules, parse_rule, regressions
 
     if not run.summary or run.status == Run.Status.FAILED:
         return _error(f"Scheduled run #{run.pk} ended {run.status} without a usable summary. {run.reason}")

@@ -96,7 +96,7 @@ def shard_claim(*, shard_id: int, hostname: str) -> bool:
 
 def shard_execute(*, shard_id: int, hostname: str) -> None:
     """Run a shard at most once: only the worker that flips it queued→running runs the load."""
-    from runner.engine import run_blocking
+    from runner import run_blocking
 
     if not shard_claim(shard_id=shard_id, hostname=hostname):
         return

@@ -28,16 +28,10 @@ from benchmarks.selectors.runs import (
 from benchmarks.services.runs import run_cancel
 from benchmarks.views.datasets import run_dataset_context
 from benchmarks.views.helpers import ensure_can_write
+from runner import CSV_KEYS, DISTRIBUTION_KEYS
+from runner import METRICS as METRICS_BY_KEY
 
-METRICS = [
-    ("ttft_ms", "TTFT (ms)"),
-    ("ttft_answer_ms", "TTFT to answer (ms)"),
-    ("itl_ms", "Inter-token latency (ms)"),
-    ("tpot_ms", "Time per output token (ms)"),
-    ("e2e_ms", "End-to-end (ms)"),
-    ("tokens_per_s", "Tokens/s per request"),
-    ("thinking_ms", "Thinking time (ms)"),
-]
+METRICS = [(key, METRICS_BY_KEY[key].heading) for key in DISTRIBUTION_KEYS]
 CSV_FIELDS = [
     "request_id",
     "prompt_id",
@@ -48,18 +42,11 @@ CSV_FIELDS = [
     "http_status",
     "started_epoch",
     "scheduled_s",
-    "schedule_lag_ms",
-    "ttft_ms",
-    "ttft_answer_ms",
-    "thinking_ms",
-    "e2e_ms",
-    "tpot_ms",
-    "tokens_per_s",
+    *CSV_KEYS,
     "input_tokens",
     "output_tokens",
     "thinking_tokens",
     "content_chunks",
-    "max_gap_ms",
     "finish_reason",
 ]
 

@@ -77,7 +77,7 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
         "summary-table",
         "bucket-table",
         "TTFT (ms)",
-        "Inter-token latency",
+        "ITL (ms)",
         "No failed requests",
         "ttft_hist",
         "ttft_cdf",

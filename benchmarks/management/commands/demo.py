@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=60.0, help="demo plan duration in seconds")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from runner.simulator import SimulatorProcess
+        from runner import SimulatorProcess
 
         call_command("migrate", interactive=False, verbosity=0)
         password = secrets.token_urlsafe(9)

@@ -18,7 +18,7 @@ from benchmarks.selectors.runs import progress
 from benchmarks.services.compare import comparison_build
 from benchmarks.services.compare_samples import samples_pair
 from benchmarks.services.runs import run_start
-from runner.compare import Rule, check_rules, format_table, parse_rule, regressions
+from runner import Rule, check_rules, format_table, parse_rule, regressions
 
 POLL_S = 1.0
 
