@@ -1,47 +1,36 @@
-"""Plotly figures from plain data, returned as JSON-ready dicts for ``Plotly.newPlot`` in the page."""
+"""A run's figures (distributions, per-request points, the live series, one request's packets), from
+plain data; titles and units come from the metric registry."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import plotly.graph_objects as go
 
-from benchmarks.profile_curve import Curve
-
-Figure = dict[str, Any]
-_LAYOUT = {"margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 300, "template": "plotly_white"}
-
-
-def _out(fig: go.Figure) -> Figure:
-    return json.loads(fig.to_json())
-
-
-def profile_preview(curve: Curve, title: str) -> Figure:
-    xs, ys = [p[0] for p in curve.points], [p[1] for p in curve.points]
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line_shape="linear", name=curve.unit))
-    fig.update_layout(title=title, xaxis_title="seconds", yaxis_title=curve.unit, **_LAYOUT)
-    return _out(fig)
+from benchmarks.charts.base import LAYOUT, Figure, out
+from runner import METRICS
 
 
 def ttft_histogram(values: list[float]) -> Figure:
-    fig = go.Figure(go.Histogram(x=values, nbinsx=40, name="TTFT"))
-    fig.update_layout(title="TTFT distribution", xaxis_title="ms", yaxis_title="requests", **_LAYOUT)
-    return _out(fig)
+    m = METRICS["ttft_ms"]
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, name=m.label))
+    fig.update_layout(title=f"{m.label} distribution", xaxis_title=m.unit, yaxis_title="requests", **LAYOUT)
+    return out(fig)
 
 
 def cdf(values: list[float], title: str, unit: str = "ms") -> Figure:
     ordered = sorted(values)
     n = len(ordered)
     fig = go.Figure(go.Scatter(x=ordered, y=[(i + 1) / n for i in range(n)], mode="lines", name=title))
-    fig.update_layout(title=title, xaxis_title=unit, yaxis_title="fraction of requests", **_LAYOUT)
-    return _out(fig)
+    fig.update_layout(title=title, xaxis_title=unit, yaxis_title="fraction of requests", **LAYOUT)
+    return out(fig)
 
 
 def itl_histogram(values: list[float]) -> Figure:
-    fig = go.Figure(go.Histogram(x=values, nbinsx=50, name="ITL"))
-    fig.update_layout(title="Inter-token latency", xaxis_title="ms", yaxis_title="gaps", **_LAYOUT)
-    return _out(fig)
+    m = METRICS["itl_ms"]
+    fig = go.Figure(go.Histogram(x=values, nbinsx=50, name=m.label))
+    fig.update_layout(title=f"{m.label} distribution", xaxis_title=m.unit, yaxis_title="gaps", **LAYOUT)
+    return out(fig)
 
 
 def per_request_scatter(rows: list[dict[str, Any]], metric: str, title: str, unit: str) -> Figure:
@@ -56,16 +45,16 @@ def per_request_scatter(rows: list[dict[str, Any]], metric: str, title: str, uni
             name=title,
         )
     )
-    fig.update_layout(title=title, xaxis_title="seconds since start", yaxis_title=unit, **_LAYOUT)
-    return _out(fig)
+    fig.update_layout(title=title, xaxis_title="seconds since start", yaxis_title=unit, **LAYOUT)
+    return out(fig)
 
 
 def time_series(series: list[dict[str, Any]], keys: list[tuple[str, str]], title: str, unit: str) -> Figure:
     fig = go.Figure()
     for key, label in keys:
         fig.add_trace(go.Scatter(x=[p.get("t") for p in series], y=[p.get(key) for p in series], name=label))
-    fig.update_layout(title=title, xaxis_title="seconds", yaxis_title=unit, **_LAYOUT)
-    return _out(fig)
+    fig.update_layout(title=title, xaxis_title="seconds", yaxis_title=unit, **LAYOUT)
+    return out(fig)
 
 
 def packet_timeline(packets: list[list[Any]]) -> Figure:
@@ -83,18 +72,6 @@ def packet_timeline(packets: list[list[Any]]) -> Figure:
         title="Packet timeline",
         xaxis_title="ms since scheduled send",
         yaxis_title="characters so far",
-        **_LAYOUT,
+        **LAYOUT,
     )
-    return _out(fig)
-
-
-def token_histogram(
-    counts: list[int], *, estimated: bool, tokenizer: str, limit: int | None = None
-) -> Figure:
-    """Input tokens per prompt; a dashed line at an endpoint's input context when one is chosen."""
-    unit = f"input tokens ({tokenizer}{', estimated' if estimated else ''})"
-    fig = go.Figure(go.Histogram(x=counts, nbinsx=60, name="prompts"))
-    if limit is not None:
-        fig.add_vline(x=limit, line_dash="dash", line_color="#c0362c", annotation_text=f"context {limit}")
-    fig.update_layout(title="Input-token histogram", xaxis_title=unit, yaxis_title="prompts", **_LAYOUT)
-    return _out(fig)
+    return out(fig)

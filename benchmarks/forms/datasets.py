@@ -10,7 +10,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import MaxValueValidator
 
-from benchmarks.forms import JSONObjectField, NumberListField
+from benchmarks.forms.fields import JSONObjectField, NumberListField
 from benchmarks.models import Team
 from benchmarks.selectors.datasets import (
     bucket_label_choices,

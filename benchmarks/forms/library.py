@@ -1,4 +1,5 @@
-"""Forms: every rule a user can break gets a message next to the field."""
+"""The things a run is made of: endpoints, load profiles and plans. Every rule a user can break gets a
+message next to the field."""
 
 from __future__ import annotations
 
@@ -6,87 +7,12 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
 
-from benchmarks.models import Endpoint, LoadProfile, Membership, Plan, Team
+from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
+from benchmarks.forms.fields import JSONObjectField, NumberListField
+from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
 from benchmarks.models.plans import VARIANT_FIELDS
-
-
-class SignupForm(UserCreationForm):
-    email = forms.EmailField(required=True)
-
-    class Meta(UserCreationForm.Meta):
-        model = get_user_model()
-        fields = ("username", "email")
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists.")
-        return email
-
-
-class TeamForm(forms.ModelForm):
-    class Meta:
-        model = Team
-        fields = ["name"]
-
-
-class MemberAddForm(forms.Form):
-    identifier = forms.CharField(label="Username or email", max_length=254)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
-
-
-class JSONObjectField(forms.CharField):
-    """A textarea holding a JSON object (``{}`` when blank)."""
-
-    widget = forms.Textarea(attrs={"rows": 3})
-
-    def __init__(self, *, string_values: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault("required", False)
-        super().__init__(**kwargs)
-        self.string_values = string_values
-
-    def prepare_value(self, value: Any) -> Any:
-        return json.dumps(value, indent=1) if isinstance(value, dict) else value
-
-    def to_python(self, value: Any) -> dict[str, Any]:
-        if isinstance(value, dict):
-            return value
-        text = (value or "").strip()
-        if not text:
-            return {}
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
-        if not isinstance(data, dict):
-            raise forms.ValidationError('Must be a JSON object, like {"X-Team": "perf"}.')
-        if self.string_values and not all(isinstance(v, str) for v in data.values()):
-            raise forms.ValidationError("Every header value must be a string.")
-        return data
-
-
-class NumberListField(forms.CharField):
-    """Comma-separated numbers, e.g. bucket edges or sweep levels."""
-
-    def __init__(self, *, integers: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.integers = integers
-
-    def prepare_value(self, value: Any) -> Any:
-        return ", ".join(str(v) for v in value) if isinstance(value, list) else value
-
-    def to_python(self, value: Any) -> list[float]:
-        if isinstance(value, list):
-            return value
-        parts = [p.strip() for p in (value or "").split(",") if p.strip()]
-        try:
-            return [int(p) if self.integers else float(p) for p in parts]
-        except ValueError:
-            kind = "whole numbers" if self.integers else "numbers"
-            raise forms.ValidationError(f"Use comma-separated {kind}, like 0, 1024, 4096.") from None
+from benchmarks.selectors.objects import in_team
 
 
 class EndpointForm(forms.ModelForm):
@@ -315,8 +241,6 @@ class PlanForm(forms.ModelForm):
         self.fields["endpoint"].queryset = team_queryset("endpoint", team)
         self.fields["dataset"].queryset = team_queryset("dataset", team)
         self.fields["profile"].queryset = team_queryset("profile", team)
-        from benchmarks.dataset_forms import plan_buckets_setup
-
         plan_buckets_setup(self, team)
 
     def clean(self) -> dict[str, Any]:
@@ -338,14 +262,10 @@ class PlanForm(forms.ModelForm):
         edges = data.get("bucket_edges")
         if edges is not None and (not edges or edges != sorted(set(edges)) or edges[0] < 0):
             self.add_error("bucket_edges", "Edges must be increasing, distinct and not negative.")
-        from benchmarks.dataset_forms import plan_buckets_clean
-
         plan_buckets_clean(self, data)
         return data
 
 
 def team_queryset(kind: str, team: Team) -> Any:
-    from benchmarks.models import Dataset
-
     model = {"endpoint": Endpoint, "dataset": Dataset, "profile": LoadProfile}[kind]
-    return model.objects.filter(team=team)
+    return in_team(model, team=team)

@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from benchmarks.models import Run
-from benchmarks.selectors.runs import can_see_run, live_payload, run_series
+from benchmarks.selectors.runs import can_see_run, live_payload, run_get, run_series
 
 POLL_EVERY_S = 1.0
 
@@ -56,7 +56,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _payload(self, *, full: bool) -> dict[str, Any]:
-        run = Run.objects.get(pk=self.run_id)
+        run = run_get(run_id=self.run_id)
         # After the history, re-read the last few seconds too: late deltas still change them.
         rows = run_series(run=run, since_t=None if full else self.last_t - 10)
         self.last_t = max([self.last_t, *(row["t"] for row in rows)])

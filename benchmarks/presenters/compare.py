@@ -1,5 +1,6 @@
 """Comparisons: columns (a run, or one variant of a paired A/B run), the engine's comparison of their
-stored summaries, rows ready to show, paired verdicts and the overlaid charts; and saving them.
+stored summaries, rows ready to show, paired verdicts and the overlaid charts. Display only: saving
+lives in ``services/comparisons.py``.
 
 Nothing here reads raw records: summaries live on the runs, per-request samples and A/B statistics in
 ``RunSample`` (taken at run end), the time series in ``RunSecond``.
@@ -13,16 +14,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
-from benchmarks import charts_compare
-from benchmarks.models import VARIANT_FIELDS, Comparison, Run, RunSecond, Team
-from benchmarks.services.compare_samples import run_sample_get, sample_values
+from benchmarks.charts import compare as charts_compare
+from benchmarks.models import VARIANT_FIELDS, Run
+from benchmarks.selectors.runs import runs_series
+from benchmarks.services.samples import run_sample_get, sample_values
 from runner import COMPARE_PATHS as PATHS
 from runner import METRICS, compare_summaries
 
 NOISE_TESTS = {"bootstrap-ci": "bootstrap CI", "mann-whitney": "Mann–Whitney U"}
+TTFT, TPS = METRICS["ttft_ms"], METRICS["tokens_per_s"]
 HEADLINE = ("success_rate", "accuracy", "throughput", "goodput", "cost")  # shown before the distributions
 
 
@@ -262,21 +263,20 @@ def _figures(columns: list[Column], comparison: dict[str, Any]) -> dict[str, Any
     samples = [(c.samples or {}) for c in columns]
     figures = {
         "ttft_cdf": charts_compare.cdf_overlay(
-            [(n, col, s.get("ttft_ms")) for (n, col), s in zip(named, samples, strict=True)], "TTFT CDF", "ms"
+            [(n, col, s.get("ttft_ms")) for (n, col), s in zip(named, samples, strict=True)],
+            f"{TTFT.label} CDF",
+            TTFT.unit,
         ),
         "tps_dist": charts_compare.distribution_overlay(
             [(n, col, s.get("tokens_per_s")) for (n, col), s in zip(named, samples, strict=True)],
-            "Tokens/s per request",
-            "tokens/s",
+            TPS.label,
+            TPS.unit,
         ),
     }
     figures |= _time_series(columns)
-    for path, title, unit in (
-        ("ttft_ms.p50", "TTFT p50 per bucket", "ms"),
-        ("tokens_per_s.p50", "Tokens/s p50 per bucket", "tokens/s"),
-    ):
-        figures[f"bucket_{path.split('.')[0]}"] = charts_compare.bucket_bars(
-            named, _bucket_values(comparison, path), title, unit
+    for m in (TTFT, TPS):
+        figures[f"bucket_{m.key}"] = charts_compare.bucket_bars(
+            named, _bucket_values(comparison, f"{m.key}.p50"), f"{m.label} p50 per bucket", m.unit
         )
     sweeps = [(n, col, c.summary.get("sweep")) for (n, col), c in zip(named, columns, strict=True)]
     if any(s for _, _, s in sweeps):
@@ -289,15 +289,13 @@ def _time_series(columns: list[Column]) -> dict[str, Any]:
     first = {}
     for c in columns:
         first.setdefault(c.run.pk, c)
-    points: dict[int, list[dict[str, Any]]] = {pk: [] for pk in first}
-    for run_id, point in (
-        RunSecond.objects.filter(run_id__in=first).order_by("t").values_list("run_id", "point")
-    ):
-        points[run_id].append(point)
+    points = runs_series(run_ids=list(first))
     label = {pk: (c.label if c.variant is None else run_label(c.run)) for pk, c in first.items()}
     series = [(label[pk], first[pk].color, points[pk]) for pk in first]
     return {
-        "ttft_time": charts_compare.time_series_overlay(series, "ttft_p50", "TTFT p50 over the run", "ms"),
+        "ttft_time": charts_compare.time_series_overlay(
+            series, "ttft_p50", f"{TTFT.label} p50 over the run", TTFT.unit
+        ),
         "qpm_time": charts_compare.time_series_overlay(
             series, "qpm", "Queries per minute over the run", "QPM"
         ),
@@ -311,19 +309,3 @@ def _bucket_values(comparison: dict[str, Any], path: str) -> list[tuple[str, lis
         if row is not None:
             out.append((bucket["label"], row["values"]))
     return out
-
-
-# ---------------------------------------------------------------------------------------------- saving
-
-
-@transaction.atomic
-def comparison_create(
-    *, team: Team, by: AbstractBaseUser, title: str, notes: str, run_ids: list[int]
-) -> Comparison:
-    return Comparison.objects.create(team=team, created_by=by, title=title, notes=notes, run_ids=run_ids)
-
-
-def comparison_update(*, comparison: Comparison, title: str, notes: str) -> Comparison:
-    comparison.title, comparison.notes = title, notes
-    comparison.save(update_fields=["title", "notes", "updated_at"])
-    return comparison

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
-from benchmarks.services.dispatch import enqueue_on_commit
+from benchmarks.services.dispatch import TaskName, enqueue_on_commit
 from runner import DatasetItem as ParsedItem
 from runner import ParseResult, parse_dataset
 
@@ -239,8 +239,6 @@ def tokenizers_wanted(dataset: Dataset) -> list[str]:
 def token_count_request(*, version: DatasetVersion, tokenizer: str) -> TokenCount:
     """Counts of ``version`` in ``tokenizer``: the existing row, or a queued one with its task
     enqueued after commit. A failed or stalled count is queued again."""
-    from benchmarks import tasks
-
     ref = tokenizer_ref(tokenizer)
     count, created = TokenCount.objects.get_or_create(
         version=version,
@@ -254,7 +252,7 @@ def token_count_request(*, version: DatasetVersion, tokenizer: str) -> TokenCoun
             status=TokenCount.Status.QUEUED, done=0, error="", updated_at=timezone.now()
         )
         count.refresh_from_db()
-    enqueue_on_commit(tasks.count_tokens, count.pk)
+    enqueue_on_commit(TaskName.COUNT_TOKENS, count.pk)
     return count
 
 
@@ -334,8 +332,6 @@ def synthetic_create(
     by: AbstractBaseUser | None,
 ) -> Dataset:
     """A dataset whose first version a task generates; its counts row doubles as the progress row."""
-    from benchmarks import tasks
-
     ref = tokenizer_ref(tokenizer)
     dataset = Dataset.objects.create(team=team, name=name, description=description, tokenizer=ref)
     note = f"synthetic: {params['n']} prompts, {_describe_distribution(params['distribution'])}"
@@ -344,7 +340,7 @@ def synthetic_create(
         dataset=dataset, new=new, by=by, state=DatasetVersion.State.GENERATING, synthetic=params
     )
     TokenCount.objects.create(version=version, tokenizer=ref, estimated=ref == ESTIMATE, total=params["n"])
-    enqueue_on_commit(tasks.synthesize_dataset, version.pk)
+    enqueue_on_commit(TaskName.SYNTHESIZE_DATASET, version.pk)
     return dataset
 
 

@@ -15,21 +15,31 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import bridge
 from benchmarks.models import RequestRecord, Run, RunSample, Shard
+from benchmarks.selectors.samples import run_sample_stored
 
 log = logging.getLogger(__name__)
 
 
 def run_sample_save(
-    *,
+    *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
+) -> RunSample:
+    """Called at run end with every record's data; replaces any earlier sample of the run."""
+    fields = _sample_fields(run, records, summary, shards, complete=True)
+    sample, _ = RunSample.objects.update_or_create(run=run, defaults=fields)
+    return sample
+
+
+def _sample_fields(
     run: Run,
     records: Sequence[dict[str, Any]],
     summary: dict[str, Any],
     shards: list[Shard],
-    complete: bool = True,
-) -> RunSample:
-    """Called at run end with every record's data; replaces any earlier sample of the run. With
-    ``complete=False`` the records are successes only, too few to summarise variants from."""
+    *,
+    complete: bool,
+) -> dict[str, Any]:
+    """With ``complete=False`` the records are successes only, too few to summarise variants from."""
     ok = _successes(run, records)
     picked = _reservoir(ok, seed=run.pk)
     fields: dict[str, Any] = {
@@ -45,14 +55,13 @@ def run_sample_save(
             _variant_summaries(run, shards, groups) if complete else []
         )
         fields["paired"] = _paired(groups)
-    sample, _ = RunSample.objects.update_or_create(run=run, defaults=fields)
-    return sample
+    return fields
 
 
 def run_sample_at_end(
     *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
 ) -> None:
-    """The run-end hook: never fails the run (a missing sample is taken later, by run_sample_get)."""
+    """The run-end hook: never fails the run (without one, run_sample_get builds it from the records)."""
     try:
         run_sample_save(run=run, records=records, summary=summary, shards=shards)
     except Exception:
@@ -60,11 +69,11 @@ def run_sample_at_end(
 
 
 def run_sample_get(*, run: Run) -> RunSample | None:
-    """The run's sample; one taken from the stored records for runs that ended before samples existed."""
-    sample = RunSample.objects.filter(run=run).first()
+    """The run's sample. Runs that ended before samples existed get one built from their stored records
+    in memory, never saved: a page view writes nothing."""
+    sample = run_sample_stored(run=run)
     if sample is not None or run.is_active or not run.summary:
         return sample
-    # Once per old run: only the narrow columns of the successes, then never again.
     keys = RunSample.METRICS  # each is a column of RequestRecord too
     rows = RequestRecord.objects.filter(run=run, outcome="success").values_list(
         *keys, "data__variant", "data__prompt_id", "data__scheduled_s", "shard_index"
@@ -80,9 +89,7 @@ def run_sample_get(*, run: Run) -> RunSample | None:
         }
         for row in rows.iterator(chunk_size=5000)
     ]
-    return run_sample_save(
-        run=run, records=records, summary=run.summary, shards=list(run.shards.all()), complete=False
-    )
+    return RunSample(run=run, **_sample_fields(run, records, run.summary, [], complete=False))
 
 
 def sample_values(sample: RunSample | None, *, variant: int | None = None) -> dict[str, np.ndarray] | None:
@@ -133,10 +140,8 @@ def _by_variant(records: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, A
 def _variant_summaries(
     run: Run, shards: list[Shard], groups: dict[int, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    from benchmarks.services.finishing import run_summary
-
     count = max(groups) + 1
-    return [run_summary(run, shards, groups.get(i, [])) for i in range(count)]
+    return [bridge.run_summary(run, shards, groups.get(i, [])) for i in range(count)]
 
 
 def _paired(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from benchmarks import bridge
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Plan, TokenCount
 from benchmarks.selectors.token_audit import run_token_audit
 from benchmarks.services.datasets import synthetic_execute, token_count_execute
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 from runner import DISTRIBUTION_KEYS, METRICS
 from tests.benchmarks.factories import make_dataset, make_endpoint, make_finished_run
 
@@ -31,7 +31,7 @@ MATH500 = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin
 def no_enqueue(monkeypatch):
     """Fast tests run tasks by hand; nothing is sent to a broker."""
     monkeypatch.setattr("benchmarks.services.datasets.enqueue_on_commit", lambda *a, **kw: None)
-    monkeypatch.setattr("benchmarks.services.runs.enqueue_on_commit", lambda *a, **kw: None)
+    monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a, **kw: None)
 
 
 def reference_tokenizer():

@@ -25,7 +25,7 @@ from tests.benchmarks.compare_runs import finished_run
 
 @pytest.fixture
 def no_dispatch(monkeypatch):
-    monkeypatch.setattr("benchmarks.services.runs.enqueue_on_commit", lambda *a, **kw: None)
+    monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a, **kw: None)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Membership, Plan, Team
 from benchmarks.services.datasets import NewItems, dataset_create, dataset_parse
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 
 DEMO_FILE = "sharegpt_oasst_en.jsonl"
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from benchmarks.models import Run, Shard
-from benchmarks.services.dispatch import enqueue
+from benchmarks.services.dispatch import TaskName, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,8 @@ def run_coordinate(*, run_id: int) -> None:
 def _dispatch(run: Run, shards: list[Shard]) -> None:
     from celery.utils import worker_direct
 
-    from benchmarks import tasks
-
-    enqueue(tasks.supervise_run, run.pk, run.supervisor_token)
+    enqueue(TaskName.SUPERVISE_RUN, run.pk, run.supervisor_token)
     for shard in shards:
         # Straight to the chosen worker's own queue, so shards really spread over machines.
         queue = worker_direct(shard.target_worker) if shard.target_worker else settings.CELERY_LOAD_QUEUE
-        enqueue(tasks.run_shard, shard.pk, queue=queue)
+        enqueue(TaskName.RUN_SHARD, shard.pk, queue=queue)

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from benchmarks.models import Run, Shard
-from benchmarks.services.dispatch import enqueue
+from benchmarks.services.dispatch import TaskName, enqueue
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -40,8 +40,6 @@ def shards_reap_stale(*, run_id: int | None = None) -> int:
 
 def runs_reap_stale() -> int:
     """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one."""
-    from benchmarks import tasks
-
     shards_reap_stale()
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.SHARD_HEARTBEAT_TIMEOUT_S)
@@ -53,7 +51,7 @@ def runs_reap_stale() -> int:
         if Run.objects.filter(pk=run.pk, supervisor_token=run.supervisor_token).update(
             supervisor_token=token, supervisor_heartbeat_at=now
         ):
-            enqueue(tasks.supervise_run, run.pk, token)
+            enqueue(TaskName.SUPERVISE_RUN, run.pk, token)
             handed += 1
     never = now - timedelta(seconds=settings.SHARD_START_TIMEOUT_S)
     Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=never).update(

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from benchmarks import bridge
-from benchmarks.livebus import get_bus
+from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
 
 log = logging.getLogger(__name__)

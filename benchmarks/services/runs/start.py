@@ -8,14 +8,12 @@ from django.utils import timezone
 
 from benchmarks import bridge
 from benchmarks.models import Plan, Run, Shard
-from benchmarks.services.dispatch import enqueue_on_commit
+from benchmarks.services.dispatch import TaskName, enqueue_on_commit
 
 
 @transaction.atomic
 def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
     """A queued run with a snapshot of the plan (minus the key); coordination starts after commit."""
-    from benchmarks import tasks
-
     variant = plan.variant()
     version = plan.dataset.current_version()  # pinned: later versions never change this run
     run = Run.objects.create(
@@ -31,7 +29,7 @@ def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),
         shard_count=plan.shard_count,
     )
-    enqueue_on_commit(tasks.coordinate_run, run.pk)
+    enqueue_on_commit(TaskName.COORDINATE_RUN, run.pk)
     return run
 
 

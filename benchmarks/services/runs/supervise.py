@@ -10,12 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from benchmarks.livebus import get_bus
+from benchmarks.live.bus import get_bus
+from benchmarks.live.push import push_to_viewers
 from benchmarks.models import Run, RunSecond, Shard
 from benchmarks.selectors.runs import live_payload
-from benchmarks.services.finishing import run_finalize
-from benchmarks.services.push import push_to_viewers
-from benchmarks.services.reaping import shards_reap_stale
+from benchmarks.services.runs.finalize import run_finalize
+from benchmarks.services.runs.reap import shards_reap_stale
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 1.0

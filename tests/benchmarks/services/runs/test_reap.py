@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from celery import current_app
 from django.utils import timezone
 
 from benchmarks.models import Run, Shard
-from benchmarks.services import reaping
-from benchmarks.services.shards import shard_claim
+from benchmarks.services.runs import reap
+from benchmarks.services.runs.shard import shard_claim
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_silent_and_unclaimed_shards_are_dead(running_run, settings):
     unclaimed = Shard.objects.create(run=running_run, index=1)
     Shard.objects.filter(pk=unclaimed.pk).update(created_at=long_ago)
     fresh = Shard.objects.create(run=running_run, index=2)
-    assert reaping.shards_reap_stale(run_id=running_run.pk) == 2
+    assert reap.shards_reap_stale(run_id=running_run.pk) == 2
     statuses = dict(running_run.shards.values_list("index", "status"))
     assert statuses == {0: "dead", 1: "dead", 2: "queued"}
     assert "No heartbeat for 5 s" in Shard.objects.get(pk=silent.pk).error
@@ -48,9 +49,11 @@ def test_run_with_a_dead_aggregator_is_handed_on_and_finalised(running_run, sett
     )
     handed = []
     monkeypatch.setattr(
-        reaping, "enqueue", lambda task, *args, **kw: handed.append(args) or task.apply(args=args)
+        reap,
+        "enqueue",
+        lambda name, *args, **kw: handed.append(args) or current_app.tasks[name].apply(args=args),
     )
-    assert reaping.runs_reap_stale() == 1
+    assert reap.runs_reap_stale() == 1
     running_run.refresh_from_db()
     assert (
         handed == [(running_run.pk, running_run.supervisor_token)] and running_run.supervisor_token != "old"
@@ -67,6 +70,6 @@ def test_stale_queued_run_fails(cast, settings):
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.QUEUED, created_at=timezone.now() - timedelta(hours=1)
     )
-    reaping.runs_reap_stale()
+    reap.runs_reap_stale()
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED and "No worker" in run.reason
