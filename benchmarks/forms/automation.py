@@ -1,4 +1,4 @@
-"""Forms of issue 5: a plan's paired A/B targets and its schedule with regression gates."""
+"""A plan's paired A/B targets, and its schedule with regression gates."""
 
 from __future__ import annotations
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.benchmarks.test_demo import free_port
-from tests.benchmarks.workers import ROOT, service_env, wait_for
+from tests.benchmarks.workers import ROOT, free_port, service_env, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 MARKS = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
