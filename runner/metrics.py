@@ -39,6 +39,7 @@ class Metric:
         return self.label if self.unit.lower() in self.label.lower() else f"{self.label} ({self.unit})"
 
 
+# In the order pages and tables show them: the headline numbers (TTFT, decode speed, E2E) first.
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
@@ -47,51 +48,6 @@ METRICS: dict[str, Metric] = {
             "TTFT",
             "ms",
             "first thinking-or-answer packet − send (heartbeats and role-only chunks never count)",
-            "lower",
-            distribution=True,
-            paired=True,
-            csv=True,
-        ),
-        Metric(
-            "ttft_answer_ms",
-            "Time to first answer token",
-            "ms",
-            "first answer packet − send",
-            "lower",
-            distribution=True,
-            csv=True,
-        ),
-        Metric(
-            "thinking_ms",
-            "Thinking duration",
-            "ms",
-            "first answer packet − first thinking packet",
-            "lower",
-            distribution=True,
-            csv=True,
-        ),
-        Metric(
-            "itl_ms",
-            "ITL",
-            "ms",
-            "every gap between consecutive content packets (pooled)",
-            "lower",
-            distribution=True,
-        ),
-        Metric(
-            "tpot_ms",
-            "TPOT",
-            "ms",
-            "(E2E − TTFT) / (output tokens − 1)",
-            "lower",
-            distribution=True,
-            csv=True,
-        ),
-        Metric(
-            "e2e_ms",
-            "End-to-end latency",
-            "ms",
-            "end of stream − send",
             "lower",
             distribution=True,
             paired=True,
@@ -108,12 +64,57 @@ METRICS: dict[str, Metric] = {
             csv=True,
         ),
         Metric(
+            "e2e_ms",
+            "End-to-end latency",
+            "ms",
+            "end of stream − send",
+            "lower",
+            distribution=True,
+            paired=True,
+            csv=True,
+        ),
+        Metric(
+            "tpot_ms",
+            "TPOT",
+            "ms",
+            "(E2E − TTFT) / (output tokens − 1)",
+            "lower",
+            distribution=True,
+            csv=True,
+        ),
+        Metric(
+            "itl_ms",
+            "ITL",
+            "ms",
+            "every gap between consecutive content packets (pooled)",
+            "lower",
+            distribution=True,
+        ),
+        Metric(
+            "ttft_answer_ms",
+            "Time to first answer token",
+            "ms",
+            "first answer packet − send",
+            "lower",
+            distribution=True,
+            csv=True,
+        ),
+        Metric(
             "first_chunk_ms",
             "First chunk",
             "ms",
             "first data packet of any kind − send",
             "lower",
             distribution=True,
+        ),
+        Metric(
+            "thinking_ms",
+            "Thinking duration",
+            "ms",
+            "first answer packet − first thinking packet",
+            "lower",
+            distribution=True,
+            csv=True,
         ),
         Metric(
             "max_gap_ms", "Largest silent gap", "ms", "longest time with no packet at all", "lower", csv=True
