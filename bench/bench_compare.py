@@ -38,8 +38,8 @@ from django.utils import timezone  # noqa: E402
 
 from benchmarks import bridge  # noqa: E402
 from benchmarks.models import RequestRecord, Run, RunSecond, Shard  # noqa: E402
-from benchmarks.services.compare import comparison_build  # noqa: E402
-from benchmarks.services.finishing import run_finalize  # noqa: E402
+from benchmarks.presenters.compare import comparison_build  # noqa: E402
+from benchmarks.services.runs.finalize import run_finalize  # noqa: E402
 from benchmarks.services.teams import team_create  # noqa: E402
 
 VARIANTS = ["bf16", "fp8", "int4-awq", "int4-gptq", "fp8-mtp"]

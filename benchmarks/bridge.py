@@ -5,9 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run
-from runner.datasets import select
-from runner.spec import EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
+from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
+from runner import (
+    EndpointSpec,
+    GenericFormat,
+    ProfileSpec,
+    Prompt,
+    RunSpec,
+    Slo,
+    Timeouts,
+    select_prompts,
+    summarize,
+)
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSpec)}
 _GENERIC_FIELDS = {f.name for f in dataclasses.fields(GenericFormat)}
@@ -89,7 +98,7 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
         return out
     if counts is None:
         raise NoPrompts(f"Token counts of {version} are not ready, and the plan's buckets need them.")
-    chosen = select(
+    chosen = select_prompts(
         out,
         plan.buckets or None,
         "weighted" if plan.sample_order == "weighted" else "sequential",
@@ -188,3 +197,38 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
         ]
         keys.append(endpoint.reveal_api_key() if endpoint is not None and same else "")
     return keys
+
+
+# --- the other way: a run's records and shards to runner's summary ------------------------------------
+
+
+def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = run.spec
+    endpoint = spec.get("endpoint", {})
+    return summarize(
+        records,
+        duration_s=measured_duration_s(shards),
+        bucket_edges=list(spec.get("bucket_edges") or []),
+        slo=Slo(**spec.get("slo", {})),
+        price_in_per_1k=float(endpoint.get("price_in_per_1k") or 0),
+        price_out_per_1k=float(endpoint.get("price_out_per_1k") or 0),
+        currency=str(endpoint.get("currency") or "USD"),
+        length_is_failure=bool(spec.get("length_is_failure")),
+        engine=merged_engine(shards),
+    )
+
+
+def measured_duration_s(shards: list[Shard]) -> float:
+    starts = [s.started_at for s in shards if s.started_at]
+    ends = [s.ended_at for s in shards if s.ended_at]
+    if not starts or not ends:
+        return 0.0
+    return max((max(ends) - min(starts)).total_seconds(), 0.0)
+
+
+def merged_engine(shards: list[Shard]) -> dict[str, Any] | None:
+    """The most loaded shard's engine health speaks for the run (saturation anywhere skews it)."""
+    engines = [s.engine for s in shards if s.engine]
+    if not engines:
+        return None
+    return max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0))

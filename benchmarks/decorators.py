@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+
+from benchmarks.http import TeamRequest
 
 View = Callable[..., HttpResponse]
 
@@ -33,7 +35,7 @@ def writer_required(view: View) -> View:
     @team_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.membership.can_write:  # type: ignore[attr-defined]
+        if not cast(TeamRequest, request).membership.can_write:
             raise PermissionDenied("Viewers cannot change anything in this team.")
         return view(request, *args, **kwargs)
 

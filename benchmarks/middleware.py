@@ -19,6 +19,7 @@ class CurrentTeamMiddleware:
         membership = membership_get(user=request.user, team_id=request.session.get(SESSION_KEY))
         if membership is None:
             membership = membership_default(user=request.user)
-        request.membership = membership  # type: ignore[attr-defined]
-        request.team = membership.team if membership else None  # type: ignore[attr-defined]
+        # None for visitors and users without a team: @team_required sends those elsewhere first
+        setattr(request, "membership", membership)  # noqa: B010  (see benchmarks.http.TeamRequest)
+        setattr(request, "team", membership.team if membership else None)  # noqa: B010
         return self.get_response(request)

@@ -14,6 +14,5 @@ def healthz(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("benchmarks.api.urls")),
     path("", include("benchmarks.urls")),
 ]

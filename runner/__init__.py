@@ -1,39 +1,134 @@
 """llmperf's load engine: a Django-free asyncio library.
 
-Protocols, packet analysis, metrics, load profiles, the simulator and a CLI. Celery tasks, the
-CLI and the tests all call the same code; only plain dataclasses and dicts cross its boundary.
+Protocols, packet analysis, metrics, load profiles, datasets, tokenizers, comparisons, the simulator
+and a CLI. Celery tasks, the CLI and the tests all call the same code; only plain dataclasses and dicts
+cross its boundary.
+
+This module is the public API: everything the dashboard (``benchmarks/``) uses, and the engine's entry
+points and record vocabulary. ``__all__`` lists exactly the public names (``tests/runner/test_api.py``
+keeps it honest); submodules are internals that may move. The comparison's names load on first use,
+so ``import runner`` does not pay for SciPy.
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from runner.blocking import run_blocking
+from runner.datasets import (
+    DEFAULT_EDGES,
+    DatasetItem,
+    ParseResult,
+    RowError,
+    bucket_index,
+    bucket_labels,
+    parse_dataset,
+    parse_label,
+    sample_lengths,
+    synthesize,
+)
+from runner.datasets import histogram as bucket_histogram
+from runner.datasets import select as select_prompts
+from runner.datasets.parse import FORMATS as DATASET_FORMATS
 from runner.engine import RunResult, run
-from runner.metrics import CONVENTIONS, METRICS
+from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.probe import single_request
+from runner.profiles import preview as profile_preview
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
+from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats
 from runner.summary import summarize
+from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
+
+if _typing.TYPE_CHECKING:
+    from runner.compare import PATHS as COMPARE_PATHS
+    from runner.compare import (
+        Rule,
+        check_rules,
+        compare_summaries,
+        format_table,
+        paired_stats,
+        parse_rule,
+        regressions,
+    )
+
+# name → (module, attribute): imported on first access (runner.compare pulls in SciPy, about a second)
+_LAZY = {
+    "COMPARE_PATHS": ("runner.compare", "PATHS"),
+    "Rule": ("runner.compare", "Rule"),
+    "check_rules": ("runner.compare", "check_rules"),
+    "compare_summaries": ("runner.compare", "compare_summaries"),
+    "format_table": ("runner.compare", "format_table"),
+    "paired_stats": ("runner.compare", "paired_stats"),
+    "parse_rule": ("runner.compare", "parse_rule"),
+    "regressions": ("runner.compare", "regressions"),
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'runner' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(_importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
+    "COMPARE_PATHS",
     "CONVENTIONS",
+    "CSV_KEYS",
+    "DATASET_FORMATS",
+    "DEFAULT_EDGES",
+    "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
     "METRICS",
+    "PAIRED_KEYS",
     "PROTOCOLS",
+    "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
     "LiveAggregate",
+    "Metric",
     "Outcome",
     "Packet",
     "PacketKind",
+    "ParseResult",
     "ProfileSpec",
     "Prompt",
     "RequestRecord",
+    "RowError",
+    "Rule",
     "RunResult",
     "RunSpec",
     "ShardStats",
+    "SimulatorProcess",
     "Slo",
     "Timeouts",
+    "TokenizerError",
+    "available_tokenizers",
+    "bucket_histogram",
+    "bucket_index",
+    "bucket_labels",
+    "check_rules",
+    "compare_summaries",
+    "format_table",
+    "load_tokenizer",
+    "paired_stats",
+    "parse_dataset",
+    "parse_label",
+    "parse_rule",
+    "profile_preview",
+    "regressions",
     "run",
     "run_blocking",
+    "sample_lengths",
+    "select_prompts",
     "single_request",
     "summarize",
+    "synthesize",
 ]

@@ -17,6 +17,7 @@ import orjson
 from runner import profiles
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
+from runner.metrics import DISTRIBUTION_KEYS
 from runner.quality import MONITORS
 from runner.replay import REPLAY_FORMATS, Replay, ReplayError, load_replay, print_replay, replay_report
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
@@ -298,7 +299,7 @@ def print_table(summary: dict[str, Any]) -> None:
         f"requests: {req['total']} total, {req['succeeded']} ok, {req['failed']} failed {req['failures'] or ''}"
     )
     print(f"{'metric':<18}{'p50':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'mean':>10}{'max':>10}")
-    for key in ("ttft_ms", "ttft_answer_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens_per_s"):
+    for key in DISTRIBUTION_KEYS:
         d = summary[key]
         print(
             f"{key:<18}" + "".join(f"{_fmt(d[q]):>10}" for q in ("p50", "p90", "p95", "p99", "mean", "max"))

@@ -31,23 +31,14 @@ import numpy.typing as npt
 from scipy import stats
 
 from runner.accuracy import Z95, wilson
-from runner.metrics import METRICS
+from runner.metrics import DISTRIBUTION_KEYS, METRICS
 from runner.records import RequestRecord
 
 Array = npt.NDArray[np.float64]
 Samples = Mapping[str, Sequence[float | None] | Array]  # one run's per-request values, by metric key
 Record = Mapping[str, Any] | RequestRecord
 
-DIST_METRICS = (
-    "ttft_ms",
-    "tokens_per_s",
-    "e2e_ms",
-    "tpot_ms",
-    "itl_ms",
-    "ttft_answer_ms",
-    "first_chunk_ms",
-    "thinking_ms",
-)
+DIST_METRICS = DISTRIBUTION_KEYS
 QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 DIST_STATS = (*QUANTILES, "mean", "max", "min")
 EXTREMES = frozenset({"max", "min"})

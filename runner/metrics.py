@@ -1,8 +1,10 @@
-"""Every per-request metric, defined once: unit, formula, which way is better.
+"""Every per-request metric, defined once: unit, formula, which way is better, and where it shows.
 
-:data:`METRICS` is the glossary (the README and the dashboard render it); :func:`fill_timing` and
-:func:`fill_tokens` are the only places the numbers are computed. :data:`CONVENTIONS` lists the
-other tools' definitions, computed side by side so numbers can be reconciled.
+:data:`METRICS` is the registry: the README's glossary, the CLI table, the summary's distributions, the
+comparison's rows, the A/B pairing, the per-request CSV and every dashboard label derive from it
+(:data:`DISTRIBUTION_KEYS`, :data:`PAIRED_KEYS`, :data:`CSV_KEYS`). :func:`fill_timing` and
+:func:`fill_tokens` are the only places the numbers are computed. :data:`CONVENTIONS` lists the other
+tools' definitions, computed side by side so numbers can be reconciled.
 """
 
 from __future__ import annotations
@@ -15,13 +17,29 @@ from runner.records import CONTENT_KINDS, Packet, PacketKind, RequestRecord
 
 @dataclass(frozen=True, slots=True)
 class Metric:
+    """One per-request metric. ``key`` is its name everywhere (record field, summary key, CSV column).
+
+    ``distribution``: summarised as percentiles over successful requests, in the CLI table, the run page
+    and the comparison (with its noise test). ``paired``: kept in every run's end-of-run sample and
+    paired prompt by prompt in A/B runs. ``csv``: a column of the per-request CSV.
+    """
+
     key: str
-    label: str
+    label: str  # the glossary's name, used as is on every page
     unit: str
-    formula: str
-    better: str  # "lower" | "higher"
+    formula: str  # the glossary text
+    better: str  # direction: "lower" | "higher"
+    distribution: bool = False
+    paired: bool = False
+    csv: bool = False
+
+    @property
+    def heading(self) -> str:
+        """The label with its unit, unless the label already says it: "TTFT (ms)", "Tokens/s per request"."""
+        return self.label if self.unit.lower() in self.label.lower() else f"{self.label} ({self.unit})"
 
 
+# In the order pages and tables show them: the headline numbers (TTFT, decode speed, E2E) first.
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
@@ -31,32 +49,90 @@ METRICS: dict[str, Metric] = {
             "ms",
             "first thinking-or-answer packet − send (heartbeats and role-only chunks never count)",
             "lower",
+            distribution=True,
+            paired=True,
+            csv=True,
         ),
-        Metric("ttft_answer_ms", "Time to first answer token", "ms", "first answer packet − send", "lower"),
-        Metric(
-            "thinking_ms", "Thinking duration", "ms", "first answer packet − first thinking packet", "lower"
-        ),
-        Metric("itl_ms", "ITL", "ms", "every gap between consecutive content packets (pooled)", "lower"),
-        Metric("tpot_ms", "TPOT", "ms", "(E2E − TTFT) / (output tokens − 1)", "lower"),
-        Metric("e2e_ms", "End-to-end latency", "ms", "end of stream − send", "lower"),
         Metric(
             "tokens_per_s",
             "Tokens/s per request",
             "tokens/s",
             "(output tokens − 1) / (E2E − TTFT) = 1000 / TPOT",
             "higher",
+            distribution=True,
+            paired=True,
+            csv=True,
         ),
-        Metric("first_chunk_ms", "First chunk", "ms", "first data packet of any kind − send", "lower"),
-        Metric("max_gap_ms", "Largest silent gap", "ms", "longest time with no packet at all", "lower"),
+        Metric(
+            "e2e_ms",
+            "End-to-end latency",
+            "ms",
+            "end of stream − send",
+            "lower",
+            distribution=True,
+            paired=True,
+            csv=True,
+        ),
+        Metric(
+            "tpot_ms",
+            "TPOT",
+            "ms",
+            "(E2E − TTFT) / (output tokens − 1)",
+            "lower",
+            distribution=True,
+            csv=True,
+        ),
+        Metric(
+            "itl_ms",
+            "ITL",
+            "ms",
+            "every gap between consecutive content packets (pooled)",
+            "lower",
+            distribution=True,
+        ),
+        Metric(
+            "ttft_answer_ms",
+            "Time to first answer token",
+            "ms",
+            "first answer packet − send",
+            "lower",
+            distribution=True,
+            csv=True,
+        ),
+        Metric(
+            "first_chunk_ms",
+            "First chunk",
+            "ms",
+            "first data packet of any kind − send",
+            "lower",
+            distribution=True,
+        ),
+        Metric(
+            "thinking_ms",
+            "Thinking duration",
+            "ms",
+            "first answer packet − first thinking packet",
+            "lower",
+            distribution=True,
+            csv=True,
+        ),
+        Metric(
+            "max_gap_ms", "Largest silent gap", "ms", "longest time with no packet at all", "lower", csv=True
+        ),
         Metric(
             "schedule_lag_ms",
             "Schedule lag",
             "ms",
             "actual send − scheduled send (open loop; counted inside every latency)",
             "lower",
+            csv=True,
         ),
     )
 }
+
+DISTRIBUTION_KEYS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.distribution)
+PAIRED_KEYS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.paired)
+CSV_KEYS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.csv)
 
 # name → (formula, who uses it). Computed in runner.summary for the same run.
 CONVENTIONS: dict[str, tuple[str, str]] = {

@@ -175,16 +175,22 @@ def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:
 
 
 def preview(p: ProfileSpec, horizon_s: float | None = None, points: int = 200) -> dict[str, list[float]]:
-    """Users or rate over time, for the profile form's chart."""
+    """Users or rate over time, sampled from the functions the engine runs, for the dashboard's charts.
+
+    ``horizon_s`` is the run's duration when known: like the engine, the preview ends at whichever of
+    the shape and the run ends first (60 s when neither ends on a clock)."""
     if p.kind == "replay":
-        end = max((e["t_s"] for e in p.replay), default=0.0) / max(p.speed, 1e-9) or 1.0
+        shape: float | None = max((e["t_s"] for e in p.replay), default=0.0) / max(p.speed, 1e-9) or 1.0
     else:
-        end = duration(p) or horizon_s or 60.0
+        shape = duration(p)
+    end = min(shape, horizon_s) if shape and horizon_s else shape or horizon_s or 60.0
     ts = [end * i / (points - 1) for i in range(points)]
     if is_open_loop(p):
         if p.kind == "replay":
             counts = [0.0] * points
             for t, _ in arrivals(p):
+                if t > end:
+                    break
                 counts[min(points - 1, int(t / end * (points - 1)))] += 1
             width = end / (points - 1)
             return {"t": ts, "rate": [c / width for c in counts]}

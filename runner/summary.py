@@ -10,20 +10,12 @@ import numpy as np
 import numpy.typing as npt
 
 from runner.accuracy import accuracy_block
-from runner.metrics import CONVENTIONS
+from runner.metrics import CONVENTIONS, DISTRIBUTION_KEYS
 from runner.quality import quality_block
 from runner.records import Outcome, RequestRecord
 from runner.spec import Prompt, Slo
 
-LATENCY_KEYS = (
-    "ttft_ms",
-    "ttft_answer_ms",
-    "first_chunk_ms",
-    "thinking_ms",
-    "tpot_ms",
-    "e2e_ms",
-    "tokens_per_s",
-)
+LATENCY_KEYS = tuple(k for k in DISTRIBUTION_KEYS if k != "itl_ms")  # itl_ms: every gap, pooled below
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

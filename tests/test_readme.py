@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from runner.metrics import METRICS
@@ -25,3 +26,11 @@ def test_the_two_commands_exist_and_are_executable() -> None:
 
 def test_no_placeholder_left() -> None:
     assert "BENCH_" not in README
+
+
+def test_where_things_are_names_files_that_exist() -> None:
+    table = README.split("**Where things are**")[1].split("\n## ")[0]
+    paths = re.findall(r"`([\w./-]+/[\w./-]*)`", table)
+    assert len(paths) > 15
+    for path in paths:
+        assert (ROOT / path).exists(), path

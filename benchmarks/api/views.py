@@ -15,9 +15,11 @@ from rest_framework.response import Response
 
 from benchmarks.api.auth import ApiTokenAuthentication, HasTeamToken
 from benchmarks.models import Plan, Run
-from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_to_compare
-from benchmarks.selectors.runs import progress
-from benchmarks.services.runs import run_start
+from benchmarks.presenters.compare import comparison_build
+from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_outside_team, runs_to_compare
+from benchmarks.selectors.objects import team_object_get
+from benchmarks.selectors.runs import plans_for_team, progress, runs_filtered
+from benchmarks.services.runs.start import run_start
 
 
 def endpoint(*methods: str):  # type: ignore[no-untyped-def]
@@ -31,10 +33,7 @@ def endpoint(*methods: str):  # type: ignore[no-untyped-def]
 
 
 def _team_object(model: type[Plan] | type[Run], request: Request, pk: int) -> Any:
-    obj = model.objects.filter(team=request.auth.team, pk=pk).first()
-    if obj is None:
-        raise Http404(f"No {model._meta.verbose_name} {pk}")
-    return obj
+    return team_object_get(model, team=request.auth.team, pk=pk)
 
 
 def _plan(plan: Plan) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def _run(run: Run) -> dict[str, Any]:
 
 @endpoint("GET")
 def plan_list(request: Request) -> Response:
-    plans = Plan.objects.filter(team=request.auth.team).select_related("endpoint", "dataset", "profile")
+    plans = plans_for_team(team=request.auth.team)
     return Response({"plans": [_plan(p) for p in plans]})
 
 
@@ -89,10 +88,8 @@ def run_start_view(request: Request, pk: int) -> Response:
 
 @endpoint("GET")
 def run_list(request: Request) -> Response:
-    runs = Run.objects.filter(team=request.auth.team).order_by("-created_at")
     plan = request.query_params.get("plan", "")
-    if plan.isdigit():
-        runs = runs.filter(plan_id=int(plan))
+    runs = runs_filtered(team=request.auth.team, plan_id=int(plan) if plan.isdigit() else None)
     return Response({"runs": [_run(r) for r in runs[:100]]})
 
 
@@ -114,10 +111,8 @@ def run_summary(request: Request, pk: int) -> Response:
 @endpoint("GET")
 def compare(request: Request) -> Response:
     """The engine's comparison (first run = baseline) of the given runs: ``?runs=3,5``."""
-    from benchmarks.services.compare import comparison_build
-
     ids = parse_run_ids(request.query_params.getlist("runs"))
-    if Run.objects.filter(pk__in=ids).exclude(team=request.auth.team).exists():
+    if runs_outside_team(run_ids=ids, team=request.auth.team):
         raise Http404("No such run")
     try:
         runs = runs_to_compare(user=request.user, run_ids=ids)

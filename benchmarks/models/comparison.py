@@ -5,6 +5,7 @@ from django.db import models
 
 from benchmarks.models.runs import Run
 from benchmarks.models.teams import TeamOwned
+from runner import PAIRED_KEYS
 
 
 class Comparison(TeamOwned):
@@ -33,7 +34,7 @@ class RunSample(models.Model):
     """
 
     SIZE = 20_000
-    METRICS = ("ttft_ms", "tokens_per_s", "e2e_ms")
+    METRICS = PAIRED_KEYS  # one column each below (tests/benchmarks/test_compare.py checks they match)
 
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="sample")
     population = models.PositiveIntegerField(default=0)  # successful requests the sample was drawn from

@@ -4,7 +4,7 @@ from django.db import models
 
 from benchmarks import crypto
 from benchmarks.models.teams import TeamOwned
-from runner.spec import PROTOCOLS
+from runner import PROTOCOLS
 
 
 class Endpoint(TeamOwned):

@@ -50,3 +50,16 @@ def check_comparable(runs: list[Run]) -> None:
 
 def comparisons_for_team(*, team: Team) -> QuerySet[Comparison]:
     return Comparison.objects.filter(team=team).select_related("created_by").order_by("-created_at")
+
+
+def comparison_run_ids(*, comparison: Comparison) -> list[int]:
+    """The saved runs that were not deleted since (a saved comparison outlives a deleted run)."""
+    ids = set(
+        Run.objects.filter(pk__in=comparison.run_ids, team=comparison.team).values_list("pk", flat=True)
+    )
+    return [i for i in comparison.run_ids if i in ids]
+
+
+def runs_outside_team(*, run_ids: list[int], team: Team) -> bool:
+    """Whether any of the ids is another team's run (the API answers 404 for those, as for missing)."""
+    return Run.objects.filter(pk__in=run_ids).exclude(team=team).exists()

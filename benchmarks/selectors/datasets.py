@@ -6,15 +6,17 @@ label estimated numbers as such.
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 
-from benchmarks.models import Dataset, DatasetVersion, Endpoint, Plan, Team, TeamBuckets, TokenCount
+from benchmarks.models import Dataset, DatasetVersion, Endpoint, Plan, Run, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
-from runner.datasets import DEFAULT_EDGES, bucket_index, bucket_labels, histogram
+from runner import DEFAULT_EDGES, bucket_histogram, bucket_index, bucket_labels
 
 
 def team_edges(team: Team) -> list[int]:
@@ -25,7 +27,7 @@ def team_edges(team: Team) -> list[int]:
 def tokenizer_choices(team: Team) -> list[tuple[str, str]]:
     """Tokenizers to count with: those the team's endpoints use, the installed packaged ones, and
     the estimate (always last, always labelled)."""
-    from runner.tokenizers import available_tokenizers
+    from runner import available_tokenizers
 
     used: dict[str, list[str]] = {}
     for name, ref in Endpoint.objects.filter(team=team).values_list("name", "tokenizer"):
@@ -47,8 +49,17 @@ def default_tokenizer(team: Team) -> str:
     return tokenizer_choices(team)[0][0]
 
 
+def datasets_for_team(*, team: Team) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(team=team).prefetch_related("versions")
+
+
 def versions_of(dataset: Dataset) -> QuerySet[DatasetVersion]:
     return dataset.versions.select_related("created_by").order_by("-number")
+
+
+def version_latest(*, dataset: Dataset) -> DatasetVersion | None:
+    """The current version, else the newest (one still being generated, say)."""
+    return dataset.current_version() or dataset.versions.order_by("-number").first()
 
 
 def version_get(*, dataset: Dataset, number: int) -> DatasetVersion:
@@ -106,7 +117,7 @@ def length_summary(counts: TokenCount, edges: list[int]) -> dict[str, Any]:
     tokens = [0] * (len(edges))
     for n in values:
         tokens[bucket_index(n, edges)] += n
-    buckets = histogram(values, edges)
+    buckets = bucket_histogram(values, edges)
     for row, total in zip(buckets, tokens, strict=True):
         row["tokens"] = total
         row["share"] = row["count"] / len(values) if values else 0.0
@@ -151,53 +162,32 @@ def item_rows(
     return rows
 
 
-def plan_estimate(*, plan: Plan, version: DatasetVersion) -> dict[str, Any]:
-    """Tokens and cost of one pass over the prompts the plan would send from this version (and of
-    ``max_requests`` requests when the plan has that limit). Output is at each prompt's max_tokens:
-    an upper bound, since answers may stop earlier."""
-    from benchmarks import bridge
-
-    endpoint = plan.endpoint
-    counts = counts_for_sending(version, endpoint.tokenizer)
-    try:
-        chosen = bridge.prompts(plan, version)
-    except ValueError as exc:
-        return {"plan": plan, "error": str(exc)}
-    n = len(chosen)
-    tokens_in = sum(p.input_tokens for p in chosen)
-    tokens_out = sum(p.max_tokens or plan.max_tokens for p in chosen)
-    price_in, price_out = float(endpoint.price_in_per_1k), float(endpoint.price_out_per_1k)
-    per_pass = _cost(tokens_in, tokens_out, price_in, price_out)
-    estimate: dict[str, Any] = {
-        "plan": plan,
-        "endpoint": endpoint,
-        "prompts": n,
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
-        "cost": per_pass,
-        "currency": endpoint.currency,
-        "counted_with": (counts.tokenizer_name or counts.tokenizer) if counts else None,
-        "estimated": counts is None or counts.estimated,
-        "exact_tokenizer": counts is not None and counts.tokenizer == tokenizer_ref(endpoint.tokenizer),
-        "endpoint_tokenizer": tokenizer_ref(endpoint.tokenizer),
-    }
-    if plan.max_requests and n:
-        scale = plan.max_requests / n
-        estimate["max_requests"] = {
-            "requests": plan.max_requests,
-            "input_tokens": round(tokens_in * scale),
-            "output_tokens": round(tokens_out * scale),
-            "cost": _cost(tokens_in * scale, tokens_out * scale, price_in, price_out),
-        }
-    return estimate
-
-
-def _cost(tokens_in: float, tokens_out: float, price_in: float, price_out: float) -> dict[str, float]:
-    cost_in, cost_out = tokens_in / 1000 * price_in, tokens_out / 1000 * price_out
-    return {"input": cost_in, "output": cost_out, "total": cost_in + cost_out}
-
-
 def bucket_label_choices(team: Team, current: list[str] | None = None) -> list[tuple[str, str]]:
     labels = bucket_labels(team_edges(team))
     extra = [label for label in current or [] if label not in labels]
     return [(label, label) for label in [*labels, *extra]]
+
+
+def version_jsonl(version: DatasetVersion) -> Iterator[str]:
+    """The version's items as JSONL lines (the upload format), with every finished token count."""
+    counts = list(version.token_counts.filter(status=TokenCount.Status.DONE))
+    for item in version.items.order_by("index").iterator(chunk_size=1000):
+        row: dict[str, Any] = {"id": item.key}
+        row["messages" if item.messages else "prompt"] = item.messages or item.prompt
+        for name in ("expected", "max_tokens"):
+            if getattr(item, name) is not None:
+                row[name] = getattr(item, name)
+        if item.metadata:
+            row["metadata"] = item.metadata
+        row["input_tokens"] = {
+            c.tokenizer: c.counts[item.index] for c in counts if item.index < len(c.counts)
+        }
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def plans_using(*, dataset: Dataset) -> QuerySet[Plan]:
+    return Plan.objects.filter(team=dataset.team, dataset=dataset).select_related("endpoint", "profile")
+
+
+def runs_of_version(*, version: DatasetVersion, limit: int = 20) -> QuerySet[Run]:
+    return Run.objects.filter(dataset_version=version).order_by("-created_at")[:limit]

@@ -32,6 +32,14 @@ def object_get(model: type[M], *, user: AbstractBaseUser | AnonymousUser, pk: in
     return obj
 
 
+def team_object_get(model: type[M], *, team: Team, pk: int) -> M:
+    """The team's object, or 404 (the API's lookup: the token decides the team)."""
+    obj = in_team(model, team=team).filter(pk=pk).first()
+    if obj is None:
+        raise Http404(f"No {model._meta.verbose_name} {pk}")
+    return obj
+
+
 def role_on(obj: Model, *, user: AbstractBaseUser | AnonymousUser) -> str | None:
     team_id = getattr(obj, "team_id", None)
     membership = Membership.objects.filter(user_id=user.pk, team_id=team_id).first()

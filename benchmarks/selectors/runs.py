@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Team
+from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
+
+
+def plans_for_team(*, team: Team) -> QuerySet[Plan]:
+    return Plan.objects.filter(team=team).select_related("endpoint", "dataset", "profile")
 
 
 def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
@@ -48,12 +53,43 @@ def run_series(*, run: Run, since_t: int | None = None) -> list[dict[str, Any]]:
     return list(seconds.order_by("t").values_list("point", flat=True))
 
 
+def runs_series(*, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Several runs' per-second rows at once, oldest first, by run id."""
+    points: dict[int, list[dict[str, Any]]] = {pk: [] for pk in run_ids}
+    rows = RunSecond.objects.filter(run_id__in=run_ids).order_by("t").values_list("run_id", "point")
+    for run_id, point in rows:
+        points[run_id].append(point)
+    return points
+
+
 def run_record_get(*, run: Run, record_id: int) -> RequestRecord | None:
     return RequestRecord.objects.filter(run=run, pk=record_id).first()
 
 
 def run_records(*, run: Run) -> QuerySet[RequestRecord]:
     return RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
+
+
+def run_points(*, run: Run) -> list[dict[str, Any]]:
+    """One row per request for the per-request charts: id, wall-clock start, TTFT and tokens/s."""
+    return list(run_records(run=run).values("id", "started_epoch", "ttft_ms", "tokens_per_s"))
+
+
+def run_gaps(*, run: Run, limit: int) -> list[float]:
+    """Every inter-token gap of the run's requests, pooled (at most ``limit``)."""
+    gaps: list[float] = []
+    for data in run_records(run=run).values_list("data__itl_ms", flat=True):
+        gaps.extend(data or [])
+    return gaps[:limit]
+
+
+def run_shards(*, run: Run) -> QuerySet[Shard]:
+    return run.shards.order_by("index")
+
+
+def run_record_rows(*, run: Run) -> Iterator[dict[str, Any]]:
+    """Every record's data, oldest first, streamed (the CSV download)."""
+    return run_records(run=run).values_list("data", flat=True).iterator()
 
 
 def run_failures(*, run: Run, limit: int = 200) -> QuerySet[RequestRecord]:
@@ -104,6 +140,10 @@ def saturation_warnings(snapshot: dict[str, Any]) -> list[str]:
             reasons = "; ".join(str(r) for r in engine.get("reasons") or []) or "saturated"
             warnings.append(f"Shard {shard}: load generator saturated ({reasons}).")
     return warnings
+
+
+def run_get(*, run_id: int) -> Run:
+    return Run.objects.get(pk=run_id)
 
 
 def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:

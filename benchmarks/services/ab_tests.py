@@ -18,7 +18,3 @@ def plan_ab_set(*, plan: Plan, endpoints: list[Endpoint], mode: str) -> PlanAB |
         [PlanABTarget(ab=ab, endpoint=e, position=i) for i, e in enumerate(endpoints)]
     )
     return ab
-
-
-def plan_ab_get(*, plan: Plan) -> PlanAB | None:
-    return PlanAB.objects.filter(plan=plan).prefetch_related("targets__endpoint").first()

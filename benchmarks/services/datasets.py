@@ -20,10 +20,9 @@ from django.utils import timezone
 
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
-from benchmarks.services.dispatch import enqueue_on_commit
-from runner.datasets import parse_dataset
-from runner.datasets.parse import DatasetItem as ParsedItem
-from runner.datasets.parse import ParseResult
+from benchmarks.services.dispatch import TaskName, enqueue_on_commit
+from runner import DatasetItem as ParsedItem
+from runner import ParseResult, parse_dataset
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -240,8 +239,6 @@ def tokenizers_wanted(dataset: Dataset) -> list[str]:
 def token_count_request(*, version: DatasetVersion, tokenizer: str) -> TokenCount:
     """Counts of ``version`` in ``tokenizer``: the existing row, or a queued one with its task
     enqueued after commit. A failed or stalled count is queued again."""
-    from benchmarks import tasks
-
     ref = tokenizer_ref(tokenizer)
     count, created = TokenCount.objects.get_or_create(
         version=version,
@@ -255,7 +252,7 @@ def token_count_request(*, version: DatasetVersion, tokenizer: str) -> TokenCoun
             status=TokenCount.Status.QUEUED, done=0, error="", updated_at=timezone.now()
         )
         count.refresh_from_db()
-    enqueue_on_commit(tasks.count_tokens, count.pk)
+    enqueue_on_commit(TaskName.COUNT_TOKENS, count.pk)
     return count
 
 
@@ -267,7 +264,7 @@ def _needs_retry(count: TokenCount) -> bool:
 
 def token_count_execute(*, count_id: int) -> None:
     """Count every item of the version, reporting progress every COUNT_CHUNK items."""
-    from runner.tokenizers import load_tokenizer
+    from runner import load_tokenizer
 
     if not TokenCount.objects.filter(pk=count_id, status=TokenCount.Status.QUEUED).update(
         status=TokenCount.Status.RUNNING, done=0
@@ -335,8 +332,6 @@ def synthetic_create(
     by: AbstractBaseUser | None,
 ) -> Dataset:
     """A dataset whose first version a task generates; its counts row doubles as the progress row."""
-    from benchmarks import tasks
-
     ref = tokenizer_ref(tokenizer)
     dataset = Dataset.objects.create(team=team, name=name, description=description, tokenizer=ref)
     note = f"synthetic: {params['n']} prompts, {_describe_distribution(params['distribution'])}"
@@ -345,7 +340,7 @@ def synthetic_create(
         dataset=dataset, new=new, by=by, state=DatasetVersion.State.GENERATING, synthetic=params
     )
     TokenCount.objects.create(version=version, tokenizer=ref, estimated=ref == ESTIMATE, total=params["n"])
-    enqueue_on_commit(tasks.synthesize_dataset, version.pk)
+    enqueue_on_commit(TaskName.SYNTHESIZE_DATASET, version.pk)
     return dataset
 
 
@@ -363,8 +358,7 @@ def _describe_distribution(dist: dict[str, Any]) -> str:
 def synthetic_execute(*, version_id: int) -> None:
     """Generate the items with runner.datasets.synthesize; lengths are exact in the tokenizer, so
     its counts are stored as the version's counts."""
-    from runner.datasets import synthesize
-    from runner.tokenizers import load_tokenizer
+    from runner import load_tokenizer, synthesize
 
     version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
     count = TokenCount.objects.filter(version=version, tokenizer=version.dataset.tokenizer).first()

@@ -8,7 +8,7 @@ from django.forms import ModelForm
 
 from benchmarks import bridge
 from benchmarks.models import Endpoint, Team
-from runner.records import RequestRecord
+from runner import RequestRecord
 
 
 @transaction.atomic
@@ -29,11 +29,11 @@ def endpoint_save(
 
 def endpoint_test_connection(*, endpoint: Endpoint, prompt: str) -> dict[str, Any]:
     """Send one real request; returns what the page shows (never the key, never headers)."""
-    from runner.protocols import probe
+    from runner import single_request
 
     spec = bridge.endpoint_spec(endpoint)
     try:
-        record: RequestRecord = asyncio.run(probe(spec, prompt))
+        record: RequestRecord = asyncio.run(single_request(spec, prompt))
     except Exception as exc:  # a bad URL or protocol bug must show as a message, not a 500
         return {"ok": False, "error": _scrub(f"{type(exc).__name__}: {exc}", spec.api_key), "packets": []}
     return {

@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from benchmarks.models import Plan, PlanSchedule, Run, RunCheck
-from benchmarks.services.compare_samples import samples_pair
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
+from benchmarks.services.samples import samples_pair
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 10.0
@@ -111,7 +111,7 @@ def check_evaluate(*, check: RunCheck) -> bool:
 
 
 def check_result(run: Run, baseline: Run | None, schedule: PlanSchedule) -> dict[str, Any]:
-    from runner.compare import check_rules, parse_rule, regressions
+    from runner import check_rules, parse_rule, regressions
 
     if not run.summary or run.status == Run.Status.FAILED:
         return _error(f"Scheduled run #{run.pk} ended {run.status} without a usable summary. {run.reason}")
@@ -168,6 +168,11 @@ def check_notify(*, check: RunCheck) -> dict[str, str]:
         notified["email"] = _mail(addresses, payload)
     RunCheck.objects.filter(pk=check.pk).update(notified=notified)
     return notified
+
+
+def check_dismiss(*, check: RunCheck) -> None:
+    """An alert someone has seen: it leaves the open-alert count and the plan page."""
+    RunCheck.objects.filter(pk=check.pk).update(dismissed=True)
 
 
 def _post(url: str, payload: dict[str, Any]) -> str:

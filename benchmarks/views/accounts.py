@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from benchmarks.forms import MemberAddForm, SignupForm, TeamForm
+from benchmarks.forms.accounts import MemberAddForm, SignupForm, TeamForm
 from benchmarks.middleware import SESSION_KEY
 from benchmarks.models import Membership
 from benchmarks.selectors.teams import membership_get, team_members, teams_for_user

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from benchmarks.decorators import team_required
-from benchmarks.forms_compare import AB_SLOTS, PlanABForm, PlanScheduleForm
-from benchmarks.models import Plan, PlanSchedule, RunCheck
+from benchmarks.forms.automation import AB_SLOTS, PlanABForm, PlanScheduleForm
+from benchmarks.http import TeamRequest
+from benchmarks.models import Plan, RunCheck
+from benchmarks.selectors.automation import alerts_for_team, plan_ab_get, plan_schedule_get
 from benchmarks.selectors.objects import object_get
-from benchmarks.services.ab_tests import plan_ab_get, plan_ab_set
-from benchmarks.services.schedules import plan_schedule_save
+from benchmarks.services.ab_tests import plan_ab_set
+from benchmarks.services.schedules import check_dismiss, plan_schedule_save
 from benchmarks.views.helpers import ensure_can_write
 
 
 @team_required
-def plan_ab(request: HttpRequest, pk: int) -> HttpResponse:
+def plan_ab(request: TeamRequest, pk: int) -> HttpResponse:
     plan = object_get(Plan, user=request.user, pk=pk)
     ensure_can_write(request, plan)
     ab = plan_ab_get(plan=plan)
@@ -31,15 +33,14 @@ def plan_ab(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Paired A/B with {n + 1} variants." if n else "Paired A/B turned off.")
         return redirect("plan_detail", pk=pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "benchmarks/compare/plan_ab.html", {"plan": plan, "form": form}, status=status)
+    return render(request, "benchmarks/automation/plan_ab.html", {"plan": plan, "form": form}, status=status)
 
 
 @team_required
-def plan_schedule(request: HttpRequest, pk: int) -> HttpResponse:
+def plan_schedule(request: TeamRequest, pk: int) -> HttpResponse:
     plan = object_get(Plan, user=request.user, pk=pk)
     ensure_can_write(request, plan)
-    schedule = PlanSchedule.objects.filter(plan=plan).first()
-    form = PlanScheduleForm(request.POST or None, instance=schedule, plan=plan)
+    form = PlanScheduleForm(request.POST or None, instance=plan_schedule_get(plan=plan), plan=plan)
     if request.method == "POST" and form.is_valid():
         saved = plan_schedule_save(plan=plan, form=form, by=request.user)
         when = f", next at {saved.next_run_at:%Y-%m-%d %H:%M} UTC" if saved.next_run_at else ""
@@ -47,24 +48,20 @@ def plan_schedule(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("plan_detail", pk=pk)
     status = 400 if request.method == "POST" else 200
     return render(
-        request, "benchmarks/compare/plan_schedule.html", {"plan": plan, "form": form}, status=status
+        request, "benchmarks/automation/plan_schedule.html", {"plan": plan, "form": form}, status=status
     )
 
 
 @team_required
-def alert_list(request: HttpRequest) -> HttpResponse:
-    checks = (
-        RunCheck.objects.filter(team=request.team)  # type: ignore[attr-defined]
-        .select_related("run", "baseline_run", "schedule__plan")
-        .order_by("-created_at")[:100]
-    )
-    return render(request, "benchmarks/compare/alerts.html", {"checks": checks})
+def alert_list(request: TeamRequest) -> HttpResponse:
+    checks = alerts_for_team(team=request.team)
+    return render(request, "benchmarks/automation/alerts.html", {"checks": checks})
 
 
 @team_required
 @require_POST
-def alert_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_dismiss(request: TeamRequest, pk: int) -> HttpResponse:
     check = object_get(RunCheck, user=request.user, pk=pk)
     ensure_can_write(request, check)
-    RunCheck.objects.filter(pk=check.pk).update(dismissed=True)
+    check_dismiss(check=check)
     return redirect(request.POST.get("next") or "alert_list")

@@ -5,34 +5,32 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from benchmarks.decorators import team_required
+from benchmarks.forms.compare import ComparisonForm
+from benchmarks.http import TeamRequest
 from benchmarks.models import Comparison, Run
+from benchmarks.presenters.compare import comparison_build, run_label
+from benchmarks.presenters.exports import comparison_csv, report_html
 from benchmarks.selectors.comparisons import (
     NotComparable,
+    comparison_run_ids,
     comparisons_for_team,
     parse_run_ids,
     runs_to_compare,
 )
 from benchmarks.selectors.objects import can_write, object_get
-from benchmarks.services.compare import comparison_build, comparison_create, comparison_update, run_label
-from benchmarks.services.compare_exports import comparison_csv, report_html
+from benchmarks.services.comparisons import comparison_create, comparison_delete, comparison_update
 from benchmarks.views.helpers import ensure_can_write
 
 
-class ComparisonForm(forms.Form):
-    title = forms.CharField(max_length=200)
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-
-
 @team_required
-def compare(request: HttpRequest) -> HttpResponse:
+def compare(request: TeamRequest) -> HttpResponse:
     run_ids = parse_run_ids(request.GET.getlist("runs"))
     runs = _runs_or_400(request, run_ids)
     if isinstance(runs, HttpResponse):
@@ -48,7 +46,7 @@ def compare(request: HttpRequest) -> HttpResponse:
 
 @team_required
 @require_POST
-def comparison_save(request: HttpRequest) -> HttpResponse:
+def comparison_save(request: TeamRequest) -> HttpResponse:
     run_ids = parse_run_ids(request.POST.getlist("runs"))
     runs = _runs_or_400(request, run_ids)
     if isinstance(runs, HttpResponse):
@@ -70,9 +68,9 @@ def comparison_save(request: HttpRequest) -> HttpResponse:
 
 
 @team_required
-def comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def comparison_detail(request: TeamRequest, pk: int) -> HttpResponse:
     comparison = object_get(Comparison, user=request.user, pk=pk)
-    run_ids = _still_there(comparison)
+    run_ids = comparison_run_ids(comparison=comparison)
     runs = _runs_or_400(request, run_ids)
     if isinstance(runs, HttpResponse):
         return runs
@@ -86,7 +84,7 @@ def comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @team_required
 @require_POST
-def comparison_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def comparison_edit(request: TeamRequest, pk: int) -> HttpResponse:
     comparison = object_get(Comparison, user=request.user, pk=pk)
     ensure_can_write(request, comparison)
     form = ComparisonForm(request.POST)
@@ -102,17 +100,17 @@ def comparison_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @team_required
 @require_POST
-def comparison_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def comparison_delete_view(request: TeamRequest, pk: int) -> HttpResponse:
     comparison = object_get(Comparison, user=request.user, pk=pk)
     ensure_can_write(request, comparison)
-    comparison.delete()
+    comparison_delete(comparison=comparison)
     messages.success(request, f"Deleted “{comparison.title}”.")
     return redirect("comparison_list")
 
 
 @team_required
-def comparison_list(request: HttpRequest) -> HttpResponse:
-    comparisons = comparisons_for_team(team=request.team)  # type: ignore[attr-defined]
+def comparison_list(request: TeamRequest) -> HttpResponse:
+    comparisons = comparisons_for_team(team=request.team)
     return render(request, "benchmarks/compare/list.html", {"comparisons": comparisons})
 
 
@@ -120,7 +118,7 @@ def comparison_list(request: HttpRequest) -> HttpResponse:
 
 
 @team_required
-def compare_export(request: HttpRequest, fmt: str) -> HttpResponse:
+def compare_export(request: TeamRequest, fmt: str) -> HttpResponse:
     run_ids = parse_run_ids(request.GET.getlist("runs"))
     runs = _runs_or_400(request, run_ids)
     if isinstance(runs, HttpResponse):
@@ -129,16 +127,16 @@ def compare_export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 
 @team_required
-def comparison_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+def comparison_export(request: TeamRequest, pk: int, fmt: str) -> HttpResponse:
     comparison = object_get(Comparison, user=request.user, pk=pk)
-    runs = _runs_or_400(request, _still_there(comparison))
+    runs = _runs_or_400(request, comparison_run_ids(comparison=comparison))
     if isinstance(runs, HttpResponse):
         return runs
     return _export(fmt, runs, title=comparison.title, notes=comparison.notes, stem=f"comparison-{pk}")
 
 
 @team_required
-def run_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+def run_export(request: TeamRequest, pk: int, fmt: str) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
     if run.is_active or not run.summary:
         return HttpResponse("The run has no summary yet.", status=400, content_type="text/plain")
@@ -157,19 +155,11 @@ def _export(fmt: str, runs: list[Run], *, title: str, stem: str, notes: str = ""
     return response
 
 
-def _runs_or_400(request: HttpRequest, run_ids: list[int]) -> list[Run] | HttpResponse:
+def _runs_or_400(request: TeamRequest, run_ids: list[int]) -> list[Run] | HttpResponse:
     try:
         return runs_to_compare(user=request.user, run_ids=run_ids)
     except NotComparable as exc:
         return render(request, "benchmarks/compare/page.html", {"problem": str(exc)}, status=400)
-
-
-def _still_there(comparison: Comparison) -> list[int]:
-    """The saved runs that were not deleted since (a saved comparison outlives a deleted run)."""
-    ids = set(
-        Run.objects.filter(pk__in=comparison.run_ids, team=comparison.team).values_list("pk", flat=True)
-    )
-    return [i for i in comparison.run_ids if i in ids]
 
 
 def _page(built: dict[str, Any], run_ids: list[int]) -> dict[str, Any]:

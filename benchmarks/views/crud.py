@@ -13,6 +13,7 @@ from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from benchmarks.http import TeamRequest
 from benchmarks.selectors.objects import in_team, object_get
 from benchmarks.services.objects import object_clone, object_delete, object_save
 from benchmarks.views.helpers import ensure_can_write
@@ -30,16 +31,16 @@ class Entity:
     template_form: str = "benchmarks/object_form.html"
 
 
-def list_view(request: HttpRequest, entity: Entity) -> HttpResponse:
-    objects = in_team(entity.model, team=request.team)  # type: ignore[attr-defined]
+def list_view(request: TeamRequest, entity: Entity) -> HttpResponse:
+    objects = in_team(entity.model, team=request.team)
     rows = [(obj, [getattr(obj, attr) for attr, _ in entity.columns]) for obj in objects]
     return render(request, "benchmarks/object_list.html", {"entity": entity, "rows": rows})
 
 
-def create_view(request: HttpRequest, entity: Entity) -> HttpResponse:
+def create_view(request: TeamRequest, entity: Entity) -> HttpResponse:
     form = entity.make_form(request, None)
     if request.method == "POST" and form.is_valid():
-        obj = _save(entity, form, team=request.team, obj=None)  # type: ignore[attr-defined]
+        obj = _save(entity, form, team=request.team, obj=None)
         messages.success(request, f"{entity.title.capitalize()} “{obj}” created.")
         return redirect(f"{entity.prefix}_detail", pk=obj.pk)
     return _form_page(request, entity, form, f"New {entity.title}")

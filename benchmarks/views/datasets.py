@@ -3,35 +3,30 @@ length/bucket/cost analysis page, and downloads."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from benchmarks import charts
-from benchmarks.dataset_forms import DatasetForm, EdgesForm, SyntheticForm
 from benchmarks.decorators import team_required, writer_required
-from benchmarks.models import Dataset, DatasetVersion, Endpoint, Plan, Run, TokenCount
+from benchmarks.forms.datasets import DatasetForm, EdgesForm, SyntheticForm
+from benchmarks.http import TeamRequest
+from benchmarks.models import Dataset, DatasetVersion
 from benchmarks.models.datasets import tokenizer_ref
+from benchmarks.presenters.datasets import version_page
 from benchmarks.selectors.datasets import (
-    counts_done,
-    counts_for_sending,
+    datasets_for_team,
     default_tokenizer,
-    item_rows,
-    length_summary,
-    over_context,
-    plan_estimate,
     progress,
     team_edges,
     tokenizer_choices,
     version_get,
-    versions_of,
+    version_jsonl,
+    version_latest,
 )
-from benchmarks.selectors.objects import can_write, in_team, object_get
+from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.services.datasets import (
     NewItems,
     dataset_clone,
@@ -45,24 +40,22 @@ from benchmarks.views import crud
 from benchmarks.views.helpers import ensure_can_write
 
 ENTITY = crud.Entity(Dataset, "dataset", "dataset", lambda request, obj: None)
-SAMPLE_ROWS = 50
 
 
 @team_required
-def dataset_list(request: HttpRequest) -> HttpResponse:
-    team = request.team  # type: ignore[attr-defined]
-    datasets = in_team(Dataset, team=team).prefetch_related("versions")
-    rows = [(d, d.current_version()) for d in datasets]
+def dataset_list(request: TeamRequest) -> HttpResponse:
+    team = request.team
+    rows = [(d, d.current_version()) for d in datasets_for_team(team=team)]
     edges = team_edges(team)
     context = {"rows": rows, "edges_form": EdgesForm(initial={"edges": edges}), "edges": edges}
     return render(request, "benchmarks/datasets/list.html", context)
 
 
 @writer_required
-def team_buckets_edit(request: HttpRequest) -> HttpResponse:
+def team_buckets_edit(request: TeamRequest) -> HttpResponse:
     form = EdgesForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        team_buckets_set(team=request.team, edges=form.cleaned_data["edges"])  # type: ignore[attr-defined]
+        team_buckets_set(team=request.team, edges=form.cleaned_data["edges"])
         messages.success(request, "Bucket edges saved.")
         return redirect("dataset_list")
     if request.method == "POST":
@@ -71,8 +64,8 @@ def team_buckets_edit(request: HttpRequest) -> HttpResponse:
 
 
 @writer_required
-def dataset_upload(request: HttpRequest) -> HttpResponse:
-    team = request.team  # type: ignore[attr-defined]
+def dataset_upload(request: TeamRequest) -> HttpResponse:
+    team = request.team
     form = DatasetForm(
         request.POST or None, request.FILES or None, team=team, initial={"tokenizer": default_tokenizer(team)}
     )
@@ -94,8 +87,8 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 
 
 @writer_required
-def dataset_generate(request: HttpRequest) -> HttpResponse:
-    team = request.team  # type: ignore[attr-defined]
+def dataset_generate(request: TeamRequest) -> HttpResponse:
+    team = request.team
     form = SyntheticForm(request.POST or None, team=team, initial={"tokenizer": default_tokenizer(team)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -113,7 +106,7 @@ def dataset_generate(request: HttpRequest) -> HttpResponse:
 
 
 @team_required
-def dataset_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_edit(request: TeamRequest, pk: int) -> HttpResponse:
     dataset = object_get(Dataset, user=request.user, pk=pk)
     ensure_can_write(request, dataset)
     initial = {"name": dataset.name, "description": dataset.description, "tokenizer": dataset.tokenizer}
@@ -145,7 +138,7 @@ def dataset_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @team_required
 @require_POST
-def dataset_clone_view(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_clone_view(request: TeamRequest, pk: int) -> HttpResponse:
     dataset = object_get(Dataset, user=request.user, pk=pk)
     ensure_can_write(request, dataset)
     copy = dataset_clone(dataset=dataset, by=request.user)
@@ -154,25 +147,40 @@ def dataset_clone_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @team_required
-def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_delete(request: TeamRequest, pk: int) -> HttpResponse:
     return crud.delete_view(request, ENTITY, pk)
 
 
 @team_required
-def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_detail(request: TeamRequest, pk: int) -> HttpResponse:
     dataset = object_get(Dataset, user=request.user, pk=pk)
-    version = dataset.current_version() or dataset.versions.order_by("-number").first()
-    return _version_page(request, dataset, version)
+    return _version_page(request, dataset, version_latest(dataset=dataset))
 
 
 @team_required
-def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+def version_detail(request: TeamRequest, pk: int, number: int) -> HttpResponse:
     dataset = object_get(Dataset, user=request.user, pk=pk)
     return _version_page(request, dataset, version_get(dataset=dataset, number=number))
 
 
+def _version_page(request: TeamRequest, dataset: Dataset, version: DatasetVersion | None) -> HttpResponse:
+    query = request.GET
+    context = version_page(
+        dataset,
+        version,
+        plan_id=_int(query.get("plan")),
+        endpoint_id=_int(query.get("endpoint")),
+        tokenizer=query.get("tokenizer"),
+    ) | {"entity": ENTITY, "can_edit": can_write(dataset, user=request.user)}
+    return render(request, "benchmarks/datasets/detail.html", context)
+
+
+def _int(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
+
+
 @team_required
-def version_progress(request: HttpRequest, pk: int, number: int) -> JsonResponse:
+def version_progress(request: TeamRequest, pk: int, number: int) -> JsonResponse:
     """Polled by the dataset page while counts or a synthetic version are being made."""
     dataset = object_get(Dataset, user=request.user, pk=pk)
     return JsonResponse(progress(version_get(dataset=dataset, number=number)))
@@ -180,7 +188,7 @@ def version_progress(request: HttpRequest, pk: int, number: int) -> JsonResponse
 
 @team_required
 @require_POST
-def version_count(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+def version_count(request: TeamRequest, pk: int, number: int) -> HttpResponse:
     dataset = object_get(Dataset, user=request.user, pk=pk)
     ensure_can_write(request, dataset)
     version = version_get(dataset=dataset, number=number)
@@ -194,97 +202,17 @@ def version_count(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 
 @team_required
-def version_download(request: HttpRequest, pk: int, number: int) -> StreamingHttpResponse:
+def version_download(request: TeamRequest, pk: int, number: int) -> StreamingHttpResponse:
     """The version's items as JSONL (the upload format), with every finished token count."""
     dataset = object_get(Dataset, user=request.user, pk=pk)
     version = version_get(dataset=dataset, number=number)
-    response = StreamingHttpResponse(_jsonl(version), content_type="application/jsonl")
+    response = StreamingHttpResponse(version_jsonl(version), content_type="application/jsonl")
     name = f"dataset-{dataset.pk}-v{version.number}.jsonl"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
-def _jsonl(version: DatasetVersion) -> Iterator[str]:
-    counts = list(version.token_counts.filter(status=TokenCount.Status.DONE))
-    for item in version.items.order_by("index").iterator(chunk_size=1000):
-        row: dict[str, Any] = {"id": item.key}
-        row["messages" if item.messages else "prompt"] = item.messages or item.prompt
-        for name in ("expected", "max_tokens"):
-            if getattr(item, name) is not None:
-                row[name] = getattr(item, name)
-        if item.metadata:
-            row["metadata"] = item.metadata
-        row["input_tokens"] = {
-            c.tokenizer: c.counts[item.index] for c in counts if item.index < len(c.counts)
-        }
-        yield json.dumps(row, ensure_ascii=False) + "\n"
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _version_page(request: HttpRequest, dataset: Dataset, version: DatasetVersion | None) -> HttpResponse:
-    team = dataset.team
-    plans = Plan.objects.filter(team=team, dataset=dataset).select_related("endpoint", "profile")
-    plan = _pick(plans, request.GET.get("plan"))
-    endpoint = _pick(Endpoint.objects.filter(team=team), request.GET.get("endpoint")) or (
-        plan.endpoint if plan else None
-    )
-    context: dict[str, Any] = {
-        "dataset": dataset,
-        "object": dataset,
-        "entity": ENTITY,
-        "version": version,
-        "versions": versions_of(dataset)[:50],
-        "can_edit": can_write(dataset, user=request.user),
-        "plans": plans,
-        "plan": plan,
-        "endpoints": Endpoint.objects.filter(team=team),
-        "endpoint": endpoint,
-        "tokenizers": tokenizer_choices(team),
-    }
-    if version is not None:
-        context |= _analysis(request, dataset, version, plan=plan, endpoint=endpoint)
-    return render(request, "benchmarks/datasets/detail.html", context)
-
-
-def _analysis(
-    request: HttpRequest,
-    dataset: Dataset,
-    version: DatasetVersion,
-    *,
-    plan: Plan | None,
-    endpoint: Endpoint | None,
-) -> dict[str, Any]:
-    wanted = tokenizer_ref(
-        request.GET.get("tokenizer") or (endpoint.tokenizer if endpoint else dataset.tokenizer)
-    )
-    counts = counts_done(version, wanted) or counts_for_sending(version, dataset.tokenizer)
-    max_input = endpoint.max_input_tokens if endpoint else None
-    context: dict[str, Any] = {
-        "is_current": dataset.current_version() == version,
-        "progress": progress(version),
-        "wanted": wanted,
-        "counts": counts,
-        "counts_stand_in": counts is not None and counts.tokenizer != wanted,
-        "rows": item_rows(version, counts, limit=SAMPLE_ROWS, max_input=max_input),
-        "runs": Run.objects.filter(dataset_version=version).order_by("-created_at")[:20],
-    }
-    if counts is not None:
-        edges = team_edges(dataset.team)
-        context["lengths"] = length_summary(counts, edges)
-        context["histogram"] = charts.token_histogram(
-            list(counts.counts), estimated=counts.estimated, tokenizer=counts.tokenizer_name, limit=max_input
-        )
-        if endpoint is not None:
-            context["over"] = over_context(version, counts, endpoint.max_input_tokens)
-    if plan is not None and version.state == DatasetVersion.State.READY:
-        context["estimate"] = plan_estimate(plan=plan, version=version)
-    return context
-
-
-def _pick(queryset: Any, raw: str | None) -> Any:
-    return queryset.filter(pk=int(raw)).first() if raw and raw.isdigit() else None
 
 
 def _new_items(data: dict[str, Any], source: str | None = None) -> NewItems:
@@ -303,7 +231,7 @@ def _new_items(data: dict[str, Any], source: str | None = None) -> NewItems:
 
 
 def _form_page(
-    request: HttpRequest,
+    request: TeamRequest,
     form: Any,
     title: str,
     *,
@@ -318,20 +246,3 @@ def _form_page(
         "row_errors": getattr(form, "row_errors", []),
     }
     return render(request, template, context, status=status)
-
-
-def run_dataset_context(request: HttpRequest, run: Run, metrics: list[tuple[str, str]]) -> dict[str, Any]:
-    """The finished run page's per-bucket blocks (every metric) and its token audit."""
-    from benchmarks.selectors.token_audit import run_token_audit
-
-    raw = request.GET.get("audit_threshold", "")
-    threshold = float(raw) / 100 if raw.replace(".", "", 1).isdigit() else 0.05
-    blocks = [
-        {
-            "label": b.get("label"),
-            "block": b,
-            "metrics": [(label, b.get(key) or {}) for key, label in metrics],
-        }
-        for b in (run.summary or {}).get("buckets") or []
-    ]
-    return {"bucket_blocks": blocks, "audit": run_token_audit(run, threshold=threshold)}

@@ -9,15 +9,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from benchmarks import bridge, charts
+from benchmarks import bridge
+from benchmarks.charts.profiles import profile_figure
 from benchmarks.decorators import team_required, writer_required
-from benchmarks.forms import EndpointForm, PlanForm, ProfileForm
+from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
+from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
-from benchmarks.profile_curve import profile_curve
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 from benchmarks.views import crud
 from benchmarks.views.helpers import ensure_can_write
 
@@ -35,8 +36,8 @@ def _endpoint_save(form: EndpointForm, team: Any, obj: Endpoint | None) -> Endpo
     )
 
 
-def _plan_form(request: HttpRequest, obj: Plan | None) -> PlanForm:
-    team = obj.team if obj else request.team  # type: ignore[attr-defined]
+def _plan_form(request: TeamRequest, obj: Plan | None) -> PlanForm:
+    team = obj.team if obj else request.team
     return PlanForm(request.POST or None, instance=obj, team=team)
 
 
@@ -112,17 +113,17 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 @team_required
 def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
     profile = object_get(LoadProfile, user=request.user, pk=pk)
-    curve = profile_curve(bridge.profile_spec(profile), duration_s=None)
-    context = _detail(request, PROFILES, profile) | {"preview": charts.profile_preview(curve, profile.name)}
+    preview = profile_figure(bridge.profile_spec(profile), profile.name)
+    context = _detail(request, PROFILES, profile) | {"preview": preview}
     return render(request, "benchmarks/profile_detail.html", context)
 
 
 @team_required
 def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     plan = object_get(Plan, user=request.user, pk=pk)
-    curve = profile_curve(bridge.profile_spec(plan.profile), duration_s=plan.duration_s)
+    title = f"{plan.profile.name} over the plan's duration"
     context = _detail(request, PLANS, plan) | {
-        "preview": charts.profile_preview(curve, f"{plan.profile.name} over the plan's duration"),
+        "preview": profile_figure(bridge.profile_spec(plan.profile), title, horizon_s=plan.duration_s),
         "runs": runs_for_plan(plan=plan)[:20],
     }
     return render(request, "benchmarks/plan_detail.html", context)

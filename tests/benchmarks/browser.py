@@ -14,18 +14,10 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.benchmarks.test_demo import free_port
-from tests.benchmarks.workers import ROOT, service_env, wait_for
+from tests.benchmarks.workers import ROOT, free_port, service_env, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
-MARKS = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+MARKS = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def listening(port: int) -> bool:
@@ -63,8 +55,12 @@ def daphne(tmp_path: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, never a downloaded browser."""
+    """Debian's Chromium, headless, never a downloaded browser. Missing, it is a failure, not a skip:
+    ``scripts/setup-services`` installs it (CI runs that)."""
     from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup-services as root (apt-get install chromium)")
 
     # Playwright's sync API runs an event loop in this thread; the tests never touch the ORM under it.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from benchmarks import bridge
 from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard
-from benchmarks.services.finishing import run_finalize
+from benchmarks.services.runs.finalize import run_finalize
 
 
 def synthetic_records(

@@ -49,7 +49,7 @@ def test_member_reaches_every_url(cast, client_for, name, kind, method, monkeypa
     monkeypatch.setattr(
         "benchmarks.views.library.endpoint_test_connection", lambda **kw: {"ok": False, "packets": []}
     )
-    monkeypatch.setattr("benchmarks.services.runs.enqueue_on_commit", lambda *a, **kw: None)
+    monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a, **kw: None)
     response = getattr(client_for(cast.bob), method)(url_for(cast, name, kind))
     assert response.status_code in (200, 302, 400)
 

@@ -11,8 +11,10 @@ from django.urls import reverse
 
 from benchmarks import bridge
 from benchmarks.models import Comparison, Endpoint, Run, RunSample
+from benchmarks.presenters.exports import plotly_bundle
 from benchmarks.services.ab_tests import plan_ab_set
-from benchmarks.services.compare_exports import plotly_bundle
+from benchmarks.services.samples import run_sample_get
+from runner import PAIRED_KEYS
 from tests.benchmarks.compare_runs import finished_run
 from tests.benchmarks.factories import make_endpoint
 
@@ -81,7 +83,7 @@ def test_accuracy_success_rate_and_buckets_are_shown(cast, client_for):
 
 
 def test_charts_overlay_one_trace_per_run_named_by_tags(cast, pair):
-    from benchmarks.services.compare import comparison_build
+    from benchmarks.presenters.compare import comparison_build
 
     built = comparison_build(runs=list(pair))
     cdf = built["figures"]["ttft_cdf"]["data"]
@@ -94,7 +96,7 @@ def test_charts_overlay_one_trace_per_run_named_by_tags(cast, pair):
 
 
 def test_sweep_runs_get_a_throughput_latency_chart(cast):
-    from benchmarks.services.compare import comparison_build
+    from benchmarks.presenters.compare import comparison_build
 
     runs = [finished_run(cast.plan, seed=s) for s in (1, 2)]
     for run in runs:
@@ -199,10 +201,19 @@ def test_sample_is_bounded_and_taken_at_run_end(cast, monkeypatch):
     assert sample.population == 300 and len(bytes(sample.ttft_ms)) == 50 * 8
 
 
-def test_runs_ended_before_samples_get_one_once(cast, client_for, pair):
+def test_runs_ended_before_samples_are_compared_from_their_records_and_the_get_writes_nothing(
+    cast, client_for, pair
+):
     RunSample.objects.filter(run=pair[0]).delete()
     page_for(client_for(cast.alice), *pair)
-    assert RunSample.objects.get(run=pair[0]).population == 300
+    assert not RunSample.objects.filter(run=pair[0]).exists()
+    assert run_sample_get(run=pair[0]).population == 300
+
+
+def test_run_samples_keep_one_column_per_paired_metric():
+    assert RunSample.METRICS == PAIRED_KEYS
+    for key in PAIRED_KEYS:
+        assert RunSample._meta.get_field(key).get_internal_type() == "BinaryField"
 
 
 def test_paired_ab_run_shows_each_variant_and_the_paired_verdict(cast, client_for):

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from benchmarks.models import Run, RunSample
 from benchmarks.services.ab_tests import plan_ab_set
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 from runner.simulator import SimulatorProcess
 from tests.benchmarks.factories import make_cast, make_endpoint
 from tests.benchmarks.workers import wait_for, workers

@@ -7,13 +7,12 @@ import random
 
 import pytest
 
-from tests.benchmarks.browser import CHROMIUM, sign_up
+from tests.benchmarks.browser import sign_up
 from tests.benchmarks.test_browser import page, server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_upload_shows_live_progress_then_the_histogram(server, page, tmp_path):  # noqa: F811
     rng = random.Random(1)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from benchmarks.models import Dataset, RequestRecord, Run, TokenCount
 from benchmarks.selectors.token_audit import run_token_audit
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 from runner.datasets import sample_lengths
 from tests.benchmarks.factories import make_cast
 from tests.benchmarks.test_datasets import reference_tokenizer

@@ -7,9 +7,10 @@ import pytest
 from django.urls import reverse
 
 from benchmarks import bridge
+from benchmarks.charts.profiles import profile_figure
 from benchmarks.models import LoadProfile, Plan
-from benchmarks.profile_curve import profile_curve
-from runner.spec import ProfileSpec
+from runner import ProfileSpec
+from runner.profiles import users_at
 
 PROFILE_BASE = {
     "users": "",
@@ -76,21 +77,23 @@ def test_profile_form_explains_bad_input(cast, client_for, kind, change, field, 
     assert not LoadProfile.objects.filter(name="bad").exists()
 
 
-def test_profile_curves():
-    users = profile_curve(ProfileSpec(kind="users", users=8, spawn_rate=2, hold_s=20, ramp_down_s=4))
-    assert users.unit == "users" and users.points == [(0, 0), (4, 8), (24, 8), (28, 0)]
-    rate = profile_curve(ProfileSpec(kind="rate", rate=120, rate_unit="qpm"), duration_s=30)
-    assert rate.unit == "requests/s" and rate.points == [(0, 2), (30, 2)]
-    sweep = profile_curve(ProfileSpec(kind="sweep", sweep_levels=[1, 2], level_duration_s=10), duration_s=15)
-    assert sweep.points == [(0, 1), (10, 1), (10, 2), (15, 2)]
-    replay = profile_curve(
-        ProfileSpec(
-            kind="replay",
-            replay=[{"t_s": 0, "prompt": 0}, {"t_s": 0.4, "prompt": 1}, {"t_s": 4, "prompt": 0}],
-            speed=2,
-        )
-    )
-    assert replay.points == [(0, 2), (1, 0), (2, 1)]
+def test_profile_preview_is_sampled_from_the_engines_own_shape():
+    """Closed-loop stages ramp at the spawn rate, as the engine runs them, not as steps."""
+    spec = ProfileSpec(kind="stages", stages=[{"duration_s": 20, "target": 10}], spawn_rate=1)
+    trace = profile_figure(spec, "ramp")["data"][0]
+    assert trace["y"] == [float(users_at(spec, t)) for t in trace["x"]]
+    assert trace["y"][0] == 1 and max(trace["y"]) == 10
+    assert 4 <= trace["y"][len(trace["y"]) // 4] <= 7  # five seconds in: about six users, not ten
+
+
+def test_plan_preview_ends_where_the_run_would():
+    long = ProfileSpec(kind="stages", stages=[{"duration_s": 600, "target": 4}], spawn_rate=4)
+    assert profile_figure(long, "cut", horizon_s=60)["data"][0]["x"][-1] == 60
+    open_ended = ProfileSpec(kind="rate", rate=120, rate_unit="qpm")
+    trace = profile_figure(open_ended, "rate", horizon_s=30)["data"][0]
+    assert trace["x"][-1] == 30 and set(trace["y"]) == {2.0}
+    replay = ProfileSpec(kind="replay", replay=[{"t_s": 0, "prompt": 0}, {"t_s": 4, "prompt": 1}], speed=2)
+    assert profile_figure(replay, "replay")["data"][0]["x"][-1] == 2  # the last entry, sped up
 
 
 def _plan_data(cast, **change):

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from benchmarks.models import RequestRecord, Run, Shard
 from benchmarks.selectors.runs import run_series
-from benchmarks.services.runs import run_cancel, run_start
+from benchmarks.services.runs.start import run_cancel, run_start
 from tests.benchmarks.factories import make_cast
 from tests.benchmarks.workers import wait_for, workers
 
@@ -77,7 +77,7 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
         "summary-table",
         "bucket-table",
         "TTFT (ms)",
-        "Inter-token latency",
+        "ITL (ms)",
         "No failed requests",
         "ttft_hist",
         "ttft_cdf",

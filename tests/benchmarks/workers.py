@@ -19,16 +19,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def test_database_url() -> str:
+def database_url_under_test() -> str:
     d = connection.settings_dict
     auth = d["USER"] + (f":{d['PASSWORD']}" if d.get("PASSWORD") else "")
     return f"postgres://{auth}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def service_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url_under_test(),
         "REDIS_URL": os.environ["REDIS_URL"],
         "DEBUG": "true",
         "PYTHONPATH": str(ROOT),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -75,5 +76,5 @@ async def test_closed_loop_users_hold_conversations_with_think_time() -> None:
         assert [r.prompt_id for r in turns] == ["c#t1", "c#t2", "c#t3"] and all(r.ok for r in turns)
         tokens = [served[r.request_id]["prompt_tokens"] for r in turns]
         assert tokens[0] < tokens[1] < tokens[2]
-        for a, b in zip(turns, turns[1:], strict=False):
+        for a, b in itertools.pairwise(turns):
             assert b.scheduled_s * 1000 >= a.scheduled_s * 1000 + a.e2e_ms + 200 - 1  # think time

@@ -29,8 +29,7 @@ from runner.datasets.synthetic import corpus_paragraphs
 from runner.spec import Prompt
 from runner.tokenizers import EstimateTokenizer, Tokenizer, load_tokenizer
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/datasets is not beside the repo")
+BUILTIN = Path(__file__).resolve().parents[2] / "runner" / "datasets" / "builtin"
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +40,19 @@ def qwen() -> Tokenizer:
 # --- parse: real files ---------------------------------------------------------------------------
 
 
-@needs_shared
 def test_math500_parses_fully_with_problem_as_prompt_and_answer_as_expected() -> None:
-    result = parse_dataset((SHARED / "math500.jsonl").read_bytes(), filename="math500.jsonl")
+    result = parse_dataset((BUILTIN / "math500.jsonl").read_bytes(), filename="math500.jsonl")
     assert result.ok and result.errors == [] and result.format == "jsonl"
     assert len(result.items) == 500
-    first = json.loads((SHARED / "math500.jsonl").read_text().split("\n", 1)[0])
+    first = json.loads((BUILTIN / "math500.jsonl").read_text().split("\n", 1)[0])
     assert result.items[0].prompt == first["problem"]
     assert result.items[0].expected == first["answer"]
     assert result.items[0].metadata["level"] == first["level"]
     assert all(item.messages is None for item in result.items)
 
 
-@needs_shared
 def test_sharegpt_jsonl_parses_fully_with_first_human_turn_as_prompt() -> None:
-    data = (SHARED / "sharegpt_oasst_en.jsonl").read_bytes()
+    data = (BUILTIN / "conversations.jsonl").read_bytes()
     result = parse_dataset(data, filename="sharegpt_oasst_en.jsonl")
     assert result.ok and result.format == "sharegpt"
     assert len(result.items) == 383
@@ -65,9 +62,8 @@ def test_sharegpt_jsonl_parses_fully_with_first_human_turn_as_prompt() -> None:
     assert "id" in result.items[0].metadata
 
 
-@needs_shared
 def test_sharegpt_multi_turn_keeps_the_conversation_up_to_the_last_human_turn() -> None:
-    data = (SHARED / "sharegpt_oasst_en.jsonl").read_bytes()
+    data = (BUILTIN / "conversations.jsonl").read_bytes()
     result = parse_dataset(data, filename="sharegpt_oasst_en.jsonl", multi_turn=True)
     assert result.ok and len(result.items) == 383
     for item, line in zip(result.items, data.decode().strip().split("\n"), strict=True):
@@ -78,9 +74,8 @@ def test_sharegpt_multi_turn_keeps_the_conversation_up_to_the_last_human_turn() 
     assert max(len(item.messages or []) for item in result.items) == 5
 
 
-@needs_shared
 def test_sharegpt_as_a_json_array_parses_the_same() -> None:
-    rows = [json.loads(line) for line in (SHARED / "sharegpt_oasst_en.jsonl").read_text().strip().split("\n")]
+    rows = [json.loads(line) for line in (BUILTIN / "conversations.jsonl").read_text().strip().split("\n")]
     result = parse_dataset(json.dumps(rows, indent=2).encode(), filename="conversations.json")
     assert result.ok and result.format == "sharegpt" and len(result.items) == 383
 

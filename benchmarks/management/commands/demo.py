@@ -19,7 +19,7 @@ from django.db import transaction
 
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Membership, Plan, Team
 from benchmarks.services.datasets import NewItems, dataset_create, dataset_parse
-from benchmarks.services.runs import run_start
+from benchmarks.services.runs.start import run_start
 
 DEMO_FILE = "sharegpt_oasst_en.jsonl"
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=60.0, help="demo plan duration in seconds")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from runner.simulator import SimulatorProcess
+        from runner import SimulatorProcess
 
         call_command("migrate", interactive=False, verbosity=0)
         password = secrets.token_urlsafe(9)

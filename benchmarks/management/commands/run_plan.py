@@ -14,11 +14,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from benchmarks.models import Plan, Run
+from benchmarks.presenters.compare import comparison_build
 from benchmarks.selectors.runs import progress
-from benchmarks.services.compare import comparison_build
-from benchmarks.services.compare_samples import samples_pair
-from benchmarks.services.runs import run_start
-from runner.compare import Rule, check_rules, format_table, parse_rule, regressions
+from benchmarks.services.runs.start import run_start
+from benchmarks.services.samples import samples_pair
+from runner import Rule, check_rules, format_table, parse_rule, regressions
 
 POLL_S = 1.0
 

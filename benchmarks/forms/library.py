@@ -1,0 +1,271 @@
+"""The things a run is made of: endpoints, load profiles and plans. Every rule a user can break gets a
+message next to the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
+from benchmarks.forms.fields import JSONObjectField, NumberListField
+from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
+from benchmarks.models.plans import VARIANT_FIELDS
+from benchmarks.selectors.objects import in_team
+
+
+class EndpointForm(forms.ModelForm):
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave blank to keep the saved key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the saved key")
+    headers = JSONObjectField(
+        string_values=True, help_text='Extra HTTP headers as JSON, e.g. {"X-Org": "perf"}.'
+    )
+    generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
+    base_url = forms.URLField(max_length=500, assume_scheme="http", help_text="e.g. http://10.0.0.5:8000/v1")
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "name",
+            "protocol",
+            "base_url",
+            "model",
+            "headers",
+            "timeout_connect_s",
+            "timeout_first_byte_s",
+            "timeout_idle_s",
+            "timeout_total_s",
+            "max_input_tokens",
+            "max_output_tokens",
+            "tokenizer",
+            "price_in_per_1k",
+            "price_out_per_1k",
+            "currency",
+            "generic",
+        ]
+
+    def clean_tokenizer(self) -> str:
+        from runner import TokenizerError, load_tokenizer
+
+        ref = self.cleaned_data["tokenizer"].strip()
+        try:
+            load_tokenizer(ref)
+        except TokenizerError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return ref
+
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"].strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise forms.ValidationError("Use a three-letter currency code such as USD or EUR.")
+        return currency
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in ("timeout_connect_s", "timeout_first_byte_s", "timeout_idle_s", "timeout_total_s"):
+            if data.get(name) is not None and data[name] <= 0:
+                self.add_error(name, "Timeouts must be more than 0 seconds.")
+        for name in ("price_in_per_1k", "price_out_per_1k"):
+            if data.get(name) is not None and data[name] < 0:
+                self.add_error(name, "Prices cannot be negative.")
+        for name in ("max_input_tokens", "max_output_tokens"):
+            if data.get(name) == 0:
+                self.add_error(name, "Must be at least 1 token.")
+        for name in data.get("headers") or {}:
+            if name.lower() == "authorization":
+                self.add_error("headers", "Put the key in the API key field, where it is encrypted.")
+        return data
+
+
+class ProfileForm(forms.ModelForm):
+    users = forms.IntegerField(min_value=1, initial=1, required=False)
+    spawn_rate = forms.FloatField(min_value=0.001, initial=1.0, required=False, help_text="users per second")
+    hold_s = forms.FloatField(min_value=0, initial=0, required=False, help_text="0 = hold to the end")
+    ramp_down_s = forms.FloatField(min_value=0, initial=0, required=False)
+    stages = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON list, e.g. [{"duration_s": 30, "target": 4}, {"duration_s": 30, "target": 8}]',
+    )
+    stage_mode = forms.ChoiceField(
+        choices=[("users", "users"), ("rate", "rate")], initial="users", required=False
+    )
+    rate = forms.FloatField(min_value=0.001, initial=1.0, required=False)
+    rate_unit = forms.ChoiceField(
+        choices=[("qps", "per second"), ("qpm", "per minute")], initial="qps", required=False
+    )
+    arrival = forms.ChoiceField(
+        choices=[("poisson", "poisson"), ("constant", "constant")], initial="poisson", required=False
+    )
+    sweep_levels = NumberListField(required=False, help_text="comma-separated levels, e.g. 1, 2, 4, 8")
+    sweep_mode = forms.ChoiceField(
+        choices=[("users", "users"), ("rate", "rate")], initial="users", required=False
+    )
+    level_duration_s = forms.FloatField(min_value=1, initial=30, required=False)
+    replay = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON list, e.g. [{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}]',
+    )
+    speed = forms.FloatField(min_value=0.001, initial=1.0, required=False)
+    max_concurrency = forms.IntegerField(
+        min_value=0, initial=0, required=False, help_text="open loop: most requests in flight, 0 = unbounded"
+    )
+    seed = forms.IntegerField(initial=0, required=False)
+
+    SPEC_FIELDS = (
+        "users",
+        "spawn_rate",
+        "hold_s",
+        "ramp_down_s",
+        "stages",
+        "stage_mode",
+        "rate",
+        "rate_unit",
+        "arrival",
+        "sweep_levels",
+        "sweep_mode",
+        "level_duration_s",
+        "replay",
+        "speed",
+        "max_concurrency",
+        "seed",
+    )
+
+    class Meta:
+        model = LoadProfile
+        fields = ["name", "kind"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name in self.SPEC_FIELDS:
+                value = self.instance.spec.get(name)
+                if value is not None:
+                    self.initial[name] = json.dumps(value) if name in ("stages", "replay") else value
+
+    def clean_stages(self) -> list[dict[str, float]]:
+        return self._json_rows("stages", ("duration_s", "target"))
+
+    def clean_replay(self) -> list[dict[str, float]]:
+        return self._json_rows("replay", ("t_s", "prompt"))
+
+    def _json_rows(self, name: str, keys: tuple[str, str]) -> list[dict[str, float]]:
+        text = (self.cleaned_data.get(name) or "").strip()
+        if not text:
+            return []
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
+        ok = isinstance(rows, list) and all(
+            isinstance(r, dict) and all(isinstance(r.get(k), int | float) and r[k] >= 0 for k in keys)
+            for r in rows
+        )
+        if not ok:
+            raise forms.ValidationError(f"Each row needs non-negative numbers {keys[0]} and {keys[1]}.")
+        return [{k: float(r[k]) for k in keys} for r in rows]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        required = {
+            "users": ("users", "spawn_rate"),
+            "stages": ("stages",),
+            "rate": ("rate",),
+            "sweep": ("sweep_levels", "level_duration_s"),
+            "replay": ("replay",),
+        }.get(kind or "", ())
+        for name in required:
+            if data.get(name) in (None, "", []):
+                self.add_error(name, f"Required for a “{kind}” profile.")
+        if kind == "sweep" and any(level <= 0 for level in data.get("sweep_levels") or []):
+            self.add_error("sweep_levels", "Levels must be more than 0.")
+        return data
+
+    def save(self, commit: bool = True) -> LoadProfile:
+        profile: LoadProfile = super().save(commit=False)
+        defaults = {n: self.fields[n].initial for n in self.SPEC_FIELDS}
+        spec = {n: self.cleaned_data.get(n) for n in self.SPEC_FIELDS}
+        profile.spec = {n: (v if v not in (None, "") else defaults[n]) for n, v in spec.items()}
+        for name in ("stages", "replay", "sweep_levels"):
+            profile.spec[name] = profile.spec[name] or []
+        profile.spec["kind"] = profile.kind
+        if commit:
+            profile.save()
+        return profile
+
+
+class PlanForm(forms.ModelForm):
+    extra_params = JSONObjectField(help_text='Passed through to the request, e.g. {"top_p": 0.9}.')
+    bucket_edges = NumberListField(
+        integers=True,
+        initial="0, 1024, 4096, 16384, 32768, 49152",
+        help_text="Input-token bucket edges for per-bucket rows.",
+    )
+
+    class Meta:
+        model = Plan
+        fields = [
+            "name",
+            "endpoint",
+            "dataset",
+            "profile",
+            "max_tokens",
+            "temperature",
+            "extra_params",
+            "duration_s",
+            "max_requests",
+            "drain_s",
+            "bucket_edges",
+            "slo_ttft_ms",
+            "slo_tokens_per_s",
+            "slo_e2e_ms",
+            "length_is_failure",
+            "sample_order",
+            "buckets",
+            "bucket_weights",
+            "shard_count",
+            *VARIANT_FIELDS,
+            "notes",
+        ]
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only this team's objects can be picked: a forged id of another team's endpoint is "not a choice".
+        self.fields["endpoint"].queryset = team_queryset("endpoint", team)
+        self.fields["dataset"].queryset = team_queryset("dataset", team)
+        self.fields["profile"].queryset = team_queryset("profile", team)
+        plan_buckets_setup(self, team)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("duration_s") and not data.get("max_requests"):
+            raise forms.ValidationError("Set a duration, a maximum number of requests, or both.")
+        if data.get("duration_s") is not None and data["duration_s"] <= 0:
+            self.add_error("duration_s", "Duration must be more than 0 seconds.")
+        if data.get("max_tokens") == 0:
+            self.add_error("max_tokens", "max_tokens must be at least 1.")
+        endpoint = data.get("endpoint")
+        if endpoint and data.get("max_tokens") and data["max_tokens"] > endpoint.max_output_tokens:
+            self.add_error(
+                "max_tokens", f"More than the endpoint's output context ({endpoint.max_output_tokens})."
+            )
+        temperature = data.get("temperature")
+        if temperature is not None and not 0 <= temperature <= 2:
+            self.add_error("temperature", "Temperature must be between 0 and 2.")
+        edges = data.get("bucket_edges")
+        if edges is not None and (not edges or edges != sorted(set(edges)) or edges[0] < 0):
+            self.add_error("bucket_edges", "Edges must be increasing, distinct and not negative.")
+        plan_buckets_clean(self, data)
+        return data
+
+
+def team_queryset(kind: str, team: Team) -> Any:
+    model = {"endpoint": Endpoint, "dataset": Dataset, "profile": LoadProfile}[kind]
+    return in_team(model, team=team)

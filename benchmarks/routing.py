@@ -1,5 +1,0 @@
-from django.urls import path
-
-from benchmarks.consumers import RunConsumer
-
-websocket_urlpatterns = [path("ws/runs/<int:pk>/", RunConsumer.as_asgi())]

@@ -1,0 +1,54 @@
+"""Ending a run: exact statistics from every raw record in the database, its comparison sample, and an
+honest status."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from benchmarks import bridge
+from benchmarks.live.push import push_to_viewers
+from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.samples import run_sample_at_end
+
+log = logging.getLogger(__name__)
+
+
+def run_finalize(*, run_id: int) -> None:
+    run = Run.objects.get(pk=run_id)
+    if not run.is_active:
+        return
+    shards = list(run.shards.all())
+    records = list(RequestRecord.objects.filter(run_id=run_id).order_by("id").values_list("data", flat=True))
+    try:
+        summary = bridge.run_summary(run, shards, records)
+        status, reason = final_status(run, shards, len(records))
+    except Exception as exc:
+        log.exception("summary of run %s failed", run_id)
+        summary, status, reason = {}, Run.Status.FAILED, f"Could not compute the summary: {exc}"
+    if summary:  # what comparisons need of the records, while they are in memory
+        run_sample_at_end(run=run, records=records, summary=summary, shards=shards)
+    Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(
+        status=status, reason=reason, summary=summary, ended_at=timezone.now()
+    )
+    run.refresh_from_db()
+    push_to_viewers(run, {"type": "run.final", "status": run.status, "reason": run.reason})
+
+
+def final_status(run: Run, shards: list[Shard], n_records: int) -> tuple[str, str]:
+    broken = [s for s in shards if s.status in (Shard.Status.DEAD, Shard.Status.FAILED)]
+    reasons = [f"Shard {s.index}{_on(s)} {s.status}: {s.error or s.ended_by}" for s in broken]
+    if run.status == Run.Status.CANCELLING:
+        return Run.Status.PARTIAL, " ".join(
+            [run.reason or "Cancelled.", f"Kept {n_records} requests.", *reasons]
+        )
+    if not broken:
+        return Run.Status.FINISHED, ""
+    if n_records == 0 or len(broken) == len(shards):
+        return Run.Status.FAILED, " ".join(reasons)
+    return Run.Status.PARTIAL, " ".join(reasons)
+
+
+def _on(shard: Shard) -> str:
+    return f" on {shard.hostname}" if shard.hostname else ""

@@ -1,0 +1,60 @@
+"""Finding shards (and aggregators) whose worker died, so no run stays stuck."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from benchmarks.models import Run, Shard
+from benchmarks.services.dispatch import TaskName, enqueue
+
+
+def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
+    """One conditional UPDATE: only rows still in the filtered state change, so two reapers agree."""
+    return shards.update(status=Shard.Status.DEAD, ended_at=now, ended_by="dead", error=error)
+
+
+def shards_reap_stale(*, run_id: int | None = None) -> int:
+    """Running shards silent for SHARD_HEARTBEAT_TIMEOUT_S, and queued ones nobody picked up for
+    SHARD_START_TIMEOUT_S, are dead. Their records so far stay."""
+    now = timezone.now()
+    shards = Shard.objects.all() if run_id is None else Shard.objects.filter(run_id=run_id)
+    beat = settings.SHARD_HEARTBEAT_TIMEOUT_S
+    silent = _mark_dead(
+        shards.filter(status=Shard.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=beat)),
+        now,
+        f"No heartbeat for {beat:g} s: its worker died or lost the database.",
+    )
+    start = settings.SHARD_START_TIMEOUT_S
+    unclaimed = _mark_dead(
+        shards.filter(status=Shard.Status.QUEUED, created_at__lt=now - timedelta(seconds=start)),
+        now,
+        f"No worker started it within {start:g} s.",
+    )
+    return silent + unclaimed
+
+
+def runs_reap_stale() -> int:
+    """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one."""
+    shards_reap_stale()
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SHARD_HEARTBEAT_TIMEOUT_S)
+    handed = 0
+    for run in Run.objects.filter(
+        status__in=[Run.Status.RUNNING, Run.Status.CANCELLING], supervisor_heartbeat_at__lt=cutoff
+    ):
+        token = uuid.uuid4().hex
+        if Run.objects.filter(pk=run.pk, supervisor_token=run.supervisor_token).update(
+            supervisor_token=token, supervisor_heartbeat_at=now
+        ):
+            enqueue(TaskName.SUPERVISE_RUN, run.pk, token)
+            handed += 1
+    never = now - timedelta(seconds=settings.SHARD_START_TIMEOUT_S)
+    Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=never).update(
+        status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
+    )
+    return handed

@@ -1,0 +1,93 @@
+"""The run's one aggregator: merges every shard's per-second deltas into the live view, persists the
+series for late viewers, pushes updates to the run's websocket group, and ends the run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from benchmarks.live.bus import get_bus
+from benchmarks.live.push import push_to_viewers
+from benchmarks.models import Run, RunSecond, Shard
+from benchmarks.selectors.runs import live_payload
+from benchmarks.services.runs.finalize import run_finalize
+from benchmarks.services.runs.reap import shards_reap_stale
+
+log = logging.getLogger(__name__)
+PERSIST_EVERY_S = 1.0
+CHECKPOINT_EVERY_S = 10.0  # the full aggregate (histograms) is big: saved less often, for a successor
+QPM_WINDOW_S = 10  # a second's QPM looks back this far, so a change ripples this far forward
+
+
+def run_supervise(*, run_id: int, token: str) -> None:
+    from runner import LiveAggregate
+
+    run = Run.objects.get(pk=run_id)
+    aggregate = LiveAggregate.from_dict(run.live) if run.live else LiveAggregate()
+    bus = get_bus()
+    changed: set[int] = set()
+    last_persist = last_checkpoint = 0.0
+    while True:
+        changed |= _merge(aggregate, bus.drain(run_id, timeout=0.5))
+        if time.monotonic() - last_persist < PERSIST_EVERY_S:
+            continue
+        if not _still_mine(run_id, token):
+            return  # the reaper handed this run to a new aggregator
+        checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
+        if changed:
+            _persist(run_id, aggregate, changed, checkpoint=checkpoint)
+            changed = set()
+            last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
+        last_persist = time.monotonic()
+        shards_reap_stale(run_id=run_id)
+        if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
+            break
+    changed |= _merge(aggregate, bus.drain(run_id, timeout=0.2))  # sent just before the last shard ended
+    _persist(run_id, aggregate, changed, checkpoint=True)
+    bus.discard(run_id)
+    run_finalize(run_id=run_id)
+
+
+def _merge(aggregate: Any, messages: list[dict[str, Any]]) -> set[int]:
+    """Merge deltas; returns the seconds they touched."""
+    touched: set[int] = set()
+    for message in messages:
+        aggregate.merge(message["delta"])
+        touched.update(int(second) for second in message["delta"].get("windows", {}))
+    return touched
+
+
+def _still_mine(run_id: int, token: str) -> bool:
+    return bool(
+        Run.objects.filter(pk=run_id, supervisor_token=token).update(supervisor_heartbeat_at=timezone.now())
+    )
+
+
+def _persist(run_id: int, aggregate: Any, changed: set[int], *, checkpoint: bool) -> None:
+    rows = _changed_points(aggregate, changed)
+    RunSecond.objects.bulk_create(
+        [RunSecond(run_id=run_id, t=row["t"], point=row) for row in rows],
+        update_conflicts=True,
+        unique_fields=["run", "t"],
+        update_fields=["point"],
+    )
+    fields: dict[str, Any] = {"snapshot": aggregate.snapshot()}
+    if checkpoint:
+        fields["live"] = aggregate.to_dict()
+    Run.objects.filter(pk=run_id).update(**fields)
+    if settings.EMBEDDED_WORKER:
+        return  # embedded viewers poll the rows (the in-memory layer is not thread-safe across loops)
+    run = Run.objects.get(pk=run_id)
+    push_to_viewers(run, {"type": "run.update", **live_payload(run, rows=rows)})
+
+
+def _changed_points(aggregate: Any, changed: set[int]) -> list[dict[str, Any]]:
+    if not changed or not aggregate.windows:
+        return []
+    last = max(aggregate.windows)
+    seconds = {s + k for s in changed for k in range(QPM_WINDOW_S) if s + k <= last}
+    return [aggregate.point(s) for s in sorted(seconds)]

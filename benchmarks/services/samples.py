@@ -1,0 +1,173 @@
+"""What comparisons keep of a run's raw records, taken once when the run ends.
+
+A comparison reads summaries (stored on the run) and, for the noise test, per-request values. Those come
+from a uniform random sample of at most ``RunSample.SIZE`` successful requests, so comparing runs of any
+size costs the same. An A/B run also keeps one summary per variant and the paired statistics of each
+variant against variant 0, which need every record and so are computed here, while they are in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks import bridge
+from benchmarks.models import RequestRecord, Run, RunSample, Shard
+from benchmarks.selectors.samples import run_sample_stored
+
+log = logging.getLogger(__name__)
+
+
+def run_sample_save(
+    *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
+) -> RunSample:
+    """Called at run end with every record's data; replaces any earlier sample of the run."""
+    fields = _sample_fields(run, records, summary, shards, complete=True)
+    sample, _ = RunSample.objects.update_or_create(run=run, defaults=fields)
+    return sample
+
+
+def _sample_fields(
+    run: Run,
+    records: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    shards: list[Shard],
+    *,
+    complete: bool,
+) -> dict[str, Any]:
+    """With ``complete=False`` the records are successes only, too few to summarise variants from."""
+    ok = _successes(run, records)
+    picked = _reservoir(ok, seed=run.pk)
+    fields: dict[str, Any] = {
+        "population": len(ok),
+        **{key: _pack([r.get(key) for r in picked]) for key in RunSample.METRICS},
+        "variant": np.array([int(r.get("variant") or 0) for r in picked], dtype=np.uint8).tobytes(),
+        "variants": [],
+        "paired": [],
+    }
+    groups = _by_variant(records)
+    if len(groups) > 1:
+        fields["variants"] = summary.get("variants") or (
+            _variant_summaries(run, shards, groups) if complete else []
+        )
+        fields["paired"] = _paired(groups)
+    return fields
+
+
+def run_sample_at_end(
+    *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
+) -> None:
+    """The run-end hook: never fails the run (without one, run_sample_get builds it from the records)."""
+    try:
+        run_sample_save(run=run, records=records, summary=summary, shards=shards)
+    except Exception:
+        log.exception("sample of run %s failed", run.pk)
+
+
+def run_sample_get(*, run: Run) -> RunSample | None:
+    """The run's sample. Runs that ended before samples existed get one built from their stored records
+    in memory, never saved: a page view writes nothing."""
+    sample = run_sample_stored(run=run)
+    if sample is not None or run.is_active or not run.summary:
+        return sample
+    keys = RunSample.METRICS  # each is a column of RequestRecord too
+    rows = RequestRecord.objects.filter(run=run, outcome="success").values_list(
+        *keys, "data__variant", "data__prompt_id", "data__scheduled_s", "shard_index"
+    )
+    records = [
+        {
+            "outcome": "success",
+            **dict(zip(keys, row[: len(keys)], strict=True)),
+            "variant": row[-4] or 0,
+            "prompt_id": row[-3],
+            "scheduled_s": row[-2],
+            "shard": row[-1],
+        }
+        for row in rows.iterator(chunk_size=5000)
+    ]
+    return RunSample(run=run, **_sample_fields(run, records, run.summary, [], complete=False))
+
+
+def sample_values(sample: RunSample | None, *, variant: int | None = None) -> dict[str, np.ndarray] | None:
+    """Per-request values by metric (``compare_summaries``' samples), optionally of one variant only."""
+    if sample is None or not sample.population:
+        return None
+    values = {key: np.frombuffer(bytes(getattr(sample, key)), dtype=np.float64) for key in RunSample.METRICS}
+    if variant is not None:
+        mask = np.frombuffer(bytes(sample.variant), dtype=np.uint8) == variant
+        values = {key: v[mask] for key, v in values.items()}
+    return values
+
+
+def samples_pair(baseline: Run, run: Run) -> list[dict[str, np.ndarray]] | None:
+    """(baseline's, run's) samples for ``regressions``' noise test; None when either has none."""
+    pair = [sample_values(run_sample_get(run=r)) for r in (baseline, run)]
+    return [p for p in pair if p is not None] if all(p is not None for p in pair) else None
+
+
+def _successes(run: Run, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The population the summary's distributions describe (length-stopped answers count as failures
+    when the plan says so)."""
+    length_fails = bool((run.spec or {}).get("length_is_failure"))
+    return [
+        r for r in records if r.get("outcome") == "success" and not (length_fails and r.get("length_stopped"))
+    ]
+
+
+def _reservoir(records: list[dict[str, Any]], *, seed: int) -> list[dict[str, Any]]:
+    if len(records) <= RunSample.SIZE:
+        return records
+    picks = sorted(random.Random(seed).sample(range(len(records)), RunSample.SIZE))
+    return [records[i] for i in picks]
+
+
+def _pack(values: list[Any]) -> bytes:
+    """float64 bytes; a missing value is NaN, which the noise test drops."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64).tobytes()
+
+
+def _by_variant(records: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(int(r.get("variant") or 0), []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def _variant_summaries(
+    run: Run, shards: list[Shard], groups: dict[int, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    count = max(groups) + 1
+    return [bridge.run_summary(run, shards, groups.get(i, [])) for i in range(count)]
+
+
+def _paired(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each variant against variant 0 on the same prompts: twins share shard, prompt and schedule slot."""
+    from runner import paired_stats
+
+    def keyed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "pair": f"{r.get('shard') or 0}/{r.get('prompt_id')}",
+                "scheduled_s": r.get("scheduled_s") or 0.0,
+                **{k: r.get(k) if r.get("outcome") == "success" else None for k in RunSample.METRICS},
+            }
+            for r in records
+        ]
+
+    base = keyed(groups.get(0, []))
+    out = []
+    for variant, records in groups.items():
+        if variant == 0:
+            continue
+        other = keyed(records)
+        out.append(
+            {
+                "variant": variant,
+                "metrics": {k: paired_stats(base, other, key=k, by="pair") for k in RunSample.METRICS},
+            }
+        )
+    return out
