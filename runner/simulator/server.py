@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from runner.simulator.config import SimConfig
+from runner.simulator.metrics import ServerCounters, render_metrics
 from runner.simulator.pacing import Batch, Channel
 from runner.simulator.plan import (
     FAULT_AFTER_CHUNKS,
@@ -95,6 +96,7 @@ class Simulator:
         # per keep-alive connection: [requests served, when the last one ended (perf_counter_ns)]
         self.connections: dict[int, tuple[Any, list[int]]] = {}
         self.keepalive_drops = 0
+        self.counters = ServerCounters()
 
     def connection(self, protocol: Any) -> list[int]:
         entry = self.connections.get(id(protocol))
@@ -205,7 +207,7 @@ async def _emit(ex: Exchange, channel: Channel, first_token_ns: int) -> str:
     for is_thinking, lo, hi in plan.chunks():
         if plan.fault in ("reset", "stream_error") and sent == FAULT_AFTER_CHUNKS:
             break
-        await channel.sleep_until(first_token_ns + (hi - 1) * plan.itl_ns)
+        await channel.sleep_until(first_token_ns + plan.due_steps(sent, hi) * plan.itl_ns)
         text = ex.words.take(hi - lo)
         if is_thinking:
             frames = wire.thinking(text, first=lo == 0, last=plan.thinking_closed and hi == plan.thinking)
@@ -215,6 +217,7 @@ async def _emit(ex: Exchange, channel: Channel, first_token_ns: int) -> str:
         if record.first_chunk_ns is None:
             record.first_chunk_ns = record.last_chunk_ns
         await channel.send(frames)
+        ex.sim.counters.generated(plan, hi - lo)
         record.completion_tokens, sent = hi, sent + 1
     if sent == 0:
         await channel.sleep_until(first_token_ns)
@@ -230,6 +233,7 @@ async def _end(ex: Exchange, channel: Channel) -> str:
     if ex.plan.fault == "no_done":
         return "close"
     ex.record.finish_reason = ex.plan.finish
+    ex.sim.counters.on_finish(ex.plan.finish)
     await channel.send(ex.wire.finish(ex.plan.finish, ex.usage()))
     return "done"
 
@@ -288,7 +292,8 @@ def _judge(
         return HTTP_FAULTS[fault]
     cached = sim.cache.lookup_and_insert(ask.words) if config.prefix_cache else 0
     record.cached_tokens = cached
-    plan = make_plan(config, ask, fault, cached)
+    plan = make_plan(config, ask, fault, cached, number)
+    sim.counters.admitted(plan)
     return Exchange(sim, config, record, ask, plan, wire, WordSource(config.seed, number))
 
 
@@ -365,6 +370,8 @@ def _whole_response(request: web.Request, ex: Exchange, tokens: int) -> web.Stre
         return _error(ex.wire, record, 500, STREAM_ERROR_MESSAGE)
     record.first_chunk_ns = record.last_chunk_ns = time.perf_counter_ns()
     record.completion_tokens, record.finish_reason = tokens, ex.plan.finish
+    ex.sim.counters.generation_tokens += tokens
+    ex.sim.counters.on_finish(ex.plan.finish)
     thinking, answer = ex.words.take(ex.plan.thinking), ex.words.take(ex.plan.answer)
     body = ex.wire.body(thinking, answer, ex.plan.finish, ex.usage())
     return web.json_response(body, headers={"x-request-id": record.request_id})
@@ -440,6 +447,12 @@ async def _health(request: web.Request) -> web.Response:
     )
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    text = render_metrics(sim.counters, sim.config, running=sim.batch.running, waiting=sim.batch.waiting)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
 async def _log(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     records = [dataclasses.asdict(r) for r in sim.log]
@@ -498,6 +511,7 @@ def create_app(config: SimConfig | None = None) -> web.Application:
     app.router.add_get("/v1/ws", _ws_handler)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/health", _health)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/sim/log", _log)
     app.router.add_get("/sim/config", _get_config)
     app.router.add_post("/sim/config", _patch_config)
