@@ -110,11 +110,22 @@ def _growing(series: Sequence[float], floor: float) -> bool:
     return rise > floor and rise > 0.5 * mean_y
 
 
-def _lag_series(window: Sequence[RequestRecord], start_s: float, end_s: float) -> list[float]:
+def _by_second(
+    window: Sequence[RequestRecord],
+    start_s: float,
+    end_s: float,
+    value: Callable[[RequestRecord], float | None],
+) -> list[float]:
+    """The mean of ``value`` over the requests scheduled in each second (a second without any
+    repeats the last mean)."""
     out: list[float] = []
     for k in range(int(end_s - start_s)):
-        lags = [r.schedule_lag_ms for r in window if start_s + k <= r.scheduled_s < start_s + k + 1]
-        out.append(statistics.fmean(lags) if lags else 0.0)
+        xs = [
+            v
+            for r in window
+            if start_s + k <= r.scheduled_s < start_s + k + 1 and (v := value(r)) is not None
+        ]
+        out.append(statistics.fmean(xs) if xs else (out[-1] if out else 0.0))
     return out
 
 
@@ -135,7 +146,9 @@ def judge_level(
 ) -> dict[str, Any]:
     """One level's verdict from its records. ``load_s`` is how long the load was applied."""
     start, end = config.warmup_s, max(config.warmup_s, load_s)
-    window = [r for r in records if start <= r.scheduled_s < end and r.outcome != Outcome.CANCELLED.value]
+    sent = [r for r in records if start <= r.scheduled_s < end]
+    # requests the search itself cancelled (a level stopped early) were sent, but are not judged
+    window = [r for r in sent if r.outcome != Outcome.CANCELLED.value]
     span = max(end - start, 1e-9)
     ok = [r for r in window if r.ok]
     missed = [_misses(r, slo) for r in window]
@@ -143,13 +156,17 @@ def judge_level(
     n = len(window)
     attainment = meets / n if n else None
     in_flight = in_flight_series(records, start, end)
-    queue_growing = _growing(in_flight, floor=2.0)
-    lag_growing = _growing(_lag_series(window, start, end), floor=20.0)
+    # a queue that grows makes both in-flight and TTFT climb; either alone is noise of a short window
+    ttft_floor = 0.1 * slo.ttft_ms if slo.ttft_ms else 50.0
+    queue_growing = _growing(in_flight, floor=2.0 + 2.0 * statistics.fmean(in_flight or [0.0]) ** 0.5) and (
+        _growing(_by_second(window, start, end, lambda r: r.ttft_ms), floor=ttft_floor)
+    )
+    lag_growing = _growing(_by_second(window, start, end, lambda r: r.schedule_lag_ms), floor=20.0)
     enough = n >= config.level_min_requests
     verdict = (engine or {}).get("verdict")
     level = {
         "load": load,
-        "sent_rps": n / span,
+        "sent_rps": len(sent) / span,
         "succeeded_qpm": len(ok) * 60.0 / span,
         "attainment": attainment,
         "slo_pass": False,
@@ -175,7 +192,7 @@ def judge_level(
         reasons.append("queue growing (in-flight)")
     if lag_growing:
         reasons.append("schedule lag growing")
-    if not enough:
+    if not enough and not stopped_early:
         reasons.append(f"{n} requests in the steady window < {config.level_min_requests}")
     level["slo_pass"] = not reasons
     level["reasons"] = reasons
@@ -257,7 +274,8 @@ def _level_spec(spec: RunSpec, load: float, config: CapacityConfig, steady_s: fl
     else:
         users = max(1, round(load))
         level.profile = ProfileSpec(kind="users", users=users, spawn_rate=float(users))  # all in 1 s
-    level.profile.seed, level.profile.arrival = base.seed, base.arrival
+    # each level its own arrival draws: one seed for all would repeat one lucky or unlucky sequence
+    level.profile.seed, level.profile.arrival = base.seed + round(load * 1000), base.arrival
     level.profile.max_concurrency = base.max_concurrency
     level.duration_s = config.warmup_s + steady_s
     level.max_requests = None
@@ -265,9 +283,11 @@ def _level_spec(spec: RunSpec, load: float, config: CapacityConfig, steady_s: fl
 
 
 def _steady_s(load: float, config: CapacityConfig, per_unit_rps: float | None) -> float:
-    """Long enough for ``level_min_requests`` in the steady window (with 10 % to spare)."""
+    """Long enough for ``level_min_requests`` in the steady window, with room for a Poisson count
+    three standard deviations short."""
     rps = load if config.mode == "rate" else (per_unit_rps or 0.0) * load
-    need = 1.1 * config.level_min_requests / rps if rps > 0 else config.min_level_s
+    n = config.level_min_requests
+    need = (n + 3 * n**0.5 + 3) / rps if rps > 0 else config.min_level_s
     return min(config.max_level_s, max(config.min_level_s, need))
 
 
@@ -299,6 +319,8 @@ async def _measure(
         engine=result.engine,
         stopped_early=watch.tripped,
     )
+    if "t_s" in result.summary:  # when the load ran, in the caller's time (to line up server metrics)
+        level["t_s"] = result.summary["t_s"]
     if progress is not None:
         progress(level)
     return level
@@ -368,6 +390,11 @@ async def _search(
 def _block(spec: RunSpec, config: CapacityConfig, s: _Search) -> dict[str, Any]:
     best = s.best
     client_bound = [lv["load"] for lv in s.levels if lv["engine_verdict"] == "client-bound"]
+    # the answer rests on the best passing level and the lowest failing one above it
+    deciding = [lv for lv in s.levels if best and lv["load"] == best["load"]]
+    if s.first_fail:
+        deciding += [lv for lv in s.levels if lv["load"] == s.first_fail["load"]]
+    untrusted = [lv["load"] for lv in deciding if lv["engine_verdict"] == "client-bound"]
     return {
         "mode": config.mode,
         "max_load": best["load"] if best else None,  # requests/s or users
@@ -376,7 +403,7 @@ def _block(spec: RunSpec, config: CapacityConfig, s: _Search) -> dict[str, Any]:
         "max_qpm": best["succeeded_qpm"] if best else None,
         "limiting_slo": limiting_slo(s.first_fail),
         "confirmed": s.confirmed,
-        "trusted": not client_bound,
+        "trusted": not untrusted,  # no client-bound level decided the answer
         "client_bound_at": client_bound,
         "slo": dataclasses.asdict(spec.slo),
         "attainment_target": config.attainment,
@@ -478,7 +505,8 @@ def sentence(block: dict[str, Any]) -> str:
     if block.get("confirmed") is False:
         text += "; the boundary did not hold when confirmed, the next level down is given"
     if not block.get("trusted", True):
-        text += f"; NOT TRUSTED: the client was saturated at {block['client_bound_at']}"
+        at = ", ".join(f"{x:g}" for x in block["client_bound_at"])
+        text += f"; NOT TRUSTED: the client itself was saturated (at {at})"
     return text
 
 

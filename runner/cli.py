@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from runner import profiles
+from runner import cli_studies, profiles
 from runner.engine import run
 from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
+    cli_studies.add_arguments(r)
     return p
 
 
@@ -287,11 +288,21 @@ def print_table(summary: dict[str, Any]) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     spec = build_spec(args)
-    sink = ProgressSink(args.quiet, args.records)
     cancel = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
+    if cli_studies.wanted(args):  # capacity search, repeats, KV-cache reuse, server metrics
+        summary, lines = await cli_studies.study(
+            args, spec, cancel, lambda: ProgressSink(args.quiet, args.records)
+        )
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(summary, indent=2))
+        if "requests" in summary:
+            print_table(summary)
+        print("\n".join(lines))
+        return 0
+    sink = ProgressSink(args.quiet, args.records)
     try:
         result = await run(spec, sink=sink, cancel=cancel)
     finally:

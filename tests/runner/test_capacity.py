@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -133,3 +134,40 @@ async def test_per_bucket_search_runs_once_per_bucket_with_its_prompts() -> None
     assert [b["label"] for b in out["buckets"]] == ["0–1k", "1k–4k"]
     assert {"s"} in seen and {"l"} in seen and {"s", "l"} not in seen
     assert "at 1k–4k input tokens" in sentence(out["buckets"][1])
+
+
+@pytest.mark.slow
+def test_cli_finds_the_simulators_capacity_and_the_server_shows_why(tmp_path: Any) -> None:
+    """Max batch 8, TTFT 100 ms, ITL 10 ms, 64 tokens: 8 streams of 0.73 s serve about 11 req/s."""
+    from runner.cli import main
+    from runner.simulator import SimulatorProcess
+
+    out = tmp_path / "summary.json"
+    with SimulatorProcess(max_batch=8, ttft_ms=100, itl_ms=10, output_tokens=64) as sim:
+        argv = ["run", "--url", sim.base_url, "--find-capacity", "--slo-ttft-ms", "1000"]
+        argv += [
+            "--rate-min",
+            "8",
+            "--rate-max",
+            "32",
+            "--arrival",
+            "constant",
+            "--capacity-tolerance",
+            "0.1",
+        ]
+        argv += ["--level-min-requests", "80", "--level-min-s", "8", "--level-warmup", "2", "--quiet"]
+        argv += ["--server-metrics", sim.url + "/metrics", "--json", str(out)]
+        assert main(argv) == 0
+    summary = json.loads(out.read_text())
+    cap = summary["capacity"]
+    assert 8 <= cap["max_rate_rps"] <= 12
+    assert cap["max_qpm"] == pytest.approx(cap["max_rate_rps"] * 60, rel=0.15)
+    assert cap["limiting_slo"] == "ttft"
+    assert cap["warmup_trimmed_s"] == 2
+    series = summary["server_metrics"]["series"]
+    assert max(v for _, v in series["requests_running"]) == 8
+    assert summary["server_metrics"]["summary"]["requests_running"]["max"] == 8
+    over = [lv for lv in cap["levels"] if lv["load"] > 12]
+    assert over and all(lv["server"]["requests_waiting"] > 8 for lv in over)  # the queue past capacity
+    under = [lv for lv in cap["levels"] if lv["load"] <= 8]
+    assert under and all(lv["server"]["requests_waiting"] <= 2 for lv in under)
