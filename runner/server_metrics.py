@@ -27,7 +27,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runner.summary import percentile
 
-__all__ = ["DEFAULT_FILTER", "GAUGES", "RATES", "RATIOS", "ServerMetricsScraper", "parse_exposition"]
+__all__ = [
+    "DEFAULT_FILTER",
+    "GAUGES",
+    "RATES",
+    "RATIOS",
+    "ServerMetricsScraper",
+    "monotonic_from_epoch",
+    "parse_exposition",
+]
 
 INTERVAL_S = 0.25
 DEFAULT_FILTER = r"^(vllm|sglang|tgi|llamacpp)[:_]"
@@ -88,7 +96,8 @@ def parse_exposition(text: str) -> tuple[dict[str, float], set[str]]:
             name = sample.name
             if name.endswith(_SKIP_SUFFIXES):
                 continue
-            if family.type == "counter":
+            # by convention a ``_total`` sample is a counter, whatever TYPE line came (or did not)
+            if family.type == "counter" or name.endswith("_total"):
                 name = name.removesuffix("_total")
                 counters.add(name)
             elif name.endswith(("_sum", "_count")):
@@ -121,8 +130,6 @@ class ServerMetricsScraper:
         self.interval_s, self.timeout_s = interval_s, timeout_s
         self.keep = re.compile(keep) if keep else None
         self._task: asyncio.Task[None] | None = None
-        # a (monotonic, wall) pair taken together: maps a run start known only in wall clock
-        self.anchor = (time.perf_counter_ns(), time.time())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -160,11 +167,6 @@ class ServerMetricsScraper:
         ep.scrapes.append((stamp, values))
 
     # -- the report ------------------------------------------------------------------------------
-    def t0_from_epoch(self, epoch: float) -> int:
-        """The monotonic instant of a wall-clock time (the run's start as the records state it)."""
-        mono, wall = self.anchor
-        return mono + int((epoch - wall) * 1e9)
-
     def report(self, t0_ns: int) -> dict[str, Any]:
         per_endpoint = {ep.url: self._series(ep.scrapes, ep.counters, t0_ns) for ep in self.endpoints}
         series = per_endpoint[self.endpoints[0].url] if len(self.endpoints) == 1 else self._summed(t0_ns)
@@ -221,6 +223,12 @@ class ServerMetricsScraper:
                 if first is not None and name in out:
                     out[name].insert(0, [t_s, first])
         return out
+
+
+def monotonic_from_epoch(epoch: float) -> int:
+    """The ``perf_counter_ns`` instant of a recent wall-clock time (a run's start as its records state
+    it); good to a millisecond or so, the clocks being read together now."""
+    return time.perf_counter_ns() + int((epoch - time.time()) * 1e9)
 
 
 def _first(values: dict[str, float], names: Iterable[str]) -> float | None:
