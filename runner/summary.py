@@ -245,6 +245,10 @@ def summarize(
         right = sum(1 for r in graded if r.correct)
         summary["accuracy"] = right / len(graded)  # a failed request counts as a wrong answer
         summary["accuracy_detail"] = {"graded": len(graded), "correct": right}
+    from runner.token_stats import chunk_stats, prefix_cache_share  # here: token_stats imports summary
+
+    summary["prefix_cache"] = prefix_cache_share(r for r in recs if r.outcome != Outcome.CANCELLED.value)
+    summary["chunks"] = chunk_stats(ok)
     summary["engine"] = engine or {}
     return summary
 
