@@ -137,10 +137,13 @@ async def _dispatch(
     last = runs[-1]
     summary = {**last.summary, "ended_by": last.ended_by}
     lines: list[str] = []
+    starts = [_run_start_ns(r) for r in runs]
     if args.repeat > 1:
         summary["repeat"] = repeat.combine([r.summary for r in runs])
+        if starts[0] is not None:  # where each repetition begins on the server metrics' time axis
+            summary["repeat"]["starts_s"] = [(t - starts[0]) / 1e9 if t else None for t in starts]
         lines += repeat.lines(summary["repeat"])
-    return summary, lines, _run_start_ns(last) if args.server_metrics else None
+    return summary, lines, starts[0]
 
 
 async def _one(spec: RunSpec, sink: Any, cancel: asyncio.Event) -> RunResult:
