@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.engine import RunResult, run
+from runner.postprocess import count_prompt, load_tokenizer
 from runner.records import Outcome, RequestRecord
 from runner.spec import ProfileSpec, Prompt, RunSpec, Slo
 from runner.summary import bucket_bounds, bucket_label, percentile
@@ -331,6 +332,12 @@ async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     target.set()
 
 
+def _only_short(level: dict[str, Any]) -> bool:
+    """Failed only for want of requests: a first users level (its rate unknown), or a Poisson draw
+    well short of its mean."""
+    return not level["slo_pass"] and not level["enough_requests"] and len(level["reasons"]) == 1
+
+
 def _next_load(lo: float, hi: float, mode: str) -> float | None:
     if mode == "users":
         mid = (int(lo) + int(hi)) // 2
@@ -354,6 +361,10 @@ async def _search(
         s.levels.append(level)
         if level["sent_rps"] and config.mode == "users":
             per_unit = level["sent_rps"] / load
+        if _only_short(level) and not cancel.is_set():  # too short to judge: again, long enough
+            level["superseded"] = True
+            level = await _measure(spec, load, config, run_level, cancel, per_unit, progress)
+            s.levels.append(level)
         return level
 
     load = config.load_min
@@ -433,11 +444,24 @@ async def find_capacity(
 
 
 def prompt_tokens(p: Prompt) -> int:
-    """The prompt's counted input tokens, or its word count when none was counted."""
-    if p.input_tokens:
-        return p.input_tokens
-    text = p.text or " ".join(str(m.get("content", "")) for m in p.messages or [])
-    return len(text.split())
+    """The prompt's counted input tokens, or the labelled character estimate the engine also uses."""
+    return p.input_tokens or count_prompt(None, p)
+
+
+async def _counted(spec: RunSpec) -> list[Prompt]:
+    """Prompts with input tokens counted by the endpoint's tokenizer (in a thread), where missing."""
+    missing = [p for p in spec.prompts if not p.input_tokens]
+    if not missing or not spec.endpoint.tokenizer:
+        return spec.prompts
+
+    def count() -> list[Prompt]:
+        tok = load_tokenizer(spec.endpoint.tokenizer)
+        return [
+            p if p.input_tokens else dataclasses.replace(p, input_tokens=count_prompt(tok, p))
+            for p in spec.prompts
+        ]
+
+    return await asyncio.to_thread(count)
 
 
 def inputs_label(prompts: Sequence[Prompt], edges: Sequence[int]) -> str:
@@ -458,8 +482,9 @@ async def find_capacity_per_bucket(
     """One search per input-token bucket that holds prompts: ``{"mode", "buckets": [...]}``."""
     cancel = cancel or asyncio.Event()
     buckets = []
+    prompts = await _counted(spec)
     for lo, hi in bucket_bounds(spec.bucket_edges):
-        inside = [p for p in spec.prompts if lo <= prompt_tokens(p) and (hi is None or prompt_tokens(p) < hi)]
+        inside = [p for p in prompts if lo <= prompt_tokens(p) and (hi is None or prompt_tokens(p) < hi)]
         if not inside or cancel.is_set():
             continue
         sub = dataclasses.replace(spec, prompts=inside)

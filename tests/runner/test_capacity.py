@@ -171,3 +171,37 @@ def test_cli_finds_the_simulators_capacity_and_the_server_shows_why(tmp_path: An
     assert over and all(lv["server"]["requests_waiting"] > 8 for lv in over)  # the queue past capacity
     under = [lv for lv in cap["levels"] if lv["load"] <= 8]
     assert under and all(lv["server"]["requests_waiting"] <= 2 for lv in under)
+
+
+async def test_users_mode_bisects_whole_users_and_reports_the_measured_rate() -> None:
+    """Closed loop on 5 slots of 0.5 s: past 5 users each waits 0.1 s per extra user."""
+    calls: list[int] = []
+
+    async def run_level(spec: RunSpec, sink: Any, stop: asyncio.Event) -> RunResult:
+        users, duration = spec.profile.users, spec.duration_s or 0.0
+        calls.append(users)
+        wait = max(0, users - 5) * 0.1
+        rate = users / (0.5 + wait)
+        records = [
+            RequestRecord(
+                request_id=str(i),
+                prompt_id="0",
+                scheduled_s=i / rate,
+                ttft_ms=100 + wait * 1000,
+                e2e_ms=(0.5 + wait) * 1000,
+                tokens_per_s=50.0,
+            )
+            for i in range(int(rate * duration))
+        ]
+        return RunResult(records, {"load_duration_s": duration}, "duration", {"verdict": "ok"}, duration)
+
+    config = CapacityConfig(mode="users", load_min=1, load_max=64, level_min_requests=30, min_level_s=5)
+    spec = _spec()
+    spec.slo = Slo(ttft_ms=300.0, tokens_per_s=None)
+    cap = await find_capacity(spec, config, run_level=run_level)
+    assert calls == [1, 1, 2, 4, 8, 6, 7, 7]  # the first level again once its rate is known
+    assert (
+        cap["levels"][0]["superseded"] and "requests in the steady window" in cap["levels"][0]["reasons"][0]
+    )
+    assert cap["max_load"] == 7 and cap["mode"] == "users"
+    assert cap["max_rate_rps"] == pytest.approx(10.0, rel=0.05)  # 7 users / 0.7 s
