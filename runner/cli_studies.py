@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import sys
 import time
@@ -94,6 +95,17 @@ async def study(
     args: argparse.Namespace, spec: RunSpec, cancel: asyncio.Event, sink_factory: Callable[[], Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """The summary for the study ``args`` asks for, and the lines to print after the table."""
+    studies = [
+        name
+        for name, on in (
+            ("--find-capacity", args.find_capacity),
+            ("--kv-cache-reuse", args.kv_cache_reuse),
+            ("--repeat", args.repeat > 1),
+        )
+        if on
+    ]
+    if len(studies) > 1:
+        raise SystemExit(f"{' and '.join(studies)} cannot be combined: one study per command")
     if args.slo_e2e_ms is not None:
         spec.slo.e2e_ms = args.slo_e2e_ms
     scraper = None
@@ -167,7 +179,8 @@ async def _capacity(
     config = capacity_config(args)
     origin = time.perf_counter_ns()
     runner = _timed_runner(origin)
-    _say(f"capacity search ({config.mode}), SLO {spec.slo}, attainment ≥ {config.attainment:g}")
+    slo = ", ".join(f"{k} {v:g}" for k, v in dataclasses.asdict(spec.slo).items() if v is not None)
+    _say(f"capacity search ({config.mode}): SLO {slo}; attainment ≥ {config.attainment:g}")
     if args.capacity_per_bucket:
         block = await find_capacity_per_bucket(
             spec, config, run_level=runner, cancel=cancel, progress=_level_line
