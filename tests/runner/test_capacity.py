@@ -205,3 +205,28 @@ async def test_users_mode_bisects_whole_users_and_reports_the_measured_rate() ->
     )
     assert cap["max_load"] == 7 and cap["mode"] == "users"
     assert cap["max_rate_rps"] == pytest.approx(10.0, rel=0.05)  # 7 users / 0.7 s
+
+
+async def _feed(watch: Any, ticks: list[tuple[float, int]]) -> None:
+    for ttft, in_flight in ticks:
+        await watch.on_records([{"ttft_ms": ttft, "outcome": "success"}])
+        await watch.on_tick({"final": False, "engine": {"in_flight": in_flight}})
+
+
+async def test_a_level_stops_early_once_ttft_and_in_flight_keep_rising() -> None:
+    from runner.capacity import SaturationWatch
+
+    stop = asyncio.Event()
+    watch = SaturationWatch(stop, Slo(ttft_ms=1000), warmup_s=2)
+    await _feed(watch, [(100, 8)] * 2 + [(800, 10), (1100, 14), (1500, 18), (1900, 22), (2300, 27)])
+    assert stop.is_set() and watch.tripped
+
+
+async def test_a_busy_but_steady_level_is_not_stopped() -> None:
+    from runner.capacity import SaturationWatch
+
+    stop = asyncio.Event()
+    watch = SaturationWatch(stop, Slo(ttft_ms=1000), warmup_s=2)
+    steady = [(1200, 20), (1300, 22), (1150, 19), (1250, 21), (1200, 23), (1300, 20), (1180, 22)]
+    await _feed(watch, [(100, 8)] * 2 + steady)  # over the SLO, but not climbing: judged, not cut
+    assert not stop.is_set()
