@@ -19,6 +19,7 @@ result is then marked untrusted.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import itertools
 import statistics
@@ -93,9 +94,10 @@ def _sent_s(r: RequestRecord) -> float:
 def in_flight_series(records: Sequence[RequestRecord], start_s: float, end_s: float) -> list[float]:
     """Requests in flight at each whole second in [start_s, end_s), from the records' send and end
     times (seconds since the level's start)."""
-    spans = [(_sent_s(r), r.scheduled_s + (r.e2e_ms or 0.0) / 1000.0) for r in records]
+    starts = sorted(_sent_s(r) for r in records)
+    ends = sorted(r.scheduled_s + (r.e2e_ms or 0.0) / 1000.0 for r in records)
     points = [start_s + k for k in range(int(end_s - start_s))]
-    return [float(sum(1 for a, b in spans if a <= t < b)) for t in points]
+    return [float(bisect.bisect_right(starts, t) - bisect.bisect_right(ends, t)) for t in points]
 
 
 def _growing(series: Sequence[float], floor: float) -> bool:
@@ -119,14 +121,17 @@ def _by_second(
 ) -> list[float]:
     """The mean of ``value`` over the requests scheduled in each second (a second without any
     repeats the last mean)."""
+    seconds = int(end_s - start_s)
+    sums, counts = [0.0] * seconds, [0] * seconds
+    for r in window:
+        k = int(r.scheduled_s - start_s)
+        v = value(r)
+        if 0 <= k < seconds and v is not None:
+            sums[k] += v
+            counts[k] += 1
     out: list[float] = []
-    for k in range(int(end_s - start_s)):
-        xs = [
-            v
-            for r in window
-            if start_s + k <= r.scheduled_s < start_s + k + 1 and (v := value(r)) is not None
-        ]
-        out.append(statistics.fmean(xs) if xs else (out[-1] if out else 0.0))
+    for total, n in zip(sums, counts, strict=True):
+        out.append(total / n if n else (out[-1] if out else 0.0))
     return out
 
 
