@@ -294,7 +294,7 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
     if cli_studies.wanted(args):  # capacity search, repeats, KV-cache reuse, server metrics
         summary, lines = await cli_studies.study(
-            args, spec, cancel, lambda: ProgressSink(args.quiet, args.records)
+            args, spec, cancel, lambda records: ProgressSink(args.quiet, records)
         )
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(summary, indent=2))

@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from runner import kv_reuse, repeat
@@ -92,7 +93,7 @@ def _ms(v: float | None) -> str:
 
 
 async def study(
-    args: argparse.Namespace, spec: RunSpec, cancel: asyncio.Event, sink_factory: Callable[[], Any]
+    args: argparse.Namespace, spec: RunSpec, cancel: asyncio.Event, sink_factory: Callable[[str | None], Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """The summary for the study ``args`` asks for, and the lines to print after the table."""
     studies = [
@@ -129,7 +130,7 @@ async def study(
 
 
 async def _dispatch(
-    args: argparse.Namespace, spec: RunSpec, cancel: asyncio.Event, sink_factory: Callable[[], Any]
+    args: argparse.Namespace, spec: RunSpec, cancel: asyncio.Event, sink_factory: Callable[[str | None], Any]
 ) -> tuple[dict[str, Any], list[str], int | None]:
     if args.find_capacity:
         found, said = await _capacity(args, spec, cancel)
@@ -143,7 +144,7 @@ async def _dispatch(
             break
         if args.repeat > 1:
             _say(f"repetition {i + 1} of {args.repeat}")
-        runs.append(await _one(spec, sink_factory(), cancel))
+        runs.append(await _one(spec, sink_factory(_records_path(args.records, i)), cancel))
     if not runs:
         return {"ended_by": "cancel"}, [], None
     last = runs[-1]
@@ -156,6 +157,14 @@ async def _dispatch(
             summary["repeat"]["starts_s"] = [(t - starts[0]) / 1e9 if t else None for t in starts]
         lines += repeat.lines(summary["repeat"])
     return summary, lines, starts[0]
+
+
+def _records_path(path: str | None, repetition: int) -> str | None:
+    """records.jsonl for the first repetition, records.2.jsonl for the second, …"""
+    if path is None or repetition == 0:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{repetition + 1}{p.suffix}"))
 
 
 async def _one(spec: RunSpec, sink: Any, cancel: asyncio.Event) -> RunResult:

@@ -27,6 +27,7 @@ def test_repeat_with_server_metrics_gives_intervals_and_aligned_series(tmp_path:
             "--quiet",
         ]
         argv += ["--server-metrics", sim.url + "/metrics", "--server-metrics", "http://127.0.0.1:9/metrics"]
+        argv += ["--records", str(tmp_path / "records.jsonl")]
         assert main([*argv, "--json", str(out)]) == 0
     summary = json.loads(out.read_text())
     ttft = summary["repeat"]["metrics"]["ttft_ms_p50"]
@@ -41,3 +42,5 @@ def test_repeat_with_server_metrics_gives_intervals_and_aligned_series(tmp_path:
     assert busy and 0 <= min(busy) < 1.0 and any(t > second for t in busy)
     assert sm["summary"]["requests_running"]["max"] == 2
     assert sm["summary"]["requests_waiting"]["max"] >= 1
+    first_records = (tmp_path / "records.jsonl").read_text().splitlines()
+    assert len(first_records) == 12 and len((tmp_path / "records.2.jsonl").read_text().splitlines()) == 12
