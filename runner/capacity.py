@@ -61,6 +61,21 @@ class CapacityConfig:
     max_levels: int = 14
     confirm: bool = True
 
+    def __post_init__(self) -> None:
+        problems = [
+            msg
+            for ok, msg in (
+                (0 < self.load_min <= self.load_max, "need 0 < load_min <= load_max"),
+                (0 < self.attainment <= 1, "attainment must be in (0, 1]"),
+                (self.level_min_requests >= 1, "level_min_requests must be >= 1"),
+                (self.warmup_s >= 0 and self.min_level_s > 0, "warmup_s >= 0 and min_level_s > 0"),
+                (self.tolerance > 0, "tolerance must be > 0"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+
 
 @dataclass(slots=True)
 class _Search:

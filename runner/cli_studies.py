@@ -61,6 +61,13 @@ def wanted(args: argparse.Namespace) -> bool:
 
 
 def capacity_config(args: argparse.Namespace) -> CapacityConfig:
+    try:
+        return _capacity_config(args)
+    except ValueError as exc:
+        raise SystemExit(f"capacity search: {exc}") from None
+
+
+def _capacity_config(args: argparse.Namespace) -> CapacityConfig:
     return CapacityConfig(
         mode=args.capacity_mode,
         load_min=args.rate_min,
