@@ -288,7 +288,7 @@ class SaturationWatch:
 # -- the search -------------------------------------------------------------------------------------
 
 
-def _level_spec(spec: RunSpec, load: float, config: CapacityConfig, steady_s: float) -> RunSpec:
+def _level_spec(spec: RunSpec, load: float, config: CapacityConfig, steady_s: float, draw: int) -> RunSpec:
     level = RunSpec.from_dict(spec.to_dict())
     base = spec.profile
     if config.mode == "rate":
@@ -296,8 +296,9 @@ def _level_spec(spec: RunSpec, load: float, config: CapacityConfig, steady_s: fl
     else:
         users = max(1, round(load))
         level.profile = ProfileSpec(kind="users", users=users, spawn_rate=float(users))  # all in 1 s
-    # each level its own arrival draws: one seed for all would repeat one lucky or unlucky sequence
-    level.profile.seed, level.profile.arrival = base.seed + round(load * 1000), base.arrival
+    # every level its own arrival draws: one seed for all would repeat one lucky or unlucky
+    # sequence, and the confirming window must not replay the window it confirms
+    level.profile.seed, level.profile.arrival = base.seed + 1009 * draw, base.arrival
     level.profile.max_concurrency = base.max_concurrency
     level.duration_s = config.warmup_s + steady_s
     level.max_requests = None
@@ -321,9 +322,10 @@ async def _measure(
     cancel: asyncio.Event,
     per_unit_rps: float | None,
     progress: Callable[[dict[str, Any]], None] | None,
+    draw: int,
 ) -> dict[str, Any]:
     steady = _steady_s(load, config, per_unit_rps)
-    level_spec = _level_spec(spec, load, config, steady)
+    level_spec = _level_spec(spec, load, config, steady, draw)
     stop = asyncio.Event()
     relay = asyncio.create_task(_relay(cancel, stop))
     watch = SaturationWatch(stop, spec.slo, config.warmup_s)
@@ -378,13 +380,13 @@ async def _search(
 
     async def measure(load: float) -> dict[str, Any]:
         nonlocal per_unit
-        level = await _measure(spec, load, config, run_level, cancel, per_unit, progress)
+        level = await _measure(spec, load, config, run_level, cancel, per_unit, progress, len(s.levels))
         s.levels.append(level)
         if level["sent_rps"] and config.mode == "users":
             per_unit = level["sent_rps"] / load
         if _only_short(level) and not cancel.is_set():  # too short to judge: again, long enough
             level["superseded"] = True
-            level = await _measure(spec, load, config, run_level, cancel, per_unit, progress)
+            level = await _measure(spec, load, config, run_level, cancel, per_unit, progress, len(s.levels))
             s.levels.append(level)
         return level
 

@@ -230,3 +230,16 @@ async def test_a_busy_but_steady_level_is_not_stopped() -> None:
     steady = [(1200, 20), (1300, 22), (1150, 19), (1250, 21), (1200, 23), (1300, 20), (1180, 22)]
     await _feed(watch, [(100, 8)] * 2 + steady)  # over the SLO, but not climbing: judged, not cut
     assert not stop.is_set()
+
+
+async def test_every_level_and_the_confirmation_draw_their_own_arrivals() -> None:
+    inner = _queue_server(capacity_rps=10.0)
+    seeds: list[tuple[float, int]] = []
+
+    async def run_level(spec: RunSpec, sink: Any, stop: asyncio.Event) -> RunResult:
+        seeds.append((spec.profile.rate, spec.profile.seed))
+        return await inner(spec, sink, stop)
+
+    await find_capacity(_spec(), CONFIG, run_level=run_level)
+    assert len({seed for _, seed in seeds}) == len(seeds)
+    assert seeds[-1][0] in [rate for rate, _ in seeds[:-1]]  # the confirmation: same load, new draw
