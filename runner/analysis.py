@@ -96,6 +96,9 @@ class StreamAnalyzer:
         details = usage.get("completion_tokens_details")
         if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
             self.usage["reasoning_tokens"] = details["reasoning_tokens"]
+        prompt_details = usage.get("prompt_tokens_details")  # OpenAI / vLLM prefix-cache hits
+        if isinstance(prompt_details, dict) and isinstance(prompt_details.get("cached_tokens"), int):
+            self.usage["cached_tokens"] = prompt_details["cached_tokens"]
         if packet:
             self.add(PacketKind.USAGE, t_ns)
 
@@ -168,6 +171,7 @@ class StreamAnalyzer:
             cached = u.get("cache_read_input_tokens", 0) + u.get("cache_creation_input_tokens", 0)
             rec.usage_input_tokens += cached
         rec.usage_output_tokens = u.get("completion_tokens", u.get("output_tokens"))
+        rec.cached_input_tokens = u.get("cached_tokens", u.get("cache_read_input_tokens"))
         if "reasoning_tokens" in u:
             rec.thinking_tokens = u["reasoning_tokens"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from runner import profiles
+from runner import cli_studies, profiles
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
 from runner.metrics import DISTRIBUTION_KEYS
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", dest="json_out", help="write the summary JSON here")
     r.add_argument("--records", help="write per-request JSONL here")
     r.add_argument("--quiet", action="store_true", help="no live progress line")
+    cli_studies.add_arguments(r)
     from runner.mirror import cli as mirror_cli  # issue #12: mirror proxy, capture
 
     mirror_cli.add_parser(sub)
@@ -371,6 +372,16 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, cancel.set)  # Ctrl-C cancels but keeps what was measured
+    if cli_studies.wanted(args):  # capacity search, repeats, KV-cache reuse, server metrics
+        summary, lines = await cli_studies.study(
+            args, spec, cancel, lambda records: ProgressSink(args.quiet, records)
+        )
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(summary, indent=2))
+        if "requests" in summary:
+            print_table(summary)
+        print("\n".join(lines))
+        return 0
     if args.budget_sweep:
         return await _budget_sweep(spec, args, cancel)
     summary = await _run_spec(spec, args, cancel)

@@ -59,6 +59,7 @@ class RunResult:
     engine: dict[str, Any]
     duration_s: float
     errors: list[str] = field(default_factory=list)
+    t0_ns: int = 0  # perf_counter_ns() at the run's start: records' scheduled_s count from here
 
 
 class Engine:
@@ -182,7 +183,7 @@ class Engine:
                 }
                 for v, vep in enumerate(self.endpoints)
             ]
-        return RunResult(self.records, summary, ended_by, engine, duration_s, self.errors)
+        return RunResult(self.records, summary, ended_by, engine, duration_s, self.errors, self.t0)
 
     async def _grade(self) -> None:
         """Answers against expected ones, after the measuring is over: symbolically, in worker

@@ -93,6 +93,7 @@ class RequestRecord:
     usage_output_tokens: int | None = None
     client_input_tokens: int | None = None
     client_output_tokens: int | None = None
+    cached_input_tokens: int | None = None  # the server's prefix-cache hit (usage), when it says
     tokens_estimated: bool = False  # counts came from a character estimate, not a tokenizer
     content_chunks: int = 0
     heartbeats: int = 0

@@ -256,6 +256,10 @@ def summarize(
     if accuracy is not None:  # a failed request counts as a wrong answer
         summary["accuracy"] = accuracy
     summary["quality"] = quality_block(recs, buckets=in_bucket)
+    from runner.token_stats import chunk_stats, prefix_cache_share  # here: token_stats imports summary
+
+    summary["prefix_cache"] = prefix_cache_share(r for r in recs if r.outcome != Outcome.CANCELLED.value)
+    summary["chunks"] = chunk_stats(ok)
     summary["engine"] = engine or {}
     return summary
 

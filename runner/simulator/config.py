@@ -57,6 +57,11 @@ class SimConfig:
     misreport_usage: float = _opt(1.0, "factor applied to reported usage token counts")
     seed: int = _opt(0, "seed for output words and random faults")
     chunk_tokens: int = _opt(1, "tokens per streamed chunk")
+    spec_accept_rate: float = _opt(
+        0.0,
+        "speculative/MTP decoding: each step drafts chunk_tokens-1 tokens, each accepted with this "
+        "probability until the first rejection; one chunk of 1+accepted tokens per ITL; 0 = off",
+    )
     force_include_usage: bool = _opt(False, "send OpenAI usage even without stream_options.include_usage")
     slow_first_byte_s: float = _opt(10.0, "how long the slow_first_byte fault waits before headers")
     keepalive_max_requests: int = _opt(
@@ -111,6 +116,7 @@ class SimConfig:
                 0 <= self.wrong_rate <= 1 and 0 <= self.leak_rate <= 1,
                 "wrong_rate and leak_rate must be in 0..1",
             ),
+            (0 <= self.spec_accept_rate <= 1, "spec_accept_rate must be in 0..1"),
         ]
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,6 +81,10 @@ class Batch:
     def running(self) -> int:
         return self._running
 
+    @property
+    def waiting(self) -> int:
+        return sum(1 for f in self._waiting if not f.done())
+
     def _has_room(self) -> bool:
         limit = self._limit()
         return limit <= 0 or self._running < limit

@@ -44,16 +44,32 @@ class Plan:
     ttft_ns: int
     itl_ns: int
     chunk_tokens: int
+    # speculative / MTP decoding: each step drafts chunk_tokens - 1 tokens, accepted one by one with
+    # this probability until the first rejection; a chunk is one step (1 + accepted tokens)
+    spec_accept_rate: float = 0.0
+    spec_seed: int = 0
 
     def chunks(self) -> list[tuple[bool, int, int]]:
         """``(is_thinking, first_token, end_token)`` per chunk; a chunk never mixes thinking and answer."""
         out, i, total = [], 0, self.thinking + self.answer
+        rng = random.Random(self.spec_seed) if self.spec_accept_rate > 0 else None
         while i < total:
             boundary = self.thinking if i < self.thinking else total
-            end = min(i + self.chunk_tokens, boundary)
+            end = min(i + (self._step(rng) if rng else self.chunk_tokens), boundary)
             out.append((i < self.thinking, i, end))
             i = end
         return out
+
+    def _step(self, rng: random.Random) -> int:
+        accepted = 0
+        while accepted < self.chunk_tokens - 1 and rng.random() < self.spec_accept_rate:
+            accepted += 1
+        return 1 + accepted
+
+    def due_steps(self, index: int, end: int) -> int:
+        """Chunk ``index`` (ending at token ``end``) is due this many ITLs after the first: tokens
+        leave one ITL apart, or with speculative decoding one step (chunk) per ITL."""
+        return index if self.spec_accept_rate > 0 else end - 1
 
 
 def _max_tokens(body: Mapping[str, Any], *keys: str) -> int | None:
@@ -160,7 +176,7 @@ def pick_fault(config: SimConfig, rng: random.Random, forced: str | None) -> str
     return None
 
 
-def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int) -> Plan:
+def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int, number: int = 0) -> Plan:
     """Thinking counts against ``max_tokens`` as on real servers: a cut inside thinking leaves no answer."""
     want_thinking = round(config.thinking_tokens * EFFORT[ask.reasoning_effort])
     want_answer = config.output_tokens
@@ -188,4 +204,6 @@ def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int
         ttft_ns=round(config.ttft_ms * 1_000_000) + prefill_ns,
         itl_ns=round(config.itl_ms * 1_000_000),
         chunk_tokens=config.chunk_tokens,
+        spec_accept_rate=config.spec_accept_rate,
+        spec_seed=config.seed * 1_000_003 + number,
     )

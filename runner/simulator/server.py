@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from runner.simulator.answers import AnswerKey, ScriptedWords, leak_words, reply_words, thinking_words
 from runner.simulator.config import SimConfig
+from runner.simulator.metrics import ServerCounters, render_metrics
 from runner.simulator.pacing import Batch, Channel
 from runner.simulator.plan import (
     FAULT_AFTER_CHUNKS,
@@ -100,6 +101,7 @@ class Simulator:
         # per keep-alive connection: [requests served, when the last one ended (perf_counter_ns)]
         self.connections: dict[int, tuple[Any, list[int]]] = {}
         self.keepalive_drops = 0
+        self.counters = ServerCounters()
 
         self.key = load_key(config)
 
@@ -225,7 +227,7 @@ async def _emit(ex: Exchange, channel: Channel, first_token_ns: int) -> str:
     for is_thinking, lo, hi in plan.chunks():
         if plan.fault in ("reset", "stream_error") and sent == FAULT_AFTER_CHUNKS:
             break
-        await channel.sleep_until(first_token_ns + (hi - 1) * plan.itl_ns)
+        await channel.sleep_until(first_token_ns + plan.due_steps(sent, hi) * plan.itl_ns)
         text = ex.words.take(hi - lo)
         if is_thinking:
             frames = wire.thinking(text, first=lo == 0, last=plan.thinking_closed and hi == plan.thinking)
@@ -235,6 +237,7 @@ async def _emit(ex: Exchange, channel: Channel, first_token_ns: int) -> str:
         if record.first_chunk_ns is None:
             record.first_chunk_ns = record.last_chunk_ns
         await channel.send(frames)
+        ex.sim.counters.generated(plan, hi - lo)
         record.completion_tokens, sent = hi, sent + 1
     if sent == 0:
         await channel.sleep_until(first_token_ns)
@@ -250,6 +253,7 @@ async def _end(ex: Exchange, channel: Channel) -> str:
     if ex.plan.fault == "no_done":
         return "close"
     ex.record.finish_reason = ex.plan.finish
+    ex.sim.counters.on_finish(ex.plan.finish)
     await channel.send(ex.wire.finish(ex.plan.finish, ex.usage()))
     return "done"
 
@@ -317,14 +321,17 @@ def _judge(
     leaked = fault is None and config.leak_rate > 0 and sim.rng.random() < config.leak_rate
     words = WordSource(config.seed, number)
     if item is None and not leaked:
-        return Exchange(sim, config, record, ask, make_plan(config, ask, fault, cached), wire, words)
+        plan = make_plan(config, ask, fault, cached, number)
+        sim.counters.admitted(plan)
+        return Exchange(sim, config, record, ask, plan, wire, words)
     # a scripted reply: reasoning preamble in the thinking, the key's answer boxed (after a leak)
     answer = [*(leak_words() if leaked else []), *(reply_words(item) if item else [])]
     scripted = config
     if item is not None:
         thinking = max(config.thinking_tokens, len(thinking_words()))
         scripted = dataclasses.replace(config, thinking_tokens=thinking, output_tokens=len(answer))
-    plan = make_plan(scripted, ask, fault, cached)
+    plan = make_plan(scripted, ask, fault, cached, number)
+    sim.counters.admitted(plan)
     record.answer_id, record.leaked = (item.id if item else None), leaked
     record.answered_wrong = item is not None and item.wrong
     preamble = thinking_words() if item else []
@@ -406,6 +413,8 @@ def _whole_response(request: web.Request, ex: Exchange, tokens: int) -> web.Stre
         return _error(ex.wire, record, 500, STREAM_ERROR_MESSAGE)
     record.first_chunk_ns = record.last_chunk_ns = time.perf_counter_ns()
     record.completion_tokens, record.finish_reason = tokens, ex.plan.finish
+    ex.sim.counters.generation_tokens += tokens
+    ex.sim.counters.on_finish(ex.plan.finish)
     thinking, answer = ex.words.take(ex.plan.thinking), ex.words.take(ex.plan.answer)
     body = ex.wire.body(thinking, answer, ex.plan.finish, ex.usage())
     return web.json_response(body, headers={"x-request-id": record.request_id})
@@ -481,6 +490,12 @@ async def _health(request: web.Request) -> web.Response:
     )
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    text = render_metrics(sim.counters, sim.config, running=sim.batch.running, waiting=sim.batch.waiting)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
 async def _log(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     records = [dataclasses.asdict(r) for r in sim.log]
@@ -539,6 +554,7 @@ def create_app(config: SimConfig | None = None) -> web.Application:
     app.router.add_get("/v1/ws", _ws_handler)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/health", _health)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/sim/log", _log)
     app.router.add_get("/sim/config", _get_config)
     app.router.add_post("/sim/config", _patch_config)

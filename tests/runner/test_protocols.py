@@ -393,3 +393,13 @@ async def test_a_key_the_server_echoes_never_reaches_the_record() -> None:
     rec = result.records[0]
     assert rec.outcome == "http_error" and rec.http_status == 401
     assert key not in rec.error and token not in rec.error and "••••" in rec.error
+
+
+async def test_cached_prompt_tokens_from_usage_are_kept_per_request() -> None:
+    usage = (
+        b'data: {"choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 2, '
+        b'"prompt_tokens_details": {"cached_tokens": 768}}}\n\n'
+    )
+    async with raw_server([chat_chunk("Hi"), chat_chunk(finish="stop"), usage, DONE]) as url:
+        rec = await one(url)
+    assert rec.ok and rec.usage_input_tokens == 1000 and rec.cached_input_tokens == 768

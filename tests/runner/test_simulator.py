@@ -627,5 +627,5 @@ def test_child_exits_when_parent_closes_stdin() -> None:
 
 def test_public_api_is_what_all_says() -> None:
     exported = {name for name in dir(runner.simulator) if not name.startswith("_")}
-    modules = {"answers", "config", "pacing", "plan", "process", "server", "tokens", "wire"}
+    modules = {"answers", "config", "metrics", "pacing", "plan", "process", "server", "tokens", "wire"}
     assert exported - modules == set(runner.simulator.__all__)
