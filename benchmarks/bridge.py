@@ -44,6 +44,7 @@ def endpoint_spec(
         currency=endpoint.currency,
         max_input_tokens=endpoint.max_input_tokens,
         tokenizer=endpoint.tokenizer,
+        max_event_bytes=endpoint.max_event_bytes,
     )
 
 

@@ -43,6 +43,7 @@ class EndpointForm(forms.ModelForm):
             "max_input_tokens",
             "max_output_tokens",
             "tokenizer",
+            "max_event_bytes",
             "price_in_per_1k",
             "price_out_per_1k",
             "currency",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from benchmarks import crypto
@@ -22,6 +23,13 @@ class Endpoint(TeamOwned):
     max_input_tokens = models.PositiveIntegerField(default=32768)
     max_output_tokens = models.PositiveIntegerField(default=16384)
     tokenizer = models.CharField(max_length=200, blank=True)
+    # one SSE event / WebSocket message larger than this ends the request as a protocol error
+    max_event_bytes = models.PositiveIntegerField(
+        default=1 << 20,
+        validators=[MinValueValidator(1024), MaxValueValidator(256 << 20)],
+        help_text="One streamed event or WebSocket message larger than this ends the request as a "
+        "protocol error (bytes; default 1 MiB).",
+    )
     price_in_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     price_out_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     currency = models.CharField(max_length=3, default="USD")

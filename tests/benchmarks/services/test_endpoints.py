@@ -21,6 +21,7 @@ VALID = {
     "max_input_tokens": 32768,
     "max_output_tokens": 16384,
     "tokenizer": "",
+    "max_event_bytes": 1048576,
     "price_in_per_1k": "0.001",
     "price_out_per_1k": "0.002",
     "currency": "usd",
@@ -110,6 +111,7 @@ def test_test_connection_reports_a_dead_endpoint(cast, client_for):
         ({"price_in_per_1k": "-1"}, "price_in_per_1k", "cannot be negative"),
         ({"protocol": "carrier-pigeon"}, "protocol", "Select a valid choice"),
         ({"tokenizer": "no-such-tokenizer"}, "tokenizer", "no-such-tokenizer"),
+        ({"max_event_bytes": 100}, "max_event_bytes", "greater than or equal to 1024"),
     ],
 )
 def test_endpoint_form_rejects_bad_input(cast, client_for, change, field, message):
@@ -123,3 +125,13 @@ def test_endpoint_in_use_cannot_be_deleted(cast, client_for):
     response = client_for(cast.alice).post(reverse("endpoint_delete", args=[cast.endpoint.pk]), follow=True)
     assert "still used by" in response.content.decode()
     assert Endpoint.objects.filter(pk=cast.endpoint.pk).exists()
+
+
+def test_the_event_size_limit_is_set_per_endpoint_and_reaches_the_engine(cast, client_for):
+    from benchmarks import bridge
+
+    response = client_for(cast.alice).post(reverse("endpoint_create"), {**VALID, "max_event_bytes": 65536})
+    assert response.status_code == 302
+    endpoint = Endpoint.objects.get(name="vllm-a100")
+    assert endpoint.max_event_bytes == 65536
+    assert bridge.endpoint_spec(endpoint).max_event_bytes == 65536
