@@ -26,7 +26,7 @@ from runner.engine import Engine, RunResult
 from runner.spec import RunSpec
 
 SWITCH_INTERVAL_S = 0.0005
-LINE_RECORDS = 64  # records per JSON line: each encode stays well under a millisecond
+LINE_RECORDS = 32  # records per JSON line: each encode stays well under a millisecond
 
 
 class SyncSink(Protocol):

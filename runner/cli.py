@@ -259,10 +259,10 @@ class ProgressSink:
         self.recent.append((time.monotonic(), len(batch)))
         if self.out is None:
             return
-        for i in range(0, len(batch), 64):
+        for i in range(0, len(batch), 32):
             if i:
                 await asyncio.sleep(0)
-            self.out.write(b"".join(orjson.dumps(rec) + b"\n" for rec in batch[i : i + 64]))
+            self.out.write(b"".join(orjson.dumps(rec) + b"\n" for rec in batch[i : i + 32]))
 
     async def on_tick(self, delta: dict[str, Any]) -> None:
         self.ticks += 1

@@ -43,7 +43,7 @@ from runner.transport import connection_timing, exchange, sdk_client, sdk_exchan
 
 LATE_NS = 10_000_000  # a send more than 10 ms behind its schedule counts as late
 FLUSH_S = 1.0
-SLICE = 64  # records handled per loop turn while flushing (a few hundred µs at most)
+SLICE = 16  # records handled per loop turn while flushing (about half a millisecond)
 
 
 class Sink(Protocol):

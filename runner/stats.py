@@ -192,17 +192,21 @@ def tokens_by_second(rec: Any, second0: int) -> list[tuple[int, int]]:
     out = rec.output_tokens or 0
     if not out or not rec.packets:
         return []
-    start = rec.scheduled_s  # packet times are ms after the scheduled send
-    content = [(row[1], row[2]) for row in rec.packets if row[0] in CONTENT]
+    content = [row for row in rec.packets if row[0] in CONTENT]
     if not content:
         return []
-    per_chunk = all(tokens > 0 for _, tokens in content)
+    start = rec.scheduled_s  # packet times are ms after the scheduled send
+    first = second0 + int(start + content[0][1] / 1000.0)
+    last = second0 + int(start + content[-1][1] / 1000.0)
+    per_chunk = all(row[2] > 0 for row in content)
+    if first == last:  # the usual case: the whole answer inside one second
+        return [(first, sum(row[2] for row in content) if per_chunk else out)]
     k = len(content)
     share, extra = divmod(out, k)
     by_second: dict[int, int] = {}
-    for i, (t_ms, tokens) in enumerate(content):
-        n = tokens if per_chunk else share + (1 if i >= k - extra else 0)
-        second = second0 + int(start + t_ms / 1000.0)
+    for i, row in enumerate(content):
+        n = row[2] if per_chunk else share + (1 if i >= k - extra else 0)
+        second = second0 + int(start + row[1] / 1000.0)
         by_second[second] = by_second.get(second, 0) + n
     return list(by_second.items())
 
