@@ -151,6 +151,10 @@ else:
 # Embedded mode: tasks run on a thread pool inside this process (see benchmarks/services/dispatch.py).
 EMBEDDED_WORKER = not REDIS_URL
 EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 8)
+# A load shard hands its records and live deltas to a writer process of its own, so database and
+# broker work never takes the GIL from the measuring loop (embedded mode: a thread, since its live
+# bus lives in this process).
+SHARD_SINK_PROCESS = env_bool("SHARD_SINK_PROCESS", not EMBEDDED_WORKER)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_IGNORE_RESULT = True

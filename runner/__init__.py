@@ -13,7 +13,7 @@ so ``import runner`` does not pay for SciPy.
 import importlib as _importlib
 import typing as _typing
 
-from runner.blocking import run_blocking
+from runner.blocking import run_blocking, serve_sink
 from runner.datasets import (
     DEFAULT_EDGES,
     DatasetItem,
@@ -128,6 +128,7 @@ __all__ = [
     "run_blocking",
     "sample_lengths",
     "select_prompts",
+    "serve_sink",
     "single_request",
     "summarize",
     "synthesize",

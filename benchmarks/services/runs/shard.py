@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
 
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
@@ -35,11 +40,18 @@ class ShardSink:
     def on_tick(self, delta: dict[str, Any]) -> None:
         self.bus.publish(self.run_id, {"shard": self.shard_index, "delta": delta})
 
-    def insert_missing(self, records: list[Any]) -> None:
-        """Records the engine returned but never streamed (e.g. the last partial second)."""
-        missing = [r.to_dict() for r in records if r.request_id not in self.seen]
+    def insert_missing(self, records: list[Any]) -> int:
+        """Records the engine returned but that never reached the database (the last partial second,
+        or a writer process that died): checked against the rows, so nothing measured is lost."""
+        stored = set(
+            RequestRecord.objects.filter(run_id=self.run_id, shard_index=self.shard_index).values_list(
+                "request_id", flat=True
+            )
+        )
+        missing = [r.to_dict() for r in records if r.request_id not in stored]
         if missing:
             self._insert(missing)
+        return len(missing)
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
         for record in batch:
@@ -108,8 +120,16 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
     watch.start()
     try:
         spec = bridge.shard_spec(run, index=shard.index, count=run.shard_count, api_key=api_key)
-        result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
+        if settings.SHARD_SINK_PROCESS:
+            command = shard_sink_command(run_id=run.pk, shard_id=shard.pk, shard_index=shard.index)
+            result = run_blocking(
+                spec, sink_command=command, sink_env=_writer_env(), should_cancel=watch.should_cancel
+            )
+        else:
+            result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
         sink.insert_missing(result.records)
+        for problem in result.errors:
+            log.warning("shard %s: %s", shard_id, _scrub(problem, api_key))
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
         shard_end(
@@ -133,6 +153,32 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         engine=result.engine,
         summary=result.summary,
     )
+
+
+def shard_sink_command(*, run_id: int, shard_id: int, shard_index: int) -> list[str]:
+    """The writer process a shard streams its records and deltas to (``manage.py shard_sink``)."""
+    manage = str(Path(settings.BASE_DIR) / "manage.py")
+    return [sys.executable, manage, "shard_sink", str(run_id), str(shard_id), str(shard_index)]
+
+
+def _writer_env() -> dict[str, str]:
+    """The writer inherits this process's environment, pointed at the database actually in use."""
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if "postgresql" in db["ENGINE"]:
+        auth = quote(str(db.get("USER") or ""))
+        if db.get("PASSWORD"):
+            auth += ":" + quote(str(db["PASSWORD"]))
+        host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+        env["DATABASE_URL"] = f"postgres://{auth}@{host}/{quote(str(db['NAME']))}"
+    return env
+
+
+def shard_sink_serve(*, run_id: int, shard_id: int, shard_index: int, stream: IO[bytes]) -> int:
+    """The writer process's side: records to Postgres, deltas to the aggregator, until EOF."""
+    from runner import serve_sink
+
+    return serve_sink(ShardSink(run_id=run_id, shard_id=shard_id, shard_index=shard_index), stream)
 
 
 def shard_end(*, shard_id: int, status: str, ended_by: str, error: str = "", **extra: Any) -> None:
