@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.db import connections
@@ -85,6 +86,9 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
         "tps_points",
     ):
         assert part in page, part
+    # the worst loop stall is shown beside the p99: a stall lands in every TTFT in flight
+    shown = re.search(r"event-loop lag p99 ([\d.]+) ms, max ([\d.]+) ms", page)
+    assert shown and float(shown[2]) == pytest.approx(run.summary["engine"]["lag_ms_max"], abs=0.051)
     rows = list(
         csv.DictReader(io.StringIO(client.get(reverse("run_requests_csv", args=[run.pk])).content.decode()))
     )

@@ -39,15 +39,14 @@ def run_supervise(*, run_id: int, token: str) -> None:
             return  # the reaper handed this run to a new aggregator
         checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if changed:
-            _persist(run_id, aggregate, changed, checkpoint=checkpoint)
-            changed = set()
+            changed = _persist(run_id, aggregate, changed, checkpoint=checkpoint)  # incomplete ones wait
             last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
         last_persist = time.monotonic()
         shards_reap_stale(run_id=run_id)
         if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
             break
     changed |= _merge(aggregate, bus.drain(run_id, timeout=0.2))  # sent just before the last shard ended
-    _persist(run_id, aggregate, changed, checkpoint=True)
+    _persist(run_id, aggregate, changed, checkpoint=True, final=True)
     bus.discard(run_id)
     run_finalize(run_id=run_id)
 
@@ -67,8 +66,11 @@ def _still_mine(run_id: int, token: str) -> bool:
     )
 
 
-def _persist(run_id: int, aggregate: Any, changed: set[int], *, checkpoint: bool) -> None:
-    rows = _changed_points(aggregate, changed)
+def _persist(
+    run_id: int, aggregate: Any, changed: set[int], *, checkpoint: bool, final: bool = False
+) -> set[int]:
+    """Stores and pushes the complete seconds among ``changed``; returns the ones still in progress."""
+    rows, pending = _changed_points(aggregate, changed, final=final)
     RunSecond.objects.bulk_create(
         [RunSecond(run_id=run_id, t=row["t"], point=row) for row in rows],
         update_conflicts=True,
@@ -80,14 +82,21 @@ def _persist(run_id: int, aggregate: Any, changed: set[int], *, checkpoint: bool
         fields["live"] = aggregate.to_dict()
     Run.objects.filter(pk=run_id).update(**fields)
     if settings.EMBEDDED_WORKER:
-        return  # embedded viewers poll the rows (the in-memory layer is not thread-safe across loops)
+        return pending  # embedded viewers poll the rows (the in-memory layer is not thread-safe)
     run = Run.objects.get(pk=run_id)
     push_to_viewers(run, {"type": "run.update", **live_payload(run, rows=rows)})
+    return pending
 
 
-def _changed_points(aggregate: Any, changed: set[int]) -> list[dict[str, Any]]:
+def _changed_points(
+    aggregate: Any, changed: set[int], *, final: bool = False
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """The points to draw now — only seconds every shard has flushed past (the second in progress
+    would show tokens/s falling to 0) — and the touched seconds that must wait."""
     if not changed or not aggregate.windows:
-        return []
+        return [], set()
     last = max(aggregate.windows)
+    done = last if final else aggregate.complete_through()
     seconds = {s + k for s in changed for k in range(QPM_WINDOW_S) if s + k <= last}
-    return [aggregate.point(s) for s in sorted(seconds)]
+    ready = sorted(x for x in seconds if done is not None and x <= done)
+    return [aggregate.point(x) for x in ready], {x for x in seconds if done is None or x > done}
