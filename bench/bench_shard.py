@@ -18,6 +18,7 @@ db 7, created and cleared here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -78,10 +79,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def wait_ready(names: list[str], timeout: float = 40.0) -> None:
@@ -129,7 +128,7 @@ def make_plan(url: str, rate: float, seconds: float) -> Any:
 
 
 def one_run(url: str, rate: float, seconds: float) -> dict[str, Any]:
-    from benchmarks.models import RequestRecord, Run
+    from benchmarks.models import RequestRecord
     from benchmarks.selectors.runs import run_series
     from benchmarks.services.runs.start import run_start
 
