@@ -48,6 +48,11 @@ class SseParser:
         self._open_bytes = 0  # bytes of the event still open (tail + parts)
         self.max_event_bytes = max_event_bytes
 
+    @property
+    def idle(self) -> bool:
+        """Between events: no partial event or partial UTF-8 sequence held."""
+        return not self._tail and not self._parts and not self._utf8.getstate()[0]
+
     def _too_big(self) -> SseStreamError:
         return SseStreamError(
             f"an SSE event grew past {self.max_event_bytes:,} bytes without ending "

@@ -184,8 +184,23 @@ async def _sse(
             return
         sse = SseParser(max_event_bytes)
         feed, on_event = sse.feed, parser.event
+        # The usual chunk is one whole `data: {json}` event: its JSON goes to the parser as bytes,
+        # without the text decoding and event objects of the general path (which the parser's
+        # state, a second event or a line break in the chunk send it back to).
+        one_json = getattr(parser, "json_event", None)
         async for chunk in resp.content.iter_any():
             t = perf_counter_ns()
+            if (
+                one_json is not None
+                and chunk.startswith(b"data: {")
+                and chunk.endswith(b"}\n\n")
+                and chunk.count(b"\n") == 2
+                and b"\r" not in chunk
+                and sse.idle
+                and len(chunk) <= max_event_bytes
+            ):
+                one_json(chunk[6:-2], t)
+                continue
             for ev in feed(chunk):
                 on_event(ev.event, ev.data, t)
         t = perf_counter_ns()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from runner.protocols.base import (
     ChunkParser,
     HttpRequest,
@@ -72,6 +74,18 @@ class OpenAIChunkParser(ChunkParser):
             a.add(PacketKind.HEARTBEAT, t_ns)
             return
         obj = load_object(data)
+        if not self._plain_token(obj, t_ns):
+            self.chunk(obj, t_ns)
+
+    def json_event(self, data: bytes, t_ns: int) -> None:
+        """One ``data:`` event whose payload is a JSON object, as raw bytes (the transport's fast
+        path); the same result as :meth:`event` with its text."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(f"malformed JSON in stream: {data[:80]!r}") from None
+        if type(obj) is not dict:
+            raise ProtocolError(f"stream event is not a JSON object: {data[:80]!r}")
         if not self._plain_token(obj, t_ns):
             self.chunk(obj, t_ns)
 

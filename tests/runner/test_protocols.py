@@ -403,3 +403,37 @@ async def test_cached_prompt_tokens_from_usage_are_kept_per_request() -> None:
     async with raw_server([chat_chunk("Hi"), chat_chunk(finish="stop"), usage, DONE]) as url:
         rec = await one(url)
     assert rec.ok and rec.usage_input_tokens == 1000 and rec.cached_input_tokens == 768
+
+
+def test_the_one_event_fast_path_gives_the_same_packets_as_the_general_path() -> None:
+    from runner.analysis import StreamAnalyzer
+    from runner.protocols.openai import OpenAIChunkParser
+    from runner.sse import SseParser
+
+    events = [
+        chat_chunk(content="", role=True),
+        chat_chunk(reasoning="hmm"),
+        chat_chunk("<think>x"),
+        chat_chunk("</think>Hi"),
+        chat_chunk(" there"),
+        chat_chunk(finish="stop"),
+        usage_chunk(3, 4),
+    ]
+    general, fast = StreamAnalyzer(0, 0), StreamAnalyzer(0, 0)
+    slow_parser, fast_parser = OpenAIChunkParser(general), OpenAIChunkParser(fast)
+    sse = SseParser()
+    for t, chunk in enumerate(events, start=1):
+        for ev in sse.feed(chunk):
+            slow_parser.event(ev.event, ev.data, t)
+        assert chunk.startswith(b"data: {") and chunk.endswith(b"}\n\n")
+        fast_parser.json_event(chunk[6:-2], t)
+    assert [(p.kind, p.t_ns, p.text) for p in fast.packets] == [
+        (p.kind, p.t_ns, p.text) for p in general.packets
+    ]
+    assert fast.usage == general.usage and fast.finish_reason == general.finish_reason == "stop"
+
+
+async def test_a_one_event_chunk_that_is_not_an_object_is_a_protocol_error() -> None:
+    async with raw_server([b"data: {\"choices\": [1, 2}\n\n", DONE]) as url:
+        rec = await one(url)
+    assert rec.outcome == "protocol_error" and "malformed JSON" in rec.error
