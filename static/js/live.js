@@ -26,21 +26,22 @@ window.llmperf = window.llmperf || {};
     Plotly.react("chart-ttft", [line(rows, "ttft_p50", "p50"), line(rows, "ttft_p95", "p95"),
       line(rows, "ttft_p99", "p99")], layout("TTFT", "ms"), config);
     Plotly.react("chart-tokens", [line(rows, "output_tokens_per_s", "output tokens/s")],
-      layout("Output tokens/s", "tokens/s"), config);
-    Plotly.react("chart-qpm", [line(rows, "qpm", "QPM")], layout("Requests per minute", "QPM"), config);
+      layout("Output tokens/s (tokens counted in the second they arrived)", "tokens/s"), config);
+    Plotly.react("chart-qpm", [line(rows, "qpm", "QPM")],
+      layout("Requests per minute (completions, last 10 s)", "QPM"), config);
     Plotly.react("chart-users", [line(rows, "active_users", "active users")], layout("Active users", "users"), config);
     const success = rows.map((r) => {
       const n = (r.completed || 0) + (r.failed || 0);
       return n ? (r.completed || 0) / n : null;
     });
     Plotly.react("chart-success", [{x: rows.map((r) => r.t), y: success, name: "success rate", mode: "lines+markers"}],
-      Object.assign(layout("Success rate", "fraction"), {yaxis: {range: [0, 1.05]}}), config);
+      Object.assign(layout("Success rate (by completion second)", "fraction"), {yaxis: {range: [0, 1.05]}}), config);
     const classes = new Set();
     rows.forEach((r) => Object.keys(r.failures || {}).forEach((c) => classes.add(c)));
     const bars = Array.from(classes).map((c) => ({x: rows.map((r) => r.t), y: rows.map((r) => (r.failures || {})[c] || 0),
       name: c, type: "bar"}));
     Plotly.react("chart-failures", bars.length ? bars : [{x: [], y: [], type: "bar", name: "none"}],
-      Object.assign(layout("Failures by class", "requests"), {barmode: "stack"}), config);
+      Object.assign(layout("Failures by class (by completion second)", "requests"), {barmode: "stack"}), config);
   }
 
   function text(id, value) {
