@@ -37,7 +37,7 @@ from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, Request
 from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats
-from runner.summary import summarize
+from runner.summary import SCHEMA_VERSION, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
 if _typing.TYPE_CHECKING:
@@ -89,6 +89,7 @@ __all__ = [
     "METRICS",
     "PAIRED_KEYS",
     "PROTOCOLS",
+    "SCHEMA_VERSION",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -20,7 +22,7 @@ from runner.engine import run
 from runner.metrics import DISTRIBUTION_KEYS
 from runner.quality import MONITORS
 from runner.replay import REPLAY_FORMATS, Replay, ReplayError, load_replay, print_replay, replay_report
-from runner.spec import PROTOCOLS, EndpointSpec, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
+from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 
 
 def _stages(text: str) -> list[dict[str, float]]:
@@ -32,61 +34,135 @@ def _stages(text: str) -> list[dict[str, float]]:
     return out
 
 
+EXAMPLES = """\
+examples:
+  # 32 users ramping at 2/s for a minute against a vLLM server, Qwen3 token counts, priced
+  python -m runner run --url http://gpu:8000/v1 --model qwen3-32b --users 32 --spawn-rate 2 \\
+      --duration 60 --dataset prompts.jsonl --tokenizer qwen3 --price-in 0.0005 --price-out 0.0015
+
+  # open loop at 300 QPM, Poisson arrivals, the records and the summary kept
+  python -m runner run --url ... --rate 300 --qpm --duration 120 --json s.json --records r.jsonl
+
+  # an endpoint described in a file (same fields as the dashboard's form; the key from $API_KEY)
+  python -m runner run --endpoint endpoint.yaml --users 8 --requests 200
+
+  # throughput against latency, accuracy on MATH-500, the highest QPM meeting the SLOs
+  python -m runner run --url ... --sweep 1,4,16,64 --level-duration 30
+  python -m runner run --url ... --dataset builtin:math500 --users 32 --requests 500
+  python -m runner run --url ... --find-capacity --slo-ttft-ms 2000 --slo-tokens-per-s 20
+
+Ctrl-C cancels and keeps every record measured so far. Exit status 0 once the summary is printed.
+Every metric is defined in the README's glossary; TTFT counts from the scheduled send.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runner", description="llmperf load engine")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a load test against an endpoint")
-    r.add_argument("--url", required=True, help="base URL as the provider gives it, e.g. http://host:8000/v1")
-    r.add_argument("--protocol", default="openai-chat", choices=PROTOCOLS)
-    r.add_argument("--model", default="")
-    r.add_argument("--api-key", default="")
-    r.add_argument("--header", action="append", default=[], help="extra header 'Name: value' (repeatable)")
-    r.add_argument(
+    r = sub.add_parser(
+        "run",
+        help="run a load test against an endpoint",
+        description="Drive a load profile against an LLM endpoint and measure every stream: TTFT, "
+        "inter-token latency, tokens/s per request, QPM, failures by class, per input-token bucket.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = r.add_argument_group("target")
+    g.add_argument("--url", help="base URL as the provider gives it, e.g. http://host:8000/v1")
+    g.add_argument(
+        "--endpoint",
+        metavar="FILE.yaml",
+        help="the endpoint as YAML/JSON with the dashboard form's fields (protocol, base_url, model, "
+        "headers, timeouts, generic, prices, tokenizer, max_event_bytes); api_key_env names the "
+        "variable holding the key — keys never go in the file",
+    )
+    g.add_argument("--protocol", choices=PROTOCOLS, help="default openai-chat")
+    g.add_argument("--model", default=None)
+    g.add_argument("--api-key", default="", help="better: --api-key-env NAME")
+    g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
+    g.add_argument("--header", action="append", default=[], help="extra header 'Name: value' (repeatable)")
+    g.add_argument(
+        "--extra-params",
+        metavar="JSON",
+        help='more request body fields, e.g. \'{"top_p": 0.9, "reasoning_effort": "low"}\'',
+    )
+    g.add_argument("--price-in", type=float, default=None, help="price per 1k input tokens")
+    g.add_argument("--price-out", type=float, default=None, help="price per 1k output tokens")
+    g.add_argument("--currency", default=None, help="three letters, default USD")
+    g.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="variant tag kept with the summary, e.g. quantization=int4 (repeatable)",
+    )
+    g = r.add_argument_group("custom stream schema (generic-sse / generic-ws)")
+    g.add_argument("--body-template", help="request body with {{prompt}}, {{model}}, {{max_tokens}}")
+    g.add_argument("--path", help="URL path appended to the base URL")
+    for name in ("thinking", "answer", "usage", "finish", "done", "error"):
+        g.add_argument(f"--{name}-path", help=f"dotted JSON path of the {name} field, e.g. choices.0.text")
+    g.add_argument("--kind-path", help="dotted path of a field naming each event's kind")
+    g.add_argument(
+        "--kind-map", metavar="JSON", help='kind values to packet kinds, e.g. \'{"delta": "answer"}\''
+    )
+    g = r.add_argument_group("prompts")
+    g.add_argument(
         "--dataset",
         help="JSONL / CSV / ShareGPT / text file of prompts, or builtin:math500 / builtin:conversations",
     )
-    r.add_argument(
+    g.add_argument(
         "--prompt-template",
         help="text with a {prompt} placeholder around each prompt (default: a built-in dataset's own; '' for none)",
     )
-    r.add_argument("--synthetic", type=int, default=0, help="N synthetic prompts (with --input-tokens)")
-    r.add_argument("--input-tokens", type=int, default=128)
-    r.add_argument("--tokenizer", default="", help="local tokenizer folder/file or packaged name (qwen3)")
-    r.add_argument("--users", type=int, default=1)
-    r.add_argument("--spawn-rate", type=float, default=1.0, help="users added per second")
-    r.add_argument("--rate", type=float, help="open loop: requests per second (or per minute with --qpm)")
-    r.add_argument("--qpm", action="store_true", help="--rate is per minute")
-    r.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
-    r.add_argument("--max-concurrency", type=int, default=0, help="open loop cap on in-flight requests")
-    r.add_argument("--stages", type=_stages, help="'30:10,60:50' duration_s:target pairs")
-    r.add_argument("--stage-mode", choices=("users", "rate"), default="users")
-    r.add_argument("--sweep", help="comma-separated levels, e.g. 1,4,16,64")
-    r.add_argument("--sweep-mode", choices=("users", "rate"), default="users")
-    r.add_argument("--level-duration", type=float, default=30.0)
-    r.add_argument("--replay", help="capture, access log, llmperf {t_s, prompt} JSONL or public trace")
-    r.add_argument("--replay-format", choices=REPLAY_FORMATS, help="default: detected from the first line")
-    r.add_argument("--replay-limit", type=int, default=0, help="replay only the first N requests of the file")
-    r.add_argument("--speed", type=float, default=1.0, help="replay time scale: 2 = twice as fast")
-    r.add_argument("--duration", type=float, help="seconds (default 60 unless --requests is given)")
-    r.add_argument("--requests", type=int, help="stop after this many requests")
-    r.add_argument("--max-tokens", type=int)
-    r.add_argument("--temperature", type=float)
-    r.add_argument("--timeout", type=float, default=600.0, help="total timeout per request, seconds")
-    r.add_argument("--idle-timeout", type=float, default=60.0, help="between content packets, seconds")
-    r.add_argument("--first-byte-timeout", type=float, default=120.0, help="until the first token, seconds")
-    r.add_argument("--connect-timeout", type=float, default=10.0)
-    r.add_argument("--drain", type=float, default=30.0, help="seconds in-flight requests get after the end")
-    r.add_argument("--buckets", default="0,1024,4096,16384,32768,49152", help="input-token bucket edges")
-    r.add_argument("--slo-ttft-ms", type=float, default=2000.0)
-    r.add_argument("--slo-tokens-per-s", type=float, default=20.0)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument(
+    g.add_argument("--synthetic", type=int, default=0, help="N synthetic prompts (with --input-tokens)")
+    g.add_argument("--input-tokens", type=int, default=128)
+    g.add_argument("--tokenizer", default=None, help="local tokenizer folder/file or packaged name (qwen3)")
+    g = r.add_argument_group("load")
+    g.add_argument("--users", type=int, default=1)
+    g.add_argument("--spawn-rate", type=float, default=1.0, help="users added per second")
+    g.add_argument("--rate", type=float, help="open loop: requests per second (or per minute with --qpm)")
+    g.add_argument("--qpm", action="store_true", help="--rate is per minute")
+    g.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
+    g.add_argument("--max-concurrency", type=int, default=0, help="open loop cap on in-flight requests")
+    g.add_argument("--stages", type=_stages, help="'30:10,60:50' duration_s:target pairs")
+    g.add_argument("--stage-mode", choices=("users", "rate"), default="users")
+    g.add_argument("--sweep", help="comma-separated levels, e.g. 1,4,16,64")
+    g.add_argument("--sweep-mode", choices=("users", "rate"), default="users")
+    g.add_argument("--level-duration", type=float, default=30.0)
+    g.add_argument("--replay", help="capture, access log, llmperf {t_s, prompt} JSONL or public trace")
+    g.add_argument("--replay-format", choices=REPLAY_FORMATS, help="default: detected from the first line")
+    g.add_argument("--replay-limit", type=int, default=0, help="replay only the first N requests of the file")
+    g.add_argument("--speed", type=float, default=1.0, help="replay time scale: 2 = twice as fast")
+    g.add_argument("--seed", type=int, default=0)
+    g = r.add_argument_group("stop conditions and timeouts")
+    g.add_argument("--duration", type=float, help="seconds (default 60 unless --requests is given)")
+    g.add_argument("--requests", type=int, help="stop after this many requests")
+    g.add_argument("--max-tokens", type=int)
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--timeout", type=float, default=None, help="total timeout per request, seconds (600)")
+    g.add_argument("--idle-timeout", type=float, default=None, help="between content packets, seconds (60)")
+    g.add_argument(
+        "--first-byte-timeout", type=float, default=None, help="until the first token, seconds (120)"
+    )
+    g.add_argument("--connect-timeout", type=float, default=None, help="seconds (10)")
+    g.add_argument("--drain", type=float, default=30.0, help="seconds in-flight requests get after the end")
+    g = r.add_argument_group("SLOs and analysis")
+    g.add_argument("--buckets", default="0,1024,4096,16384,32768,49152", help="input-token bucket edges")
+    g.add_argument("--slo-ttft-ms", type=float, default=2000.0)
+    g.add_argument("--slo-tokens-per-s", type=float, default=20.0)
+    g.add_argument(
         "--budget-sweep",
         help="one run per thinking budget: max_tokens=512,1024,4096 or reasoning_effort=low,medium,high",
     )
-    r.add_argument("--json", dest="json_out", help="write the summary JSON here")
-    r.add_argument("--records", help="write per-request JSONL here")
-    r.add_argument("--quiet", action="store_true", help="no live progress line")
+    g = r.add_argument_group("output")
+    g.add_argument("--json", dest="json_out", help="write the summary JSON here (with its schema_version)")
+    g.add_argument("--records", help="write per-request JSONL here")
+    g.add_argument(
+        "--tables",
+        default="audit,sweep,conventions",
+        help="extra tables after the summary: audit, sweep, conventions (or none)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no live progress line")
     cli_studies.add_arguments(r)
     from runner.mirror import cli as mirror_cli  # issue #12: mirror proxy, capture
 
@@ -195,30 +271,8 @@ def build_profile(args: argparse.Namespace) -> ProfileSpec:
 
 
 def build_spec(args: argparse.Namespace) -> RunSpec:
-    headers = {}
-    for h in args.header:
-        name, _, value = h.partition(":")
-        headers[name.strip()] = value.strip()
-    params: dict[str, Any] = {}
-    if args.max_tokens is not None:
-        params["max_tokens"] = args.max_tokens
-    if args.temperature is not None:
-        params["temperature"] = args.temperature
-    endpoint = EndpointSpec(
-        protocol=args.protocol,
-        base_url=args.url,
-        model=args.model,
-        api_key=args.api_key,
-        headers=headers,
-        params=params,
-        tokenizer=args.tokenizer,
-        timeouts=Timeouts(
-            connect=args.connect_timeout,
-            first_byte=args.first_byte_timeout,
-            idle=args.idle_timeout,
-            total=args.timeout,
-        ),
-    )
+    endpoint = build_endpoint(args)
+    args.tokenizer = args.tokenizer or endpoint.tokenizer  # synthetic and replayed prompts count with it
     profile = build_profile(args)
     own_length = profiles.duration(profile) is not None or profile.kind == "replay"
     duration = args.duration if args.duration is not None else (None if args.requests or own_length else 60.0)
@@ -229,10 +283,177 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
         duration_s=duration,
         max_requests=args.requests,
         bucket_edges=[int(x) for x in args.buckets.split(",")],
-        slo=Slo(ttft_ms=args.slo_ttft_ms, tokens_per_s=args.slo_tokens_per_s),
+        slo=Slo(
+            ttft_ms=args.slo_ttft_ms,
+            tokens_per_s=args.slo_tokens_per_s,
+            e2e_ms=getattr(args, "slo_e2e_ms", None),
+        ),
         drain_s=args.drain,
         prompt_template=prompt_template(args) if args.dataset else "",
     )
+
+
+def build_endpoint(args: argparse.Namespace) -> EndpointSpec:
+    """The endpoint from ``--endpoint FILE`` (if any), then every flag given on top of it."""
+    try:
+        ep = (
+            endpoint_file(Path(args.endpoint))
+            if args.endpoint
+            else EndpointSpec(protocol="openai-chat", base_url="")
+        )
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--endpoint {args.endpoint}: {exc}") from None
+    if args.url:
+        ep.base_url = args.url
+    if not ep.base_url:
+        raise SystemExit("give --url, or --endpoint FILE with a base_url")
+    for flag, attr in (
+        ("protocol", "protocol"),
+        ("model", "model"),
+        ("tokenizer", "tokenizer"),
+        ("price_in", "price_in_per_1k"),
+        ("price_out", "price_out_per_1k"),
+        ("currency", "currency"),
+    ):
+        if getattr(args, flag) is not None:
+            setattr(ep, attr, getattr(args, flag))
+    if args.api_key:
+        ep.api_key = args.api_key
+    if args.api_key_env:
+        ep.api_key = _key_from_env(args.api_key_env)
+    for h in args.header:
+        name, _, value = h.partition(":")
+        ep.headers[name.strip()] = value.strip()
+    if args.extra_params:
+        ep.params.update(_json_object(args.extra_params, "--extra-params"))
+    if args.max_tokens is not None:
+        ep.params["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        ep.params["temperature"] = args.temperature
+    for flag, attr in (
+        ("connect_timeout", "connect"),
+        ("first_byte_timeout", "first_byte"),
+        ("idle_timeout", "idle"),
+        ("timeout", "total"),
+    ):
+        if getattr(args, flag) is not None:
+            setattr(ep.timeouts, attr, getattr(args, flag))
+    _generic_flags(args, ep)
+    return ep
+
+
+_ENDPOINT_FIELDS = {
+    "protocol",
+    "base_url",
+    "url",
+    "model",
+    "api_key_env",
+    "headers",
+    "timeouts",
+    "params",
+    "generic",
+    "price_in_per_1k",
+    "price_out_per_1k",
+    "currency",
+    "tokenizer",
+    "max_event_bytes",
+    "max_input_tokens",
+}
+
+
+def endpoint_file(path: Path) -> EndpointSpec:
+    """An endpoint described in YAML or JSON with the dashboard form's fields. Unknown keys are
+    refused (a misspelt key must not be silently dropped) and the key itself never lives in it."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not YAML or JSON: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ValueError("must be a mapping of endpoint fields")
+    data = data.get("endpoint", data) if isinstance(data.get("endpoint"), dict) else data
+    if "api_key" in data:
+        raise ValueError("holds an api_key: keys never go in a file — name the variable with api_key_env")
+    unknown = sorted(set(data) - _ENDPOINT_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_ENDPOINT_FIELDS))}"
+        )
+    generic = data.get("generic") or {}
+    known_generic = {f.name for f in dataclasses.fields(GenericFormat)}
+    if set(generic) - known_generic:
+        bad = ", ".join(sorted(set(generic) - known_generic))
+        raise ValueError(f"unknown generic field(s) {bad}; known: {', '.join(sorted(known_generic))}")
+    timeouts = data.get("timeouts") or {}
+    if set(timeouts) - {"connect", "first_byte", "idle", "total"}:
+        raise ValueError("timeouts take connect, first_byte, idle and total (seconds)")
+    ep = EndpointSpec(
+        protocol=str(data.get("protocol", "openai-chat")),
+        base_url=str(data.get("base_url") or data.get("url") or ""),
+        model=str(data.get("model", "")),
+        headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+        timeouts=Timeouts(**{k: float(v) for k, v in timeouts.items()}),
+        params=dict(data.get("params") or {}),
+        generic=GenericFormat(**generic),
+        price_in_per_1k=float(data.get("price_in_per_1k", 0.0)),
+        price_out_per_1k=float(data.get("price_out_per_1k", 0.0)),
+        currency=str(data.get("currency", "USD")),
+        tokenizer=str(data.get("tokenizer", "")),
+        max_event_bytes=int(data.get("max_event_bytes", 1 << 20)),
+        max_input_tokens=int(data.get("max_input_tokens", 0)),
+    )
+    if ep.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {ep.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if data.get("api_key_env"):
+        ep.api_key = _key_from_env(str(data["api_key_env"]))
+    return ep
+
+
+def _key_from_env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise SystemExit(f"the API key variable {name} is not set")
+    return value
+
+
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{flag}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag}: must be a JSON object")
+    return value
+
+
+def _generic_flags(args: argparse.Namespace, ep: EndpointSpec) -> None:
+    if args.body_template is not None:
+        ep.generic.body_template = args.body_template
+    if args.path is not None:
+        ep.generic.path = args.path
+    for name in ("thinking", "answer", "usage", "finish", "done", "error", "kind"):
+        value = getattr(args, f"{name}_path")
+        if value is not None:
+            setattr(ep.generic, f"{name}_path", value)
+    if args.kind_map:
+        ep.generic.kind_map = {str(k): str(v) for k, v in _json_object(args.kind_map, "--kind-map").items()}
+    if ep.protocol.startswith("generic"):
+        from runner.protocols import check_template
+
+        problem = check_template(ep.generic)
+        if problem:
+            raise SystemExit(f"--body-template: {problem}")
+
+
+def parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--tag {pair!r}: use key=value, e.g. quantization=int4")
+        tags[key.strip()] = value.strip()
+    return tags
 
 
 class ProgressSink:
@@ -354,6 +575,33 @@ def print_accuracy(summary: dict[str, Any]) -> None:
         )
 
 
+def print_extra_tables(summary: dict[str, Any], which: str) -> None:
+    """The token audit, the sweep curve and every other tool's convention, as the run page shows."""
+    wanted = {w.strip() for w in which.split(",")}
+    audit = summary.get("token_audit") or {}
+    if "audit" in wanted and audit.get("compared"):
+        print(
+            f"\ntoken audit: server usage {audit['usage_output_tokens']} vs client count "
+            f"{audit['client_output_tokens']} output tokens over {audit['compared']} requests "
+            f"({_fmt(audit['discrepancy_pct'])}%); {audit['disagreeing']} disagree by over 5%"
+        )
+    if "sweep" in wanted and summary.get("sweep"):
+        print(
+            f"\n{'level':>8}{'req/s':>10}{'QPM':>10}{'TTFT p50':>10}{'TTFT p99':>10}{'tok/s p50':>11}{'success':>9}"
+        )
+        for point in summary["sweep"]:
+            t = point["throughput"]
+            print(
+                f"{point['level']:>8}{_fmt(t['requests_per_s']):>10}{_fmt(t['qpm']):>10}"
+                f"{_fmt(point['ttft_ms']['p50']):>10}{_fmt(point['ttft_ms']['p99']):>10}"
+                f"{_fmt(point['tokens_per_s']['p50']):>11}{_fmt(point['success_rate']):>9}"
+            )
+    if "conventions" in wanted and summary.get("conventions"):
+        print(f"\nhow other tools would report this run\n{'metric':<22}{'p50':>9}{'p99':>9}  used by")
+        for name, d in summary["conventions"].items():
+            print(f"{name:<22}{_fmt(d.get('p50')):>9}{_fmt(d.get('p99')):>9}  {d['used_by']}")
+
+
 async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Event) -> dict[str, Any]:
     sink = ProgressSink(args.quiet, args.records)
     try:
@@ -361,12 +609,15 @@ async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Eve
     finally:
         sink.close()
     summary = {**result.summary, "ended_by": result.ended_by}
+    if args.tag:
+        summary["tags"] = parse_tags(args.tag)
     if args.replay:
         summary["replay"] = replay_report(_replay(args), summary, [r.to_dict() for r in result.records])
     return summary
 
 
 async def _run(args: argparse.Namespace) -> int:
+    parse_tags(args.tag)  # a bad tag is refused before any load
     spec = build_spec(args)
     cancel = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -388,6 +639,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2))
     print_table(summary)
+    print_extra_tables(summary, args.tables)
     if args.replay:
         print_replay(summary["replay"])
     return 0

@@ -18,6 +18,11 @@ from runner.spec import Prompt, Slo
 LATENCY_KEYS = tuple(k for k in DISTRIBUTION_KEYS if k != "itl_ms")  # itl_ms: every gap, pooled below
 
 
+# The summary's shape (CLI --json, stored runs, the API). Bump it when a key changes meaning or
+# moves, and say what changed in CHANGELOG.md.
+SCHEMA_VERSION = 2
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), on sorted input."""
     n = len(sorted_values)
@@ -216,7 +221,7 @@ def summarize(
     recs = _as_records(records)
     by_id = _prompts_by_id(prompts)
     slo = slo or Slo()
-    summary = _block(recs, duration_s, slo, length_is_failure)
+    summary = {"schema_version": SCHEMA_VERSION, **_block(recs, duration_s, slo, length_is_failure)}
     ok = [r for r in recs if r.ok]
     summary["duration_s"] = duration_s
     summary["conventions"] = _conventions(ok)

@@ -20,11 +20,21 @@ from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_
 from benchmarks.selectors.objects import team_object_get
 from benchmarks.selectors.runs import plans_for_team, progress, runs_filtered
 from benchmarks.services.runs.start import run_start
+from runner import SCHEMA_VERSION
+
+
+class VersionedJSONRenderer(JSONRenderer):
+    """Every API answer says which shape it has (``schema_version``, listed in CHANGELOG.md)."""
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None) -> bytes:
+        if isinstance(data, dict):
+            data = {"schema_version": SCHEMA_VERSION, **data}
+        return super().render(data, accepted_media_type, renderer_context)
 
 
 def endpoint(*methods: str):  # type: ignore[no-untyped-def]
     def wrap(view):  # type: ignore[no-untyped-def]
-        view = renderer_classes([JSONRenderer])(view)
+        view = renderer_classes([VersionedJSONRenderer])(view)
         view = permission_classes([HasTeamToken])(view)
         view = authentication_classes([ApiTokenAuthentication])(view)
         return api_view(list(methods))(view)

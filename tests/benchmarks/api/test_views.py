@@ -50,6 +50,13 @@ def test_without_a_valid_token_401(cast, token):
     assert session.get(reverse("api_plan_list")).status_code == 401
 
 
+def test_every_answer_carries_its_schema_version(cast, token):
+    from runner import SCHEMA_VERSION
+
+    body = api(token).get(reverse("api_plan_list")).json()
+    assert body["schema_version"] == SCHEMA_VERSION >= 2
+
+
 def test_plans_are_the_tokens_team_only(cast, token):
     plans = api(token).get(reverse("api_plan_list")).json()["plans"]
     assert [p["id"] for p in plans] == [cast.plan.pk]
