@@ -15,6 +15,7 @@ from runner import (
     Slo,
     Timeouts,
     select_prompts,
+    split_run,
     summarize,
 )
 
@@ -136,7 +137,7 @@ def shard_spec(run: Run, *, index: int, count: int, api_key: str) -> RunSpec:
     spec.endpoint.api_key = api_key
     for variant, key in zip(spec.variants, ab_keys(run, api_key), strict=False):
         variant.api_key = key
-    return spec.shard(index, count) if count > 1 else _single(spec)
+    return split_run(spec, index, count) if count > 1 else _single(spec)
 
 
 def _single(spec: RunSpec) -> RunSpec:

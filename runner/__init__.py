@@ -33,6 +33,7 @@ from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
+from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
@@ -131,6 +132,7 @@ __all__ = [
     "select_prompts",
     "serve_sink",
     "single_request",
+    "split_run",
     "summarize",
     "synthesize",
 ]

@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Iterator
 
-from runner.spec import ProfileSpec
+from runner.spec import ProfileSpec, RunSpec
 
 
 def is_open_loop(p: ProfileSpec) -> bool:
@@ -145,6 +145,16 @@ def _share(value: float, index: int, count: int, integer: bool) -> float:
         return value / count
     whole = int(value)
     return whole // count + (1 if index < whole % count else 0)
+
+
+def split_run(spec: RunSpec, index: int, count: int) -> RunSpec:
+    """A run's share for shard ``index`` of ``count``: users, rates and max_requests split evenly."""
+    part = RunSpec.from_dict(spec.to_dict())
+    part.shard_index, part.shard_count = index, count
+    part.profile = split_profile(spec.profile, index, count)
+    if spec.max_requests is not None:
+        part.max_requests = spec.max_requests // count + (1 if index < spec.max_requests % count else 0)
+    return part
 
 
 def split_profile(p: ProfileSpec, index: int, count: int) -> ProfileSpec:

@@ -219,14 +219,3 @@ class RunSpec:
         d["profile"] = ProfileSpec(**d.get("profile", {}))
         d["slo"] = Slo(**d.get("slo", {}))
         return cls(**d)
-
-    def shard(self, index: int, count: int) -> RunSpec:
-        """This spec's share for shard ``index`` of ``count`` (users and rates split evenly)."""
-        from runner.profiles import split_profile
-
-        spec = RunSpec.from_dict(self.to_dict())
-        spec.shard_index, spec.shard_count = index, count
-        spec.profile = split_profile(self.profile, index, count)
-        if self.max_requests is not None:
-            spec.max_requests = self.max_requests // count + (1 if index < self.max_requests % count else 0)
-        return spec

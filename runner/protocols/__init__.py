@@ -16,7 +16,6 @@ __all__ = [
     "adapter_for",
     "check_template",
     "make_parser",
-    "probe",
 ]
 
 
@@ -52,10 +51,3 @@ def make_parser(protocol: str, analyzer: Any, endpoint: Any) -> ChunkParser:
     if protocol == "anthropic":
         return AnthropicAdapter().parser(analyzer)
     return OpenAIChunkParser(analyzer)
-
-
-async def probe(endpoint: Any, prompt: str = "Say hello.") -> Any:
-    """One real request (the dashboard's "test connection"): its record, packet timeline included."""
-    from runner.probe import single_request
-
-    return await single_request(endpoint, prompt)

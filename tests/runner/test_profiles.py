@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from runner.profiles import arrivals, duration, preview, rate_at, split_profile, users_at
+from runner.profiles import arrivals, duration, preview, rate_at, split_profile, split_run, users_at
 from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec
 
 
@@ -76,7 +76,7 @@ def test_shards_add_up_to_the_whole() -> None:
         profile=p,
         max_requests=11,
     )
-    assert sum(spec.shard(i, 3).max_requests or 0 for i in range(3)) == 11
+    assert sum(split_run(spec, i, 3).max_requests or 0 for i in range(3)) == 11
 
 
 def test_preview_gives_a_curve() -> None:
@@ -107,6 +107,6 @@ def test_shuffled_order_is_shared_so_shards_cover_every_prompt() -> None:
     )
     seen = set()
     for i in range(2):
-        order = Engine(spec.shard(i, 2))._prompt_order()
+        order = Engine(split_run(spec, i, 2))._prompt_order()
         seen |= {next(order) for _ in range(5)}
     assert seen == set(range(10))
