@@ -29,6 +29,7 @@ from runner.datasets import (
 from runner.datasets import histogram as bucket_histogram
 from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
+from runner.datasets.shipped import load_builtin
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.probe import single_request
@@ -119,6 +120,7 @@ __all__ = [
     "check_rules",
     "compare_summaries",
     "format_table",
+    "load_builtin",
     "load_tokenizer",
     "paired_stats",
     "parse_dataset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 
@@ -26,7 +27,7 @@ class EndpointForm(forms.ModelForm):
         string_values=True, help_text='Extra HTTP headers as JSON, e.g. {"X-Org": "perf"}.'
     )
     generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
-    base_url = forms.URLField(max_length=500, assume_scheme="http", help_text="e.g. http://10.0.0.5:8000/v1")
+    base_url = forms.CharField(max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1")
 
     class Meta:
         model = Endpoint
@@ -59,6 +60,18 @@ class EndpointForm(forms.ModelForm):
         except TokenizerError as exc:
             raise forms.ValidationError(str(exc)) from None
         return ref
+
+    def clean_base_url(self) -> str:
+        """http(s) with a host: internal single-label names (``http://vllm:8000/v1``) included."""
+        url = self.cleaned_data["base_url"].strip()
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname or port == -1 or " " in url:
+            raise forms.ValidationError("Enter a valid URL, e.g. http://10.0.0.5:8000/v1.")
+        return url
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
