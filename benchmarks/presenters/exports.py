@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +18,43 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STYLES = ("css/app.css", "css/compare.css")
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(…)`` in an error text or a
+    prompt id) gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeWriter:
+    """``csv.writer`` whose every cell goes through :func:`spreadsheet_safe`."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow([spreadsheet_safe(v) for v in row])
+
+
+class _Line:
+    """A write target that hands back what it was given (for streaming CSV line by line)."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def csv_lines(header: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The header, then one CSV line per row (missing keys blank), made as they are sent: memory stays
+    flat however many rows there are."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([spreadsheet_safe(row.get(name, "")) for name in header])
+
+
 def comparison_csv(built: dict[str, Any], out: IO[str]) -> None:
     """One row per metric and section; per column its value, delta, verdict and noise verdict."""
     columns = built["columns"]
@@ -25,7 +63,7 @@ def comparison_csv(built: dict[str, Any], out: IO[str]) -> None:
         head += [
             f"{c.label} {part}" for part in ("value", "delta", "delta %", "verdict", "noise", "test", "p")
         ]
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(head)
     for section in built["sections"]:
         for row in section["rows"]:

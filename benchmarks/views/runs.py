@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_POST
 from benchmarks.decorators import team_required
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, Plan, Run
+from benchmarks.presenters.exports import csv_lines
 from benchmarks.presenters.runs import CSV_FIELDS, request_page, run_page, summary_document
 from benchmarks.selectors.objects import can_write, in_team, object_get
 from benchmarks.selectors.runs import live_payload, run_record_get, run_record_rows, run_series, runs_filtered
@@ -82,12 +82,9 @@ def run_request(request: TeamRequest, pk: int, record_pk: int) -> HttpResponse:
 @team_required
 def run_requests_csv(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
-    response = HttpResponse(content_type="text/csv")
+    lines = csv_lines(list(CSV_FIELDS), run_record_rows(run=run))  # streamed over a server-side cursor
+    response = StreamingHttpResponse(lines, content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-requests.csv"'
-    writer = csv.DictWriter(response, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for data in run_record_rows(run=run):
-        writer.writerow(data)
     return response
 
 

@@ -90,7 +90,11 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
     shown = re.search(r"event-loop lag p99 ([\d.]+) ms, max ([\d.]+) ms", page)
     assert shown and float(shown[2]) == pytest.approx(run.summary["engine"]["lag_ms_max"], abs=0.051)
     rows = list(
-        csv.DictReader(io.StringIO(client.get(reverse("run_requests_csv", args=[run.pk])).content.decode()))
+        csv.DictReader(
+            io.StringIO(
+                b"".join(client.get(reverse("run_requests_csv", args=[run.pk])).streaming_content).decode()
+            )
+        )
     )
     assert len(rows) == run.summary["requests"]["total"]
     assert {r["outcome"] for r in rows} == {"success"}
