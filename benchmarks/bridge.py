@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
 
 from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
 from runner import (
@@ -131,10 +136,35 @@ def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
     )
 
 
+def target_policy() -> dict[str, list[str]]:
+    """Settings' allow and deny lists, plus this deployment's own database and broker (by name and by
+    every address the name resolves to), so no plan can aim load at them."""
+    deny = list(settings.TARGET_DENY)
+    db = settings.DATABASES["default"]
+    own = []
+    if "postgresql" in db["ENGINE"]:
+        own.append((str(db.get("HOST") or "127.0.0.1"), int(db.get("PORT") or 5432)))
+    if settings.REDIS_URL:
+        url = urlsplit(settings.REDIS_URL)
+        own.append((url.hostname or "127.0.0.1", url.port or 6379))
+    for host, port in own:
+        deny.append(_host_port(host, port))
+        with contextlib.suppress(OSError):
+            for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+                deny.append(_host_port(str(info[4][0]), port))
+    return {"allow": list(settings.TARGET_ALLOW), "deny": sorted(set(deny))}
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def shard_spec(run: Run, *, index: int, count: int, api_key: str) -> RunSpec:
-    """One shard's share, with the key added back at the last moment (it never sits in a task)."""
+    """One shard's share, with the key added back at the last moment (it never sits in a task), and
+    the target policy as it stands now."""
     spec = RunSpec.from_dict(run.spec)
     spec.endpoint.api_key = api_key
+    spec.target_policy = target_policy()
     for variant, key in zip(spec.variants, ab_keys(run, api_key), strict=False):
         variant.api_key = key
     return split_run(spec, index, count) if count > 1 else _single(spec)

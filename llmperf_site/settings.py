@@ -151,6 +151,12 @@ else:
 # Embedded mode: tasks run on a thread pool inside this process (see benchmarks/services/dispatch.py).
 EMBEDDED_WORKER = not REDIS_URL
 EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 8)
+# Where load, test connections and webhooks may go (runner.policy): CIDRs, host names or host:port.
+# The app's own database and broker are always denied, and link-local ranges (cloud metadata) unless
+# an exact entry allows one; everything else, loopback included, is allowed unless TARGET_ALLOW narrows it.
+TARGET_ALLOW = env_list("TARGET_ALLOW", [])
+TARGET_DENY = env_list("TARGET_DENY", [])
+
 # A load shard hands its records and live deltas to a writer process of its own, so database and
 # broker work never takes the GIL from the measuring loop (embedded mode: a thread, since its live
 # bus lives in this process).

@@ -32,6 +32,7 @@ from runner.datasets.parse import FORMATS as DATASET_FORMATS
 from runner.datasets.shipped import load_builtin
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
+from runner.policy import TargetDenied, TargetPolicy
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
@@ -111,6 +112,8 @@ __all__ = [
     "ShardStats",
     "SimulatorProcess",
     "Slo",
+    "TargetDenied",
+    "TargetPolicy",
     "Timeouts",
     "TokenizerError",
     "available_tokenizers",

@@ -7,8 +7,11 @@ from runner.records import Outcome, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec
 
 
-async def single_request(endpoint: EndpointSpec, prompt: str) -> RequestRecord:
+async def single_request(
+    endpoint: EndpointSpec, prompt: str, *, target_policy: dict[str, list[str]] | None = None
+) -> RequestRecord:
     spec = RunSpec(
+        target_policy=target_policy or {},
         endpoint=endpoint,
         prompts=[Prompt(id="probe", text=prompt)],
         duration_s=None,

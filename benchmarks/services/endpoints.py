@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.forms import ModelForm
@@ -15,16 +16,31 @@ from runner import RequestRecord
 def endpoint_save(
     *, form: ModelForm, team: Team | None, api_key: str = "", clear_api_key: bool = False
 ) -> Endpoint:
-    """Save the form; the stored key is kept unless a new one is typed or clearing is asked for."""
+    """Save the form; the stored key is kept unless a new one is typed or clearing is asked for — or
+    the key would now go somewhere else (another host or port, protocol or headers): then it is
+    dropped unless typed again, so an edit can never send a saved key to a new place."""
+    moved = endpoint_key_would_move(form)
     endpoint: Endpoint = form.save(commit=False)
     if endpoint.pk is None and team is not None:
         endpoint.team = team
     if api_key:
         endpoint.set_api_key(api_key)
-    elif clear_api_key:
+    elif clear_api_key or moved:
         endpoint.api_key_encrypted = ""
     endpoint.save()
     return endpoint
+
+
+def endpoint_key_would_move(form: ModelForm) -> bool:
+    """An edit of a saved endpoint that changes where or how its key would be sent."""
+    if form.instance.pk is None or not form.instance.api_key_encrypted:
+        return False
+    if {"protocol", "headers"} & set(form.changed_data):
+        return True
+    if "base_url" not in form.changed_data:
+        return False
+    before, after = urlsplit(form.initial.get("base_url") or ""), urlsplit(form.cleaned_data["base_url"])
+    return (before.scheme, before.hostname, before.port) != (after.scheme, after.hostname, after.port)
 
 
 def endpoint_test_connection(*, endpoint: Endpoint, prompt: str) -> dict[str, Any]:
@@ -33,7 +49,7 @@ def endpoint_test_connection(*, endpoint: Endpoint, prompt: str) -> dict[str, An
 
     spec = bridge.endpoint_spec(endpoint)
     try:
-        record: RequestRecord = asyncio.run(single_request(spec, prompt))
+        record: RequestRecord = asyncio.run(single_request(spec, prompt, target_policy=bridge.target_policy()))
     except Exception as exc:  # a bad URL or protocol bug must show as a message, not a 500
         return {"ok": False, "error": _scrub(f"{type(exc).__name__}: {exc}", spec.api_key), "packets": []}
     return {

@@ -10,8 +10,10 @@ the dashboard and sent to the plan's webhook and e-mail addresses.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -22,9 +24,11 @@ from django.forms import ModelForm
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmarks import bridge
 from benchmarks.models import Plan, PlanSchedule, Run, RunCheck
 from benchmarks.services.runs.start import run_start
 from benchmarks.services.samples import samples_pair
+from runner import TargetDenied, TargetPolicy
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 10.0
@@ -176,12 +180,30 @@ def check_dismiss(*, check: RunCheck) -> None:
 
 
 def _post(url: str, payload: dict[str, Any]) -> str:
+    """POST to the webhook through the same target policy as load; only its host is ever logged
+    (a webhook URL often carries a token)."""
+    host = urlsplit(url).hostname or "?"
     try:
-        response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        log.warning("webhook %s failed: %s", url, exc)
-        return f"failed: {exc}"
+        webhook_allowed(url)
+        response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False)
+    except TargetDenied as exc:
+        log.warning("webhook to %s refused: %s", host, exc)
+        return "refused by the target policy"
+    except (httpx.HTTPError, OSError) as exc:
+        log.warning("webhook to %s failed: %s", host, type(exc).__name__)
+        return f"failed: {type(exc).__name__}"
     return f"HTTP {response.status_code}"
+
+
+def webhook_allowed(url: str) -> None:
+    """Raises TargetDenied when any address the webhook's host resolves to is outside the policy."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetDenied(f"not an http(s) URL: {parts.scheme or '?'}://…")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    policy = TargetPolicy.from_dict(bridge.target_policy())
+    for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP):
+        policy.check(parts.hostname, str(info[4][0]), port)
 
 
 def _mail(addresses: list[str], payload: dict[str, Any]) -> str:

@@ -52,6 +52,29 @@ def test_create_keeps_key_secret_and_edit_keeps_it_unless_replaced(cast, client_
     assert not endpoint.has_api_key
 
 
+@pytest.mark.parametrize(
+    ("change", "dropped"),
+    [
+        ({"base_url": "http://10.0.0.9:8000/v1"}, True),  # another host
+        ({"base_url": "http://10.0.0.5:9000/v1"}, True),  # another port
+        ({"headers": '{"X-Team": "other"}'}, True),
+        ({"protocol": "openai-completions"}, True),
+        ({"base_url": "http://10.0.0.5:8000/v2"}, False),  # same place, another path
+        ({"model": "qwen2"}, False),
+    ],
+)
+def test_an_edit_that_would_send_the_key_elsewhere_drops_it(cast, client_for, change, dropped):
+    client = client_for(cast.alice)
+    client.post(reverse("endpoint_create"), {**VALID, "api_key": "sk-kept-or-not-42"})
+    endpoint = Endpoint.objects.get(name="vllm-a100")
+    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, **change, "api_key": ""})
+    endpoint.refresh_from_db()
+    assert endpoint.has_api_key is not dropped
+    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, **change, "api_key": "sk-typed-again"})
+    endpoint.refresh_from_db()
+    assert endpoint.reveal_api_key() == "sk-typed-again"
+
+
 def test_key_never_appears_in_any_page_or_download(cast, client_for, simulator):
     cast.endpoint.base_url = simulator.base_url
     cast.endpoint.save()
