@@ -39,6 +39,7 @@ os.environ.update(
     DJANGO_SETTINGS_MODULE="llmperf_site.settings",
     SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key-not-for-production-use-1234567890"),
     HF_HUB_OFFLINE="1",
+    DEBUG="true",
 )
 
 from bench_engine import percentile, server_log, start_server  # noqa: E402

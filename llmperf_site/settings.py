@@ -63,7 +63,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a deployment that forgets the variable must not show settings on a 500 or
+# run on the built-in keys. ./scripts/demo and ./scripts/test set it for themselves.
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -150,6 +152,9 @@ else:
 
 # Embedded mode: tasks run on a thread pool inside this process (see benchmarks/services/dispatch.py).
 EMBEDDED_WORKER = not REDIS_URL
+# Anyone may create an account: on by default for the demo and development, off for a deployment
+# (an admin creates accounts and adds people to teams).
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", DEBUG or EMBEDDED_WORKER)
 EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 8)
 # Where load, test connections and webhooks may go (runner.policy): CIDRs, host names or host:port.
 # The app's own database and broker are always denied, and link-local ranges (cloud metadata) unless

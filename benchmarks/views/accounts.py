@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from benchmarks.forms.accounts import MemberAddForm, SignupForm, TeamForm
@@ -16,6 +18,8 @@ from benchmarks.services.teams import membership_add, membership_remove, team_cr
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.ALLOW_SIGNUP:
+        return render(request, "registration/signup_closed.html", status=403)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = user_signup(
@@ -90,7 +94,11 @@ def team_member_remove(request: HttpRequest, pk: int, member_pk: int) -> HttpRes
 def team_switch(request: HttpRequest) -> HttpResponse:
     membership = _membership_or_404(request, int(request.POST.get("team", 0) or 0))
     request.session[SESSION_KEY] = membership.team_id
-    return redirect(request.POST.get("next") or "home")
+    target = request.POST.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return redirect(target if target and safe else "home")  # never off to another site
 
 
 def _membership_or_404(request: HttpRequest, team_id: int) -> Membership:

@@ -154,3 +154,32 @@ def test_env_helpers_parse(monkeypatch):
 
 def test_health_endpoint(client, db):
     assert client.get("/healthz").content == b"ok"
+
+
+def test_a_deployment_that_sets_nothing_runs_as_production():
+    # no DEBUG at all: production is the default, so the missing secrets stop it at once
+    env = {k: v for k, v in PRODUCTION.items() if k not in ("DEBUG", "SECRET_KEY")}
+    result = run_settings(env, "check")
+    assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "signup"),
+    [
+        (PRODUCTION, "False"),
+        ({**PRODUCTION, "ALLOW_SIGNUP": "true"}, "True"),
+        ({"DEBUG": "true"}, "True"),  # development, embedded mode
+    ],
+)
+def test_sign_up_is_off_in_production_unless_asked_for(env, signup):
+    clean = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+    code = "import llmperf_site.settings as s; print(s.ALLOW_SIGNUP)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == signup, result.stderr
