@@ -25,6 +25,10 @@ if _missing:
 
     importlib.reload(llmperf_site.settings)
     settings._wrapped = Settings("llmperf_site.settings")
+    import sys
+
+    if "axes.conf" in sys.modules:  # django-axes writes its defaults into the settings it imported with
+        importlib.reload(sys.modules["axes.conf"])
     from asgiref.local import Local
 
     connections.__dict__.pop("settings", None)
