@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,6 +15,7 @@ from benchmarks.models import Run
 from benchmarks.selectors.runs import can_see_run, live_payload, run_get, run_series
 
 POLL_EVERY_S = 1.0
+RECHECK_EVERY_S = 5.0  # how soon a viewer removed from the team stops receiving the run
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
@@ -24,6 +26,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4404)  # not found for this user: same answer as the pages' 404
             return
         self.run_id, self.group, self.last_t = run.pk, run.ws_group, -1
+        self.checked_at = time.monotonic()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "history", **await self._payload(full=True)})
@@ -36,16 +39,31 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             self.poller.cancel()
 
     async def run_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({**event, "type": "tick"})
+        if await self._still_allowed():
+            await self.send_json({**event, "type": "tick"})
 
     async def run_final(self, event: dict[str, Any]) -> None:
-        await self.send_json({**event, "type": "final"})
+        if await self._still_allowed():
+            await self.send_json({**event, "type": "final"})
+
+    async def _still_allowed(self) -> bool:
+        """Membership is re-checked every few seconds: someone removed from the team is cut off."""
+        if time.monotonic() - self.checked_at < RECHECK_EVERY_S:
+            return True
+        self.checked_at = time.monotonic()
+        run = await database_sync_to_async(can_see_run)(user=self.scope["user"], run_id=self.run_id)
+        if run is None:
+            await self.close(code=4403)
+            return False
+        return True
 
     async def _poll(self) -> None:
         """Embedded mode: the aggregator is a thread of this process, so read its row each second."""
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 await asyncio.sleep(POLL_EVERY_S)
+                if not await self._still_allowed():
+                    return
                 payload = await self._payload(full=False)
                 await self.send_json({"type": "tick", **payload})
                 if payload["status"] not in Run.ACTIVE:

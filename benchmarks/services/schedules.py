@@ -72,11 +72,26 @@ def schedules_start_due(*, now: datetime) -> list[Run]:
         )
         if not claimed:
             continue  # another beat started this one
+        if not schedule_owner_can_run(schedule):
+            # its creator left the team (or may no longer write): it must not run in their name
+            PlanSchedule.objects.filter(pk=schedule.pk).update(every=PlanSchedule.Every.OFF, next_run_at=None)
+            log.warning("schedule of plan %s turned off: its creator may no longer run it", schedule.plan_id)
+            continue
         try:
             runs.append(scheduled_run_start(schedule=schedule))
         except Exception:
             log.exception("scheduled run of plan %s could not start", schedule.plan_id)
     return runs
+
+
+def schedule_owner_can_run(schedule: PlanSchedule) -> bool:
+    """The schedule's creator is still a member of its team with the right to start runs."""
+    from benchmarks.models import Membership
+
+    if schedule.created_by_id is None:
+        return False
+    membership = Membership.objects.filter(team_id=schedule.team_id, user_id=schedule.created_by_id).first()
+    return bool(membership and membership.can_write)
 
 
 @transaction.atomic

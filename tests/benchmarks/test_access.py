@@ -164,6 +164,31 @@ async def test_websocket_refuses_foreign_team_and_serves_members(client, close_t
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_an_open_websocket_is_cut_off_when_its_user_leaves_the_team(
+    client, close_thread_connections, monkeypatch
+):
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from benchmarks.live import consumers
+    from benchmarks.models import Membership
+
+    monkeypatch.setattr(consumers, "RECHECK_EVERY_S", 0.0)
+    cast = await sync_to_async(make_cast)()
+    await sync_to_async(client.force_login)(cast.bob)
+    connected, communicator = await _ws_connect(client, cast.run.pk)
+    assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "history"
+    layer = get_channel_layer()
+    await layer.group_send(cast.run.ws_group, {"type": "run.update", "rows": []})
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "tick"  # still a member
+    await sync_to_async(Membership.objects.filter(team=cast.team_a, user=cast.bob).delete)()
+    await layer.group_send(cast.run.ws_group, {"type": "run.update", "rows": [{"t": 1}]})
+    closed = await communicator.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close" and closed.get("code") == 4403
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_websocket_refuses_anonymous(close_thread_connections):
     from asgiref.sync import sync_to_async
 

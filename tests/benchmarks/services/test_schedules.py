@@ -52,9 +52,9 @@ def webhook():
 
 
 def schedule_for(cast, baseline: Run, **fields) -> PlanSchedule:
-    defaults = {"every": "hourly", "threshold_pct": 10.0, "noise_aware": True}
+    defaults = {"every": "hourly", "threshold_pct": 10.0, "noise_aware": True, "created_by": cast.alice}
     return PlanSchedule.objects.create(
-        team=cast.team_a, plan=cast.plan, baseline_run=baseline, created_by=cast.alice, **(defaults | fields)
+        team=cast.team_a, plan=cast.plan, baseline_run=baseline, **(defaults | fields)
     )
 
 
@@ -70,6 +70,25 @@ def test_next_run_times():
     assert next_run_after("nightly", 2, now) == datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
     assert next_run_after("nightly", 20, now) == datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
     assert next_run_after("off", 2, now) is None
+
+
+@pytest.mark.parametrize("leave", ["removed", "viewer"])
+def test_a_schedule_whose_creator_may_no_longer_run_it_is_turned_off(cast, no_dispatch, leave):
+    from benchmarks.models import Membership
+
+    schedule = schedule_for(
+        cast, cast.run, created_by=cast.bob, next_run_at=timezone.now() - timedelta(minutes=1)
+    )
+    membership = Membership.objects.get(team=cast.team_a, user=cast.bob)
+    if leave == "removed":
+        membership.delete()
+    else:
+        membership.role = Membership.Role.VIEWER
+        membership.save()
+    assert schedules_start_due(now=timezone.now()) == []
+    schedule.refresh_from_db()
+    assert schedule.every == "off" and schedule.next_run_at is None
+    assert not Run.objects.filter(plan=cast.plan, created_by=cast.bob).exists()
 
 
 def test_due_schedule_starts_one_run_however_often_beat_looks(cast, no_dispatch):
