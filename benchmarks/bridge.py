@@ -36,7 +36,10 @@ def endpoint_spec(
         base_url=endpoint.base_url,
         model=endpoint.model,
         api_key=endpoint.reveal_api_key() if with_key else "",
-        headers={str(k): str(v) for k, v in (endpoint.headers or {}).items()},
+        headers={
+            **{str(k): str(v) for k, v in (endpoint.headers or {}).items()},
+            **(endpoint.reveal_secret_headers() if with_key else {}),
+        },
         timeouts=Timeouts(
             connect=endpoint.timeout_connect_s,
             first_byte=endpoint.timeout_first_byte_s,
@@ -159,11 +162,14 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def shard_spec(run: Run, *, index: int, count: int, api_key: str) -> RunSpec:
-    """One shard's share, with the key added back at the last moment (it never sits in a task), and
-    the target policy as it stands now."""
+def shard_spec(
+    run: Run, *, index: int, count: int, api_key: str, secret_headers: dict[str, str] | None = None
+) -> RunSpec:
+    """One shard's share, with the key and secret headers added back at the last moment (they never
+    sit in a task or in the stored run), and the target policy as it stands now."""
     spec = RunSpec.from_dict(run.spec)
     spec.endpoint.api_key = api_key
+    spec.endpoint.headers.update(secret_headers or {})
     spec.target_policy = target_policy()
     for variant, key in zip(spec.variants, ab_keys(run, api_key), strict=False):
         variant.api_key = key

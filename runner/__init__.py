@@ -38,7 +38,17 @@ from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.simulator import SimulatorProcess
-from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
+from runner.spec import (
+    PROTOCOLS,
+    EndpointSpec,
+    GenericFormat,
+    ProfileSpec,
+    Prompt,
+    RunSpec,
+    Slo,
+    Timeouts,
+    is_secret_header,
+)
 from runner.stats import LiveAggregate, ShardStats
 from runner.summary import SCHEMA_VERSION, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
@@ -123,6 +133,7 @@ __all__ = [
     "check_rules",
     "compare_summaries",
     "format_table",
+    "is_secret_header",
     "load_builtin",
     "load_tokenizer",
     "paired_stats",

@@ -80,12 +80,17 @@ class EndpointSpec:
 _AUTH_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "signature", "credential", "password")
 
 
+def is_secret_header(name: str) -> bool:
+    """Whether a header grants access (Authorization, X-Api-Key, Cookie, …): kept secret everywhere."""
+    return any(word in name.lower() for word in _AUTH_HEADER_WORDS)
+
+
 def endpoint_secrets(ep: EndpointSpec) -> list[str]:
     """Every value that grants access: the API key and each auth-bearing header's value (by name:
     Authorization, X-Api-Key, Cookie, …), longest first so a scrub never leaves a tail behind."""
     found = [ep.api_key] if ep.api_key else []
     for name, value in ep.headers.items():
-        if value and any(word in name.lower() for word in _AUTH_HEADER_WORDS):
+        if value and is_secret_header(name):
             found.append(value)
             if " " in value:  # "Bearer sk-…": the token alone is the secret too
                 found.append(value.split(" ", 1)[1])

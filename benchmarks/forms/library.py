@@ -12,6 +12,7 @@ from django import forms
 from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
 from benchmarks.forms.fields import JSONObjectField, NumberListField
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
+from benchmarks.models.endpoints import KEEP_SECRET
 from benchmarks.models.plans import VARIANT_FIELDS
 from benchmarks.selectors.objects import in_team
 
@@ -24,7 +25,10 @@ class EndpointForm(forms.ModelForm):
     )
     clear_api_key = forms.BooleanField(required=False, label="Remove the saved key")
     headers = JSONObjectField(
-        string_values=True, help_text='Extra HTTP headers as JSON, e.g. {"X-Org": "perf"}.'
+        string_values=True,
+        help_text='Extra HTTP headers as JSON, e.g. {"X-Org": "perf"}. Headers that carry credentials '
+        "(X-Api-Key, Cookie, anything naming a key, token or secret) are stored encrypted and shown as "
+        "••••; leave •••• to keep a stored value.",
     )
     generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
     base_url = forms.CharField(max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1")
@@ -94,6 +98,13 @@ class EndpointForm(forms.ModelForm):
             if name.lower() == "authorization":
                 self.add_error("headers", "Put the key in the API key field, where it is encrypted.")
         return data
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.secret_header_names:
+            # auth-bearing headers are stored encrypted and never shown: "••••" keeps a stored value
+            shown = {**(self.instance.headers or {}), **dict.fromkeys(self.instance.secret_header_names, KEEP_SECRET)}
+            self.initial["headers"] = shown
 
 
 class ProfileForm(forms.ModelForm):

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from benchmarks import crypto
 from benchmarks.models.teams import TeamOwned
 from runner import PROTOCOLS
+
+KEEP_SECRET = "••••"  # a secret header's value in a form: keep the stored one
 
 
 class Endpoint(TeamOwned):
@@ -15,7 +19,11 @@ class Endpoint(TeamOwned):
     model = models.CharField(max_length=200, blank=True)
     # Fernet token; the plain key is only ever read by the bridge and the connection test.
     api_key_encrypted = models.TextField(blank=True, default="")
-    headers = models.JSONField(default=dict, blank=True)
+    headers = models.JSONField(default=dict, blank=True)  # plain ones only: never an auth-bearing header
+    # Auth-bearing headers (X-Api-Key, Cookie, anything naming a key, token or secret), Fernet-encrypted
+    # as one JSON object; their names are kept apart so pages can say which exist.
+    secret_headers_encrypted = models.TextField(blank=True, default="")
+    secret_header_names_list = models.JSONField(default=list, blank=True)
     timeout_connect_s = models.FloatField(default=10.0)
     timeout_first_byte_s = models.FloatField(default=120.0)
     timeout_idle_s = models.FloatField(default=60.0)
@@ -50,3 +58,14 @@ class Endpoint(TeamOwned):
 
     def reveal_api_key(self) -> str:
         return crypto.decrypt(self.api_key_encrypted)
+
+    def set_secret_headers(self, headers: dict[str, str]) -> None:
+        self.secret_headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
+
+    def reveal_secret_headers(self) -> dict[str, str]:
+        plain = crypto.decrypt(self.secret_headers_encrypted)
+        return {str(k): str(v) for k, v in json.loads(plain).items()} if plain else {}
+
+    @property
+    def secret_header_names(self) -> list[str]:
+        return list(self.secret_header_names_list or [])

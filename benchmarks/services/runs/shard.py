@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from benchmarks import bridge
+from benchmarks.crypto import SecretUnreadable
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
 
@@ -114,12 +115,20 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         return
     shard = Shard.objects.select_related("run", "run__endpoint").get(pk=shard_id)
     run = shard.run
-    api_key = run.endpoint.reveal_api_key() if run.endpoint else ""
+    try:
+        api_key = run.endpoint.reveal_api_key() if run.endpoint else ""
+        secret_headers = run.endpoint.reveal_secret_headers() if run.endpoint else {}
+    except SecretUnreadable as exc:  # never send the run without its key: fail it and say why
+        shard_end(shard_id=shard_id, status=Shard.Status.FAILED, ended_by="error", error=str(exc))
+        return
+    secrets = [api_key, *secret_headers.values()]
     watch = ShardWatch(shard_id=shard.pk, run_id=run.pk)
     sink = ShardSink(run_id=run.pk, shard_id=shard.pk, shard_index=shard.index)
     watch.start()
     try:
-        spec = bridge.shard_spec(run, index=shard.index, count=run.shard_count, api_key=api_key)
+        spec = bridge.shard_spec(
+            run, index=shard.index, count=run.shard_count, api_key=api_key, secret_headers=secret_headers
+        )
         if settings.SHARD_SINK_PROCESS:
             command = shard_sink_command(run_id=run.pk, shard_id=shard.pk, shard_index=shard.index)
             result = run_blocking(
@@ -129,14 +138,14 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
             result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
         sink.insert_missing(result.records)
         for problem in result.errors:
-            log.warning("shard %s: %s", shard_id, _scrub(problem, api_key))
+            log.warning("shard %s: %s", shard_id, _scrub(problem, secrets))
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
         shard_end(
             shard_id=shard_id,
             status=Shard.Status.FAILED,
             ended_by="error",
-            error=_scrub(f"{type(exc).__name__}: {exc}", api_key),
+            error=_scrub(f"{type(exc).__name__}: {exc}", secrets),
         )
         return
     finally:
@@ -144,7 +153,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
     status = {"cancel": Shard.Status.CANCELLED, "error": Shard.Status.FAILED}.get(
         result.ended_by, Shard.Status.FINISHED
     )
-    error = _scrub(str(result.summary.get("error", "") or result.engine.get("error", "") or ""), api_key)
+    error = _scrub(str(result.summary.get("error", "") or result.engine.get("error", "") or ""), secrets)
     shard_end(
         shard_id=shard_id,
         status=status,
@@ -188,5 +197,8 @@ def shard_end(*, shard_id: int, status: str, ended_by: str, error: str = "", **e
     )
 
 
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "••••") if secret and text else text
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret and text:
+            text = text.replace(secret, "••••")
+    return text

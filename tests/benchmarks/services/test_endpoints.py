@@ -70,7 +70,9 @@ def test_an_edit_that_would_send_the_key_elsewhere_drops_it(cast, client_for, ch
     client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, **change, "api_key": ""})
     endpoint.refresh_from_db()
     assert endpoint.has_api_key is not dropped
-    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, **change, "api_key": "sk-typed-again"})
+    client.post(
+        reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, **change, "api_key": "sk-typed-again"}
+    )
     endpoint.refresh_from_db()
     assert endpoint.reveal_api_key() == "sk-typed-again"
 
@@ -159,3 +161,52 @@ def test_the_event_size_limit_is_set_per_endpoint_and_reaches_the_engine(cast, c
     endpoint = Endpoint.objects.get(name="vllm-a100")
     assert endpoint.max_event_bytes == 65536
     assert bridge.endpoint_spec(endpoint).max_event_bytes == 65536
+
+
+def test_auth_bearing_headers_are_encrypted_never_shown_and_kept_on_edit(cast, client_for):
+    from benchmarks import bridge
+
+    client = client_for(cast.alice)
+    headers = '{"X-Team": "perf", "X-Api-Key": "hdr-secret-7788", "Cookie": "session=cookie-secret-99"}'
+    assert client.post(reverse("endpoint_create"), {**VALID, "headers": headers}).status_code == 302
+    endpoint = Endpoint.objects.get(name="vllm-a100")
+    assert endpoint.headers == {"X-Team": "perf"}  # only the plain one in the clear
+    assert "hdr-secret-7788" not in endpoint.secret_headers_encrypted
+    assert endpoint.reveal_secret_headers() == {
+        "X-Api-Key": "hdr-secret-7788",
+        "Cookie": "session=cookie-secret-99",
+    }
+    for url in (reverse("endpoint_detail", args=[endpoint.pk]), reverse("endpoint_edit", args=[endpoint.pk])):
+        page = client.get(url).content.decode()
+        assert "hdr-secret-7788" not in page and "cookie-secret-99" not in page and "X-Api-Key" in page
+    # the edit form shows ••••; sending it back unchanged keeps the stored values
+    shown = client.get(reverse("endpoint_edit", args=[endpoint.pk])).context["form"]["headers"].value()
+    client.post(reverse("endpoint_edit", args=[endpoint.pk]), {**VALID, "headers": shown, "model": "other"})
+    endpoint.refresh_from_db()
+    assert endpoint.model == "other" and endpoint.reveal_secret_headers()["X-Api-Key"] == "hdr-secret-7788"
+    spec = bridge.endpoint_spec(endpoint)
+    assert spec.headers["X-Api-Key"] == "hdr-secret-7788" and spec.headers["X-Team"] == "perf"
+    assert "X-Api-Key" not in bridge.endpoint_spec(endpoint, with_key=False).headers  # what a run stores
+
+
+def test_a_key_that_no_longer_decrypts_fails_the_run_with_the_reason(cast, settings, simulator):
+    from cryptography.fernet import Fernet
+
+    from benchmarks.models import Run, Shard
+    from benchmarks.services.endpoints import endpoint_test_connection
+    from benchmarks.services.runs.shard import shard_execute
+
+    cast.endpoint.base_url = simulator.base_url
+    cast.endpoint.save()
+    settings.FIELD_ENCRYPTION_KEY = Fernet.generate_key().decode()  # the key was rotated
+    probe = endpoint_test_connection(endpoint=cast.endpoint, prompt="hi")
+    assert probe["ok"] is False and "cannot be decrypted" in probe["error"]
+    run = Run.objects.create(
+        team=cast.team_a, plan=cast.plan, endpoint=cast.endpoint, status=Run.Status.RUNNING,
+        spec={"endpoint": {"protocol": "openai-chat", "base_url": simulator.base_url}, "prompts": [{"id": "p"}]},
+        shard_count=1,
+    )  # fmt: skip
+    shard = Shard.objects.create(run=run, index=0)
+    shard_execute(shard_id=shard.pk, hostname="w")
+    shard.refresh_from_db()
+    assert shard.status == Shard.Status.FAILED and "cannot be decrypted" in shard.error
