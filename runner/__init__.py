@@ -13,6 +13,7 @@ so ``import runner`` does not pay for SciPy.
 import importlib as _importlib
 import typing as _typing
 
+from runner.accuracy import wilson
 from runner.blocking import run_blocking
 from runner.datasets import (
     DEFAULT_EDGES,
@@ -29,6 +30,9 @@ from runner.datasets import (
 from runner.datasets import histogram as bucket_histogram
 from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
+from runner.datasets.shipped import BUILTINS as BUILTIN_DATASETS
+from runner.datasets.shipped import META_KEYS as PROMPT_META_KEYS
+from runner.datasets.shipped import apply_template, load_builtin
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.probe import single_request
@@ -37,13 +41,14 @@ from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, Request
 from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats
-from runner.summary import summarize
+from runner.summary import refresh_accuracy, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
 if _typing.TYPE_CHECKING:
     from runner.compare import PATHS as COMPARE_PATHS
     from runner.compare import (
         Rule,
+        accuracy_delta,
         check_rules,
         compare_summaries,
         format_table,
@@ -56,6 +61,7 @@ if _typing.TYPE_CHECKING:
 _LAZY = {
     "COMPARE_PATHS": ("runner.compare", "PATHS"),
     "Rule": ("runner.compare", "Rule"),
+    "accuracy_delta": ("runner.compare", "accuracy_delta"),
     "check_rules": ("runner.compare", "check_rules"),
     "compare_summaries": ("runner.compare", "compare_summaries"),
     "format_table": ("runner.compare", "format_table"),
@@ -79,6 +85,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BUILTIN_DATASETS",
     "COMPARE_PATHS",
     "CONVENTIONS",
     "CSV_KEYS",
@@ -88,6 +95,7 @@ __all__ = [
     "FAILURE_CLASSES",
     "METRICS",
     "PAIRED_KEYS",
+    "PROMPT_META_KEYS",
     "PROTOCOLS",
     "DatasetItem",
     "EndpointSpec",
@@ -110,6 +118,8 @@ __all__ = [
     "Slo",
     "Timeouts",
     "TokenizerError",
+    "accuracy_delta",
+    "apply_template",
     "available_tokenizers",
     "bucket_histogram",
     "bucket_index",
@@ -117,12 +127,14 @@ __all__ = [
     "check_rules",
     "compare_summaries",
     "format_table",
+    "load_builtin",
     "load_tokenizer",
     "paired_stats",
     "parse_dataset",
     "parse_label",
     "parse_rule",
     "profile_preview",
+    "refresh_accuracy",
     "regressions",
     "run",
     "run_blocking",
@@ -131,4 +143,5 @@ __all__ = [
     "single_request",
     "summarize",
     "synthesize",
+    "wilson",
 ]
