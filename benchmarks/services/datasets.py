@@ -21,8 +21,8 @@ from django.utils import timezone
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
 from benchmarks.services.dispatch import TaskName, enqueue_on_commit
+from runner import BUILTIN_DATASETS, ParseResult, load_builtin, parse_dataset
 from runner import DatasetItem as ParsedItem
-from runner import ParseResult, parse_dataset
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -67,6 +67,36 @@ def dataset_create(
     )
     version_add(dataset=dataset, new=new, by=by)
     return dataset
+
+
+@transaction.atomic
+def dataset_add_builtin(*, team: Team, name: str, by: AbstractBaseUser | None) -> tuple[Dataset, bool]:
+    """A team copy of a dataset shipped with llmperf (``BUILTIN_DATASETS[name]``) with its default
+    prompt template; item metadata (MATH-500's subject, level, unique_id) is kept and ``unique_id``
+    is each prompt's id, so runs pair by item. Returns (dataset, created); a team that already added it
+    gets the one it has."""
+    entry = BUILTIN_DATASETS[name]
+    ref = f"builtin:{name}"
+    existing = Dataset.objects.filter(team=team, builtin=ref).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    dataset = Dataset.objects.create(
+        team=team,
+        name=entry.title[:100],
+        description=f"Shipped with llmperf: {entry.source} ({entry.license}).",
+        tokenizer=ESTIMATE,
+        prompt_template=entry.template,
+        builtin=ref,
+    )
+    new = NewItems(
+        items=load_builtin(ref),
+        source=DatasetVersion.Source.UPLOAD,
+        note=f"built-in {ref}",
+        filename=entry.filename,
+        format="jsonl",
+    )
+    version_add(dataset=dataset, new=new, by=by)
+    return dataset, True
 
 
 @transaction.atomic
