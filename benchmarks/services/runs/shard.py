@@ -13,6 +13,7 @@ from django.utils import timezone
 from benchmarks import bridge
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.runs.grades import records_grades_store
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0
@@ -110,6 +111,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         spec = bridge.shard_spec(run, index=shard.index, count=run.shard_count, api_key=api_key)
         result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
         sink.insert_missing(result.records)
+        records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
         shard_end(
