@@ -76,7 +76,7 @@ def test_a_plan_on_math500_sends_the_default_template_and_item_metadata(cast, cl
     assert first.meta == {"subject": "Precalculus", "level": 2, "unique_id": "test/precalculus/807.json"}
     assert bridge.run_spec(plan).prompt_template == dataset.prompt_template
     page = client_for(cast.alice).get(reverse("plan_detail", args=[plan.pk])).content.decode()
-    assert 'plan-template' in page and "dataset" in page and "\\boxed{}" in page
+    assert "plan-template" in page and "dataset" in page and "\\boxed{}" in page
 
     plan.prompt_template = "Q: {prompt}\nA:"
     plan.save()
@@ -232,3 +232,30 @@ def test_sample_rebuilt_from_records_keeps_the_verdicts(cast):
     RunSample.objects.filter(run=run).delete()
     rebuilt = run_sample_get(run=run)
     assert sorted(rebuilt.verdicts) == [["p0", True, 0], ["p1", False, 0]]
+
+
+def test_comparison_flags_an_accuracy_regression_with_its_test(cast, client_for):
+    items = [f"p{i}" for i in range(40)]
+    base = graded_run(cast.plan, dict.fromkeys(items, True))
+    worse = graded_run(cast.plan, {p: i >= 12 for i, p in enumerate(items)})
+    other_items = graded_run(cast.plan, {f"q{i}": i >= 12 for i in range(40)})
+    client = client_for(cast.bob)
+    runs = {"runs": f"{base.pk},{worse.pk},{other_items.pk}"}
+    page = client.get(reverse("compare"), runs).content.decode()
+    assert 'id="accuracy-deltas"' in page
+    assert "McNemar (paired by item) (40 pairs: 12 lost, 0 gained)" in page
+    assert "two-proportion z-test" in page  # different items: not paired
+    assert page.count('<b class="regression">regression</b>') == 2
+    assert "-30.0 pt" in page and "per subject" in page
+    csv_text = client.get(reverse("compare_export", args=["csv"]), runs).content.decode()
+    line = next(line for line in csv_text.splitlines() if line.startswith("Accuracy test"))
+    assert "regression" in line and "mcnemar" in line and "two-proportion" in line
+
+
+def test_old_float_runs_compare_by_rate_without_a_test(cast, client_for):
+    old = make_finished_run(cast.plan)
+    old.summary = {**old.summary, "accuracy": 0.9}
+    old.save()
+    new = graded_run(cast.plan, {"p0": True, "p1": False})
+    page = client_for(cast.bob).get(reverse("compare"), {"runs": f"{old.pk},{new.pk}"}).content.decode()
+    assert 'id="accuracy-deltas"' in page and "no counts to test" in page
