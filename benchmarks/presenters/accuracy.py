@@ -27,6 +27,19 @@ def accuracy_of(summary: dict[str, Any] | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def summary_current(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored summary as today's shape (what the API and downloads hand out): a bare accuracy rate
+    becomes its block, so a client reads ``accuracy.rate`` from any run."""
+    summary = dict(summary or {})
+    if "accuracy" in summary:
+        block = accuracy_of(summary)
+        if block is None:
+            summary.pop("accuracy")
+        else:
+            summary["accuracy"] = block
+    return summary
+
+
 def accuracy_page(run: Run) -> dict[str, Any]:
     """``accuracy`` (the block with its group tables as rows) and ``wrong_answers``; empty when the run
     graded nothing."""

@@ -142,7 +142,11 @@ def _describe_changes(dataset: Dataset, *, name: str, description: str) -> list[
 def dataset_clone(*, dataset: Dataset, by: AbstractBaseUser | None) -> Dataset:
     name = dataset.name[:93] + " (copy)"
     copy = Dataset.objects.create(
-        team=dataset.team, name=name, description=dataset.description, tokenizer=dataset.tokenizer
+        team=dataset.team,
+        name=name,
+        description=dataset.description,
+        tokenizer=dataset.tokenizer,
+        prompt_template=dataset.prompt_template,
     )
     current = dataset.current_version()
     if current is not None:

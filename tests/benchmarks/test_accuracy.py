@@ -51,6 +51,9 @@ def test_math500_is_added_in_one_click_with_its_metadata_and_template(cast, clie
     assert item.expected == r"\left( 3, \frac{\pi}{2} \right)"
     assert item.metadata["subject"] == "Precalculus" and item.metadata["level"] == 2
     assert add_math500(client).pk == dataset.pk  # a second click finds the team's copy
+    client.post(reverse("dataset_clone", args=[dataset.pk]))
+    copy = Dataset.objects.get(team=cast.team_a, name="MATH-500 (copy)")
+    assert copy.prompt_template == dataset.prompt_template and copy.builtin == ""
 
 
 def test_conversations_and_viewers(cast, client_for):
@@ -259,3 +262,77 @@ def test_old_float_runs_compare_by_rate_without_a_test(cast, client_for):
     new = graded_run(cast.plan, {"p0": True, "p1": False})
     page = client_for(cast.bob).get(reverse("compare"), {"runs": f"{old.pk},{new.pk}"}).content.decode()
     assert 'id="accuracy-deltas"' in page and "no counts to test" in page
+
+
+def test_migration_rewrites_stored_float_summaries(cast):
+    from django.apps import apps
+
+    run = make_finished_run(cast.plan)
+    run.summary = {**run.summary, "accuracy": 0.75, "variants": [{"variant": 0, "accuracy": 0.5}]}
+    run.save()
+    shard = run.shards.get()
+    shard.summary = {"accuracy": 1}
+    shard.save()
+    untouched = graded_run(cast.plan, {"p0": True})
+    before = dict(untouched.summary)
+    MIGRATION.forwards(apps, None)
+    run.refresh_from_db()
+    shard.refresh_from_db()
+    untouched.refresh_from_db()
+    assert run.summary["accuracy"]["rate"] == 0.75 and run.summary["variants"][0]["accuracy"]["rate"] == 0.5
+    assert shard.summary["accuracy"]["rate"] == 1.0
+    assert untouched.summary == before
+
+
+def test_api_and_download_hand_out_the_block_for_old_runs(cast, client_for):
+    from benchmarks.services.api_tokens import api_token_create
+    from tests.benchmarks.api.test_views import api
+
+    run = make_finished_run(cast.plan)
+    run.summary = {**run.summary, "accuracy": 0.8}
+    run.save()
+    token = api_token_create(team=cast.team_a, by=cast.bob, name="gate")[1]
+    body = api(token).get(reverse("api_run_summary", args=[run.pk])).json()
+    assert body["summary"]["accuracy"]["rate"] == 0.8
+    download = client_for(cast.bob).get(reverse("run_summary_json", args=[run.pk]))
+    assert b'"rate": 0.8' in download.content or b'"rate":0.8' in download.content
+
+
+def test_ab_variants_report_and_compare_accuracy_each(cast, client_for):
+    """A paired A/B run: accuracy per variant on its page, and variant B against A by McNemar."""
+    items = [f"p{i}" for i in range(30)]
+    verdicts = {**{(p, 0): True for p in items}, **{(p, 1): i >= 10 for i, p in enumerate(items)}}
+    now = timezone.now()
+    prompts = [{"id": p, "expected": "1", "meta": {"subject": "Algebra", "level": 1}} for p in items]
+    run = Run.objects.create(
+        team=cast.team_a,
+        plan=cast.plan,
+        plan_name="ab",
+        endpoint_name="sim",
+        status=Run.Status.FINISHED,
+        spec={"prompts": prompts, "variants": [{"model": "a"}, {"model": "b"}]},
+        shard_count=1,
+        started_at=now,
+        ended_at=now,
+    )
+    shard = Shard.objects.create(run=run, index=0, status=Shard.Status.FINISHED, started_at=now, ended_at=now)
+    for n, ((pid, variant), ok) in enumerate(verdicts.items()):
+        data = {
+            "request_id": f"r{n}",
+            "prompt_id": pid,
+            "variant": variant,
+            "outcome": "success",
+            "scheduled_s": float(n % 30),
+            "correct": ok,
+            "grade_reason": "ok" if ok else "different",
+        }
+        RequestRecord.objects.create(run=run, request_id=f"r{n}", prompt_id=pid, outcome="success", data=data)
+    records = list(RequestRecord.objects.filter(run=run).values_list("data", flat=True))
+    run.summary = bridge.run_summary(run, [shard], records)
+    run.save()
+    run_sample_save(run=run, records=records, summary=run.summary, shards=[shard])
+    assert set(run.summary["accuracy"]["by_variant"]) == {"0", "1"}
+    page = client_for(cast.bob).get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert 'id="accuracy-by-variant"' in page
+    compared = client_for(cast.bob).get(reverse("compare"), {"runs": str(run.pk)}).content.decode()
+    assert "McNemar (paired by item) (30 pairs: 10 lost, 0 gained)" in compared
