@@ -8,6 +8,7 @@ grades symbolically only after the measuring, so the rows it already streamed ar
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,12 +16,22 @@ from django.db import connection
 
 from benchmarks.models import RequestRecord
 
+log = logging.getLogger(__name__)
 GRADE_FIELDS = ("correct", "extracted_answer", "grade_reason")
 CHUNK = 500
 
 
 def records_grades_store(*, run_id: int, shard_index: int, records: Iterable[Any]) -> int:
-    """Writes each graded record's verdict into its row's ``data``; returns how many rows changed."""
+    """Writes each graded record's verdict into its row's ``data``; returns how many rows changed.
+    Never fails the shard: the load was measured, and the rows keep the verdicts they streamed with."""
+    try:
+        return _store(run_id, shard_index, records)
+    except Exception:
+        log.exception("storing the verdicts of run %s shard %s failed", run_id, shard_index)
+        return 0
+
+
+def _store(run_id: int, shard_index: int, records: Iterable[Any]) -> int:
     patches = [
         (str(r.request_id), json.dumps({k: getattr(r, k, None) for k in GRADE_FIELDS}))
         for r in records
