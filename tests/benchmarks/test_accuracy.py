@@ -51,6 +51,8 @@ def test_math500_is_added_in_one_click_with_its_metadata_and_template(cast, clie
     assert item.expected == r"\left( 3, \frac{\pi}{2} \right)"
     assert item.metadata["subject"] == "Precalculus" and item.metadata["level"] == 2
     assert add_math500(client).pk == dataset.pk  # a second click finds the team's copy
+    detail = client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
+    assert 'id="dataset-template"' in detail
     client.post(reverse("dataset_clone", args=[dataset.pk]))
     copy = Dataset.objects.get(team=cast.team_a, name="MATH-500 (copy)")
     assert copy.prompt_template == dataset.prompt_template and copy.builtin == ""
@@ -132,7 +134,7 @@ def graded_run(plan: Plan, verdicts: dict[str, bool | None], *, failed: tuple[st
         plan_name=plan.name,
         endpoint_name="sim",
         status=Run.Status.FINISHED,
-        spec={"prompts": prompts, "bucket_edges": [0, 1024]},
+        spec={"prompts": prompts, "bucket_edges": [0, 1024], "prompt_template": "Q: {prompt}"},
         shard_count=1,
         started_at=now,
         ended_at=now,
@@ -191,6 +193,7 @@ def test_run_page_shows_accuracy_wrong_answers_and_quality(cast, client_for):
     assert "question p0" not in page
     assert "<code>x</code>" in page and "different" in page
     assert 'id="quality-table"' in page and "Reasoning leaked into the answer" in page
+    assert 'id="run-template"' in page and "Q: {prompt}" in page
 
 
 def test_old_float_accuracy_is_migrated_and_still_read(cast, client_for):
