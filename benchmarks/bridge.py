@@ -12,6 +12,7 @@ from django.conf import settings
 
 from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
 from runner import (
+    PROMPT_META_KEYS,
     EndpointSpec,
     GenericFormat,
     ProfileSpec,
@@ -19,6 +20,7 @@ from runner import (
     RunSpec,
     Slo,
     Timeouts,
+    apply_template,
     select_prompts,
     split_run,
     summarize,
@@ -83,8 +85,9 @@ class NoPrompts(ValueError):
 
 def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     """What a run of ``plan`` sends, in order: the items of ``version`` (default: the dataset's
-    current one) with ``input_tokens`` from the stored counts, only those in the plan's buckets, in
-    its sampling order ("weighted" is drawn here; "shuffled" is left to the engine)."""
+    current one) wrapped in the plan's prompt template, with ``input_tokens`` from the stored counts,
+    the item's subject/level/unique_id as ``meta``, only those in the plan's buckets, in its sampling
+    order ("weighted" is drawn here; "shuffled" is left to the engine)."""
     from benchmarks.selectors.datasets import counts_for_sending
 
     version = version or plan.dataset.current_version()
@@ -92,17 +95,23 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
         raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
     counts = counts_for_sending(version, plan.endpoint.tokenizer)
     values = counts.counts if counts else [0] * version.item_count
-    rows = version.items.order_by("index").values_list("key", "prompt", "messages", "max_tokens", "expected")
+    rows = version.items.order_by("index").values_list(
+        "key", "prompt", "messages", "max_tokens", "expected", "metadata"
+    )
+    template = plan.effective_template
     out = [
         Prompt(
             id=key,
-            text=text,
-            messages=messages,
+            text=apply_template(template, text) if text or not messages else text,
+            messages=templated_messages(template, messages),
             input_tokens=values[i],
             max_tokens=max_tokens or plan.max_tokens,
             expected=expected,
+            meta={k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})},
         )
-        for i, (key, text, messages, max_tokens, expected) in enumerate(rows.iterator(chunk_size=2000))
+        for i, (key, text, messages, max_tokens, expected, metadata) in enumerate(
+            rows.iterator(chunk_size=2000)
+        )
     ]
     if not plan.buckets and plan.sample_order != "weighted":
         return out
@@ -121,6 +130,17 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     return chosen
 
 
+def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """A chat's last user turn wrapped in ``template`` (the other turns are history, sent as they are)."""
+    if not template or not messages:
+        return messages
+    out = [dict(m) for m in messages]
+    users = [i for i, m in enumerate(out) if m.get("role") == "user" and isinstance(m.get("content"), str)]
+    if users:
+        out[users[-1]]["content"] = apply_template(template, out[users[-1]]["content"])
+    return out
+
+
 def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
     """The whole run, without the API key (this dict is stored on the Run and shown in pages)."""
     return RunSpec(
@@ -136,6 +156,7 @@ def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
         drain_s=plan.drain_s,
         variants=ab_variants(plan),
         ab_mode=ab_mode(plan),
+        prompt_template=plan.effective_template,
     )
 
 
@@ -253,7 +274,18 @@ def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) ->
         currency=str(endpoint.get("currency") or "USD"),
         length_is_failure=bool(spec.get("length_is_failure")),
         engine=merged_engine(shards),
+        prompts=graded_prompts(spec),
     )
+
+
+def graded_prompts(spec: dict[str, Any]) -> list[Prompt]:
+    """The run's prompts that have an expected answer: the summary's subjects and levels come from
+    them, and a failed request on one counts as a wrong answer."""
+    return [
+        Prompt(id=str(p["id"]), expected=p["expected"], meta=dict(p.get("meta") or {}))
+        for p in spec.get("prompts") or []
+        if p.get("expected") is not None
+    ]
 
 
 def measured_duration_s(shards: list[Shard]) -> float:

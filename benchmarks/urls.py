@@ -53,6 +53,7 @@ dataset_urls = [
     path("datasets/new/", datasets.dataset_upload, name="dataset_create"),
     path("datasets/synthetic/", datasets.dataset_generate, name="dataset_synthetic"),
     path("datasets/buckets/", datasets.team_buckets_edit, name="dataset_buckets"),
+    path("datasets/builtin/<slug:name>/", datasets.dataset_builtin_add, name="dataset_builtin_add"),
     path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
     path("datasets/<int:pk>/edit/", datasets.dataset_edit, name="dataset_edit"),
     path("datasets/<int:pk>/clone/", datasets.dataset_clone_view, name="dataset_clone"),

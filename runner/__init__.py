@@ -13,6 +13,7 @@ so ``import runner`` does not pay for SciPy.
 import importlib as _importlib
 import typing as _typing
 
+from runner.accuracy import wilson
 from runner.blocking import run_blocking, serve_sink
 from runner.datasets import (
     DEFAULT_EDGES,
@@ -29,7 +30,9 @@ from runner.datasets import (
 from runner.datasets import histogram as bucket_histogram
 from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
-from runner.datasets.shipped import load_builtin
+from runner.datasets.shipped import BUILTINS as BUILTIN_DATASETS
+from runner.datasets.shipped import META_KEYS as PROMPT_META_KEYS
+from runner.datasets.shipped import apply_template, load_builtin
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.policy import TargetDenied, TargetPolicy
@@ -50,13 +53,14 @@ from runner.spec import (
     is_secret_header,
 )
 from runner.stats import LiveAggregate, ShardStats
-from runner.summary import SCHEMA_VERSION, summarize
+from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
 if _typing.TYPE_CHECKING:
     from runner.compare import PATHS as COMPARE_PATHS
     from runner.compare import (
         Rule,
+        accuracy_delta,
         check_rules,
         compare_summaries,
         format_table,
@@ -69,6 +73,7 @@ if _typing.TYPE_CHECKING:
 _LAZY = {
     "COMPARE_PATHS": ("runner.compare", "PATHS"),
     "Rule": ("runner.compare", "Rule"),
+    "accuracy_delta": ("runner.compare", "accuracy_delta"),
     "check_rules": ("runner.compare", "check_rules"),
     "compare_summaries": ("runner.compare", "compare_summaries"),
     "format_table": ("runner.compare", "format_table"),
@@ -92,6 +97,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BUILTIN_DATASETS",
     "COMPARE_PATHS",
     "CONVENTIONS",
     "CSV_KEYS",
@@ -101,6 +107,7 @@ __all__ = [
     "FAILURE_CLASSES",
     "METRICS",
     "PAIRED_KEYS",
+    "PROMPT_META_KEYS",
     "PROTOCOLS",
     "SCHEMA_VERSION",
     "DatasetItem",
@@ -126,6 +133,8 @@ __all__ = [
     "TargetPolicy",
     "Timeouts",
     "TokenizerError",
+    "accuracy_delta",
+    "apply_template",
     "available_tokenizers",
     "bucket_histogram",
     "bucket_index",
@@ -141,6 +150,7 @@ __all__ = [
     "parse_label",
     "parse_rule",
     "profile_preview",
+    "refresh_accuracy",
     "regressions",
     "run",
     "run_blocking",
@@ -151,4 +161,5 @@ __all__ = [
     "split_run",
     "summarize",
     "synthesize",
+    "wilson",
 ]

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from benchmarks.api.auth import ApiTokenAuthentication, HasTeamToken
 from benchmarks.models import Plan, Run
+from benchmarks.presenters.accuracy import summary_current
 from benchmarks.presenters.compare import comparison_build
 from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_outside_team, runs_to_compare
 from benchmarks.selectors.objects import team_object_get
@@ -115,7 +116,8 @@ def run_summary(request: Request, pk: int) -> Response:
         return Response(
             {"detail": f"Run {pk} is {run.status}; poll {reverse('api_run', args=[pk])}."}, status=409
         )
-    return Response({"id": run.pk, "status": run.status, "variant": run.variant, "summary": run.summary})
+    summary = summary_current(run.summary)
+    return Response({"id": run.pk, "status": run.status, "variant": run.variant, "summary": summary})
 
 
 @endpoint("GET")

@@ -244,6 +244,7 @@ class PlanForm(forms.ModelForm):
             "max_tokens",
             "temperature",
             "extra_params",
+            "prompt_template",
             "duration_s",
             "max_requests",
             "drain_s",
@@ -288,7 +289,18 @@ class PlanForm(forms.ModelForm):
         if edges is not None and (not edges or edges != sorted(set(edges)) or edges[0] < 0):
             self.add_error("bucket_edges", "Edges must be increasing, distinct and not negative.")
         plan_buckets_clean(self, data)
+        self._clean_template(data)
         return data
+
+    def _clean_template(self, data: dict[str, Any]) -> None:
+        """A template wraps every prompt: exactly one {prompt} placeholder, or none at all (blank)."""
+        template = (data.get("prompt_template") or "").strip("\r\n")
+        data["prompt_template"] = template
+        if template and template.count("{prompt}") != 1:
+            self.add_error(
+                "prompt_template",
+                "A prompt template needs exactly one {prompt} placeholder (where each prompt goes).",
+            )
 
 
 def team_queryset(kind: str, team: Team) -> Any:

@@ -44,4 +44,7 @@ class RunSample(models.Model):
     variant = models.BinaryField(default=b"")
     variants = models.JSONField(default=list)  # per-variant summaries, index = variant
     paired = models.JSONField(default=list)  # paired_stats of variant i vs 0, per metric
+    # Every graded request's verdict in schedule order, [prompt id, correct, variant], so accuracy can be
+    # compared item by item (McNemar) without rescanning records.
+    verdicts = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)

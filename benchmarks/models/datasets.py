@@ -32,6 +32,10 @@ class Dataset(TeamOwned):
     description = models.TextField(blank=True)
     # runner.tokenizers reference new versions are counted with ("estimate" = characters / 4).
     tokenizer = models.CharField(max_length=200, default=ESTIMATE)
+    # The prompt template plans of this dataset use unless they set their own ({prompt} placeholder);
+    # a built-in dataset brings its own (MATH-500 asks for the answer in \boxed{}).
+    prompt_template = models.TextField(blank=True)
+    builtin = models.CharField(max_length=50, blank=True)  # "builtin:math500" when added from the shipped set
 
     class Meta:
         ordering = ["name"]

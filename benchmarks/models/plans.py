@@ -34,6 +34,10 @@ class Plan(TeamOwned):
     max_tokens = models.PositiveIntegerField(default=256)
     temperature = models.FloatField(null=True, blank=True)
     extra_params = models.JSONField(default=dict, blank=True)
+    # Text with one {prompt} placeholder each prompt is wrapped in; blank = the dataset's default.
+    prompt_template = models.TextField(
+        blank=True, help_text="Text with one {prompt} placeholder; blank = the dataset's default."
+    )
     # Stop conditions and analysis.
     duration_s = models.FloatField(null=True, blank=True, default=60.0)
     max_requests = models.PositiveIntegerField(null=True, blank=True)
@@ -71,6 +75,11 @@ class Plan(TeamOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def effective_template(self) -> str:
+        """The template prompts are wrapped in: the plan's own, else its dataset's default."""
+        return self.prompt_template or self.dataset.prompt_template
 
     def variant(self) -> dict[str, str]:
         """Set variant tags as strings, for the run's snapshot and filters."""

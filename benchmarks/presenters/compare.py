@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks.charts import compare as charts_compare
 from benchmarks.models import VARIANT_FIELDS, Run
 from benchmarks.selectors.runs import runs_series
-from benchmarks.services.samples import run_sample_get, sample_values
+from benchmarks.services.samples import run_sample_get, sample_values, verdict_records
 from runner import COMPARE_PATHS as PATHS
 from runner import METRICS, compare_summaries
 
@@ -39,6 +39,7 @@ class Column:
     variant: int | None = None
     color: str = ""
     paired: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] | None = None  # graded items, for the paired accuracy test
 
     @property
     def requests(self) -> int | None:
@@ -53,6 +54,7 @@ def comparison_build(*, runs: list[Run], charts: bool = True) -> dict[str, Any]:
         [c.summary for c in columns],
         labels=[c.label for c in columns],
         samples=samples if any(s is not None for s in samples) else None,
+        records=[c.verdicts for c in columns],
     )
     sections = [{"title": "Overall", "key": "overall", "rows": _display_rows(comparison["rows"])}]
     sections += [
@@ -66,6 +68,7 @@ def comparison_build(*, runs: list[Run], charts: bool = True) -> dict[str, Any]:
         "sections": sections,
         "noise_note": noise_note(comparison),
         "paired": paired_verdicts(columns),
+        "accuracy": accuracy_rows(columns, comparison),
         "figures": _figures(columns, comparison) if charts else {},
     }
 
@@ -79,7 +82,16 @@ def _columns(runs: list[Run]) -> list[Column]:
         sample = run_sample_get(run=run)
         variants = list(sample.variants) if sample is not None else []
         if len(variants) < 2:
-            columns.append(Column(run, run_label(run), ordered_tags(run), run.summary, sample_values(sample)))
+            columns.append(
+                Column(
+                    run,
+                    run_label(run),
+                    ordered_tags(run),
+                    run.summary,
+                    sample_values(sample),
+                    verdicts=verdict_records(sample),
+                )
+            )
             continue
         for i, summary in enumerate(variants):
             name = variant_name(run, i)
@@ -92,6 +104,7 @@ def _columns(runs: list[Run]) -> list[Column]:
                     sample_values(sample, variant=i),
                     variant=i,
                     paired=list(sample.paired) if i == 0 and sample else [],
+                    verdicts=verdict_records(sample, variant=i),
                 )
             )
     for i, column in enumerate(columns):
@@ -213,6 +226,54 @@ def noise_note(comparison: dict[str, Any]) -> str:
         f"{', '.join(method['metrics']) or 'no metric'}, from random samples of up to "
         f"{max(sizes, default=0):,} requests per run; per-bucket rows have no noise test."
     )
+
+
+# ------------------------------------------------------------------------------------------- accuracy
+
+ACCURACY_TESTS = {"mcnemar": "McNemar (paired by item)", "two-proportion": "two-proportion z-test"}
+
+
+def accuracy_rows(columns: list[Column], comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per column whose summary graded answers: its accuracy and, against the baseline, the
+    delta in points with its 95% interval, the test used and whether it is a regression; [] when no
+    column graded anything."""
+    deltas = comparison.get("accuracy") or [None] * len(columns)
+    rows = []
+    for column, delta in zip(columns, deltas, strict=True):
+        block = column.summary.get("accuracy")
+        rate = block.get("rate") if isinstance(block, dict) else block
+        if rate is None:
+            continue
+        row: dict[str, Any] = {
+            "label": column.label,
+            "rate": fmt(rate, "fraction"),
+            "ci": _interval(block.get("ci95")) if isinstance(block, dict) else "",
+            "graded": block.get("graded") if isinstance(block, dict) else None,
+            "delta": None,
+        }
+        if delta is not None:
+            lo, hi = delta["ci95"]
+            row["delta"] = {
+                **delta,
+                "text": f"{delta['delta_pt']:+.1f} pt",
+                "interval": f"[{lo * 100:+.1f}, {hi * 100:+.1f}] pt",
+                "test_name": ACCURACY_TESTS.get(delta["test"], delta["test"]),
+                "verdict": "regression"
+                if delta["regression"]
+                else "improvement"
+                if delta["improvement"]
+                else "noise",
+                "subjects": [
+                    {"name": name, **d, "interval": f"[{d['ci95_pt'][0]:+.1f}, {d['ci95_pt'][1]:+.1f}] pt"}
+                    for name, d in (delta.get("by_subject") or {}).items()
+                ],
+            }
+        rows.append(row)
+    return rows
+
+
+def _interval(ci: Any) -> str:
+    return f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}%" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
 
 
 # ------------------------------------------------------------------------------------------ paired A/B

@@ -71,6 +71,24 @@ def comparison_csv(built: dict[str, Any], out: IO[str]) -> None:
             for value, delta in zip(row["values"], row["deltas"], strict=True):
                 line += [_num(value), *_delta_fields(delta)]
             writer.writerow(line)
+    if any(d is not None for d in built["comparison"].get("accuracy") or []):
+        writer.writerow(_accuracy_line(built))
+
+
+def _accuracy_line(built: dict[str, Any]) -> list[Any]:
+    """Accuracy against the baseline with its own test (McNemar when paired by item, else two
+    proportions): delta in points, verdict (regression/improvement/noise), test and p."""
+    line: list[Any] = ["Accuracy test", "accuracy", "Accuracy", "fraction", "higher"]
+    for column, delta in zip(built["columns"], built["comparison"]["accuracy"], strict=True):
+        block = column.summary.get("accuracy")
+        rate = block.get("rate") if isinstance(block, dict) else block
+        if delta is None:
+            line += [_num(rate), "", "", "baseline" if column is built["columns"][0] else "", "", "", ""]
+            continue
+        verdict = "regression" if delta["regression"] else "improvement" if delta["improvement"] else "same"
+        noise = "within noise" if delta["noise"] else "outside noise"
+        line += [_num(rate), _num(delta["delta"]), "", verdict, noise, delta["test"], _num(delta["p_value"])]
+    return line
 
 
 def _delta_fields(delta: dict[str, Any] | None) -> list[Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks.charts import runs as charts
 from benchmarks.models import RequestRecord, Run
+from benchmarks.presenters.accuracy import accuracy_page, quality_page, summary_current
 from benchmarks.selectors.runs import (
     live_payload,
     run_failures,
@@ -46,6 +47,7 @@ def run_page(run: Run, *, audit_threshold: float) -> dict[str, Any]:
     }
     if not run.is_active:
         context |= _finished(run) | _buckets_and_audit(run, audit_threshold)
+        context |= accuracy_page(run) | quality_page(run)
     return context
 
 
@@ -120,5 +122,5 @@ def summary_document(run: Run) -> dict[str, Any]:
         "status": run.status,
         "reason": run.reason,
         "variant": run.variant,
-        "summary": run.summary,
+        "summary": summary_current(run.summary),
     }

@@ -21,8 +21,8 @@ from django.utils import timezone
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
 from benchmarks.services.dispatch import TaskName, enqueue_on_commit
+from runner import BUILTIN_DATASETS, ParseResult, load_builtin, parse_dataset
 from runner import DatasetItem as ParsedItem
-from runner import ParseResult, parse_dataset
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -70,6 +70,36 @@ def dataset_create(
 
 
 @transaction.atomic
+def dataset_add_builtin(*, team: Team, name: str, by: AbstractBaseUser | None) -> tuple[Dataset, bool]:
+    """A team copy of a dataset shipped with llmperf (``BUILTIN_DATASETS[name]``) with its default
+    prompt template; item metadata (MATH-500's subject, level, unique_id) is kept and ``unique_id``
+    is each prompt's id, so runs pair by item. Returns (dataset, created); a team that already added it
+    gets the one it has."""
+    entry = BUILTIN_DATASETS[name]
+    ref = f"builtin:{name}"
+    existing = Dataset.objects.filter(team=team, builtin=ref).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    dataset = Dataset.objects.create(
+        team=team,
+        name=entry.title[:100],
+        description=f"Shipped with llmperf: {entry.source} ({entry.license}).",
+        tokenizer=ESTIMATE,
+        prompt_template=entry.template,
+        builtin=ref,
+    )
+    new = NewItems(
+        items=load_builtin(ref),
+        source=DatasetVersion.Source.UPLOAD,
+        note=f"built-in {ref}",
+        filename=entry.filename,
+        format="jsonl",
+    )
+    version_add(dataset=dataset, new=new, by=by)
+    return dataset, True
+
+
+@transaction.atomic
 def dataset_update(
     *,
     dataset: Dataset,
@@ -112,7 +142,11 @@ def _describe_changes(dataset: Dataset, *, name: str, description: str) -> list[
 def dataset_clone(*, dataset: Dataset, by: AbstractBaseUser | None) -> Dataset:
     name = dataset.name[:93] + " (copy)"
     copy = Dataset.objects.create(
-        team=dataset.team, name=name, description=dataset.description, tokenizer=dataset.tokenizer
+        team=dataset.team,
+        name=name,
+        description=dataset.description,
+        tokenizer=dataset.tokenizer,
+        prompt_template=dataset.prompt_template,
     )
     current = dataset.current_version()
     if current is not None:

@@ -48,6 +48,7 @@ def _sample_fields(
         "variant": np.array([int(r.get("variant") or 0) for r in picked], dtype=np.uint8).tobytes(),
         "variants": [],
         "paired": [],
+        "verdicts": verdicts(records),
     }
     groups = _by_variant(records)
     if len(groups) > 1:
@@ -56,6 +57,33 @@ def _sample_fields(
         )
         fields["paired"] = _paired(groups)
     return fields
+
+
+def verdicts(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    """[prompt id, correct, variant] of every graded request in schedule order (a failed graded request
+    is wrong; a cancelled one was never graded)."""
+    graded = [r for r in records if r.get("correct") is not None and r.get("outcome") != "cancelled"]
+    graded.sort(key=lambda r: float(r.get("scheduled_s") or 0.0))
+    return [
+        [
+            str(r.get("prompt_id") or ""),
+            bool(r["correct"]) and r.get("outcome") == "success",
+            int(r.get("variant") or 0),
+        ]
+        for r in graded
+    ]
+
+
+def verdict_records(sample: RunSample | None, *, variant: int | None = None) -> list[dict[str, Any]] | None:
+    """The stored verdicts as records ``runner.accuracy_delta`` pairs by item; None when there are none."""
+    rows = list(sample.verdicts or []) if sample is not None else []
+    if not rows:
+        return None
+    return [
+        {"prompt_id": p, "correct": c, "outcome": "success", "scheduled_s": float(i)}
+        for i, (p, c, v) in enumerate(rows)
+        if variant is None or v == variant
+    ]
 
 
 def run_sample_at_end(
@@ -78,6 +106,9 @@ def run_sample_get(*, run: Run) -> RunSample | None:
     rows = RequestRecord.objects.filter(run=run, outcome="success").values_list(
         *keys, "data__variant", "data__prompt_id", "data__scheduled_s", "shard_index"
     )
+    graded = RequestRecord.objects.filter(run=run, data__correct__isnull=False).values_list(
+        "outcome", "data__correct", "data__variant", "data__prompt_id", "data__scheduled_s"
+    )
     records = [
         {
             "outcome": "success",
@@ -89,7 +120,12 @@ def run_sample_get(*, run: Run) -> RunSample | None:
         }
         for row in rows.iterator(chunk_size=5000)
     ]
-    return RunSample(run=run, **_sample_fields(run, records, run.summary, [], complete=False))
+    fields = _sample_fields(run, records, run.summary, [], complete=False)
+    fields["verdicts"] = verdicts(
+        {"outcome": o, "correct": c, "variant": v, "prompt_id": p, "scheduled_s": s}
+        for o, c, v, p, s in graded.iterator(chunk_size=5000)
+    )
+    return RunSample(run=run, **fields)
 
 
 def sample_values(sample: RunSample | None, *, variant: int | None = None) -> dict[str, np.ndarray] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -29,6 +29,7 @@ from benchmarks.selectors.datasets import (
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.services.datasets import (
     NewItems,
+    dataset_add_builtin,
     dataset_clone,
     dataset_create,
     dataset_update,
@@ -38,6 +39,7 @@ from benchmarks.services.datasets import (
 from benchmarks.services.datasets import synthetic_create as synthetic_dataset_create
 from benchmarks.views import crud
 from benchmarks.views.helpers import ensure_can_write
+from runner import BUILTIN_DATASETS
 
 ENTITY = crud.Entity(Dataset, "dataset", "dataset", lambda request, obj: None)
 
@@ -47,7 +49,12 @@ def dataset_list(request: TeamRequest) -> HttpResponse:
     team = request.team
     rows = [(d, d.current_version()) for d in datasets_for_team(team=team)]
     edges = team_edges(team)
-    context = {"rows": rows, "edges_form": EdgesForm(initial={"edges": edges}), "edges": edges}
+    context = {
+        "rows": rows,
+        "edges_form": EdgesForm(initial={"edges": edges}),
+        "edges": edges,
+        "builtins": [BUILTIN_DATASETS[name] for name in BUILTIN_DATASETS],
+    }
     return render(request, "benchmarks/datasets/list.html", context)
 
 
@@ -84,6 +91,19 @@ def dataset_upload(request: TeamRequest) -> HttpResponse:
         )
         return redirect("dataset_detail", pk=dataset.pk)
     return _form_page(request, form, "New dataset")
+
+
+@writer_required
+@require_POST
+def dataset_builtin_add(request: TeamRequest, name: str) -> HttpResponse:
+    if name not in BUILTIN_DATASETS:
+        raise Http404("No such built-in dataset.")
+    dataset, created = dataset_add_builtin(team=request.team, name=name, by=request.user)
+    if created:
+        messages.success(request, f"Added “{dataset}” ({dataset.item_count} prompts); counting tokens.")
+    else:
+        messages.info(request, f"This team already has “{dataset}”.")
+    return redirect("dataset_detail", pk=dataset.pk)
 
 
 @writer_required

@@ -42,6 +42,25 @@ window.llmperf = window.llmperf || {};
       name: c, type: "bar"}));
     Plotly.react("chart-failures", bars.length ? bars : [{x: [], y: [], type: "bar", name: "none"}],
       Object.assign(layout("Failures by class (by completion second)", "requests"), {barmode: "stack"}), config);
+    drawAnswers(rows);
+  }
+
+  // Answer quality per second (every run) and running accuracy (graded datasets only, a textual pass
+  // while the run goes on; the exact, symbolic verdicts are on the finished page).
+  const MONITORS = {empty_answer: "empty answer", truncated_thinking: "thinking truncated",
+    cut_by_length: "cut by max_tokens", reasoning_leak: "reasoning leak"};
+
+  function drawAnswers(rows) {
+    const fraction = (title) => Object.assign(layout(title, "fraction"), {yaxis: {range: [0, 1.05], title: {text: "fraction"}}});
+    if (document.getElementById("chart-quality")) {
+      const traces = Object.entries(MONITORS).map(([key, name]) => line(rows, key + "_rate", name));
+      Plotly.react("chart-quality", traces, fraction("Answer quality per second"), config);
+    }
+    const box = document.getElementById("chart-accuracy");
+    if (box && rows.some((r) => r.accuracy != null)) {
+      box.hidden = false;
+      Plotly.react("chart-accuracy", [line(rows, "accuracy", "accuracy")], fraction("Accuracy per second (running)"), config);
+    }
   }
 
   function text(id, value) {
@@ -71,6 +90,10 @@ window.llmperf = window.llmperf || {};
     text("n-completed", s.completed || 0);
     text("n-failed", s.failed || 0);
     text("success-rate", s.success_rate == null ? "–" : (100 * s.success_rate).toFixed(1) + "%");
+    if (s.accuracy != null && document.getElementById("live-accuracy-line")) {
+      document.getElementById("live-accuracy-line").hidden = false;
+      text("live-accuracy", (100 * s.accuracy).toFixed(1) + "% of " + (s.graded || 0) + " graded");
+    }
     if (msg.status) {
       text("run-status", msg.status);
       document.getElementById("run-status").className = "status " + msg.status;

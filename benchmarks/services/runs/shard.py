@@ -19,6 +19,7 @@ from benchmarks import bridge
 from benchmarks.crypto import SecretUnreadable
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.runs.grades import records_grades_store
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0
@@ -137,6 +138,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         else:
             result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
         sink.insert_missing(result.records)
+        records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
         for problem in result.errors:
             log.warning("shard %s: %s", shard_id, _scrub(problem, secrets))
     except Exception as exc:
