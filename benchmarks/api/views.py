@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.urls import reverse
 from rest_framework import status
@@ -99,9 +100,20 @@ def run_start_view(request: Request, pk: int) -> Response:
 
 @endpoint("GET")
 def run_list(request: Request) -> Response:
-    plan = request.query_params.get("plan", "")
-    runs = runs_filtered(team=request.auth.team, plan_id=int(plan) if plan.isdigit() else None)
-    return Response({"runs": [_run(r) for r in runs[:100]]})
+    """Newest first, ``per_page`` (≤ 200, default 50) at a time; ``next`` links the following page."""
+    query = request.query_params
+    plan, tag = query.get("plan", ""), query.get("tag", "")
+    runs = runs_filtered(team=request.auth.team, plan_id=int(plan) if plan.isdigit() else None, tag=tag)
+    per_page = min(200, max(1, int(query["per_page"]))) if query.get("per_page", "").isdigit() else 50
+    page = Paginator(runs, per_page).get_page(query.get("page"))
+    following = None
+    if page.has_next():
+        rest = query.copy()
+        rest["page"] = str(page.next_page_number())
+        following = request.build_absolute_uri(f"{request.path}?{rest.urlencode()}")
+    return Response(
+        {"runs": [_run(r) for r in page.object_list], "count": page.paginator.count, "next": following}
+    )
 
 
 @endpoint("GET")

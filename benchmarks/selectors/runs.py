@@ -35,7 +35,11 @@ def runs_filtered(
     if endpoint_id:
         runs = runs.filter(endpoint_id=endpoint_id)
     if tag:
-        runs = runs.filter(variant_text__icontains=tag.strip().lower())
+        key, sep, value = tag.strip().partition("=")
+        if sep and key.strip():  # key=value: that variant tag exactly (the value in any case)
+            runs = runs.filter(**{f"variant__{key.strip()}__iexact": value.strip()})
+        else:  # a bare word: any tag holding it
+            runs = runs.filter(variant_text__icontains=tag.strip().lower())
     if status:
         runs = runs.filter(status=status)
     if since:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
@@ -24,6 +26,9 @@ from benchmarks.views.helpers import ensure_can_write
 AUDIT_THRESHOLD = 0.05  # share of the client's count a server's usage may differ by, unless ?audit_threshold=
 
 
+RUNS_PER_PAGE = 50
+
+
 @team_required
 def run_list(request: TeamRequest) -> HttpResponse:
     team = request.team
@@ -37,14 +42,23 @@ def run_list(request: TeamRequest) -> HttpResponse:
         since=_date(query.get("since")),
         until=_date(query.get("until")),
     )
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(query.get("page"))
     context = {
-        "runs": runs[:200],
+        "runs": page.object_list,
+        "page": page,
+        "page_query": _without_page(query),
         "plans": in_team(Plan, team=team),
         "endpoints": in_team(Endpoint, team=team),
         "statuses": Run.Status.values,
         "query": query,
     }
     return render(request, "benchmarks/run_list.html", context)
+
+
+def _without_page(query: Any) -> str:
+    rest = query.copy()
+    rest.pop("page", None)
+    return str(rest.urlencode())
 
 
 @team_required

@@ -115,3 +115,16 @@ def test_viewers_and_outsiders_cannot_manage_tokens(cast, client_for, token):
     assert client_for(cast.carol).post(reverse("api_token_revoke", args=[row.pk])).status_code == 404
     # carol's own token page never shows team A's token (a distinctive name: CSRF tokens are random text)
     assert "team-a-deploy-gate" not in client_for(cast.carol).get(reverse("api_token_list")).content.decode()
+
+
+def test_the_run_list_pages_through_every_run(cast, token):
+    for seed in range(7):
+        finished_run(cast.plan, seed=seed)
+    client = api(token)
+    body = client.get(reverse("api_run_list"), {"per_page": 3}).json()
+    seen = [r["id"] for r in body["runs"]]
+    assert body["count"] == 8 and len(seen) == 3  # 7 here and the cast's own run
+    while body["next"]:
+        body = client.get(body["next"]).json()
+        seen += [r["id"] for r in body["runs"]]
+    assert len(seen) == len(set(seen)) == 8
