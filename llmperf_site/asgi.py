@@ -14,6 +14,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from benchmarks.live.routing import websocket_urlpatterns  # noqa: E402
+from benchmarks.services.dispatch import housekeeping_start  # noqa: E402
+
+housekeeping_start()  # embedded mode only: the reaper and schedule ticker beat would run otherwise
 
 application = ProtocolTypeRouter(
     {

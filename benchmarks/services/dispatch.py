@@ -57,10 +57,52 @@ def _run_embedded(task: Task, args: tuple[Any, ...]) -> None:
 def enqueue(name: TaskName, *args: Any, queue: Any = None) -> None:
     """Send now (call inside ``on_commit`` when the task reads rows written in this transaction)."""
     task = current_app.tasks[name.value]
-    if settings.EMBEDDED_WORKER:
-        _embedded_pool().submit(_run_embedded, task, args)
-    else:
+    if not settings.EMBEDDED_WORKER:
         task.apply_async(args=args, queue=queue)
+    elif name is TaskName.SUPERVISE_RUN:
+        # an aggregator lives as long as its run: a thread of its own, never a slot of the pool the
+        # shards need (five concurrent runs would otherwise starve new shards)
+        threading.Thread(
+            target=_run_embedded, args=(task, args), name=f"llmperf-aggregator-{args[0]}", daemon=True
+        ).start()
+    else:
+        _embedded_pool().submit(_run_embedded, task, args)
+
+
+HOUSEKEEPING_EVERY_S = 30.0
+_housekeeping: threading.Thread | None = None
+_housekeeping_stop = threading.Event()
+
+
+def housekeeping_start(every_s: float = HOUSEKEEPING_EVERY_S) -> bool:
+    """Embedded mode has no Celery beat: one thread reaps stale runs (once at start-up, so a restart
+    ends the runs it interrupted as partial, with the reason) and ticks the schedules, every
+    ``every_s``. Idempotent; returns whether it started the thread now."""
+    global _housekeeping
+    if not settings.EMBEDDED_WORKER:
+        return False
+    with _pool_lock:
+        if _housekeeping is not None and _housekeeping.is_alive():
+            return False
+        _housekeeping_stop.clear()
+        _housekeeping = threading.Thread(
+            target=_housekeeping_loop, args=(every_s,), name="llmperf-housekeeping", daemon=True
+        )
+        _housekeeping.start()
+        return True
+
+
+def housekeeping_stop(timeout_s: float = 10.0) -> None:
+    _housekeeping_stop.set()
+    if _housekeeping is not None:
+        _housekeeping.join(timeout_s)
+
+
+def _housekeeping_loop(every_s: float) -> None:
+    while not _housekeeping_stop.is_set():
+        for name in (TaskName.REAP_STALE_RUNS, TaskName.TICK_SCHEDULES):
+            _run_embedded(current_app.tasks[name.value], ())
+        _housekeeping_stop.wait(every_s)
 
 
 def enqueue_on_commit(name: TaskName, *args: Any, queue: Any = None) -> None:

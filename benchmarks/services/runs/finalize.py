@@ -45,9 +45,10 @@ def final_status(run: Run, shards: list[Shard], n_records: int) -> tuple[str, st
         )
     if not broken:
         return Run.Status.FINISHED, ""
-    if n_records == 0 or len(broken) == len(shards):
+    if n_records == 0:
         return Run.Status.FAILED, " ".join(reasons)
-    return Run.Status.PARTIAL, " ".join(reasons)
+    # what was measured before the break is kept and reported: partial, with the reason
+    return Run.Status.PARTIAL, " ".join([*reasons, f"Kept {n_records} requests."])
 
 
 def _on(shard: Shard) -> str:
