@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from benchmarks.forms.accounts import MemberAddForm, SignupForm, TeamForm
+from benchmarks.http import int_param
 from benchmarks.middleware import SESSION_KEY
 from benchmarks.models import Membership
 from benchmarks.selectors.teams import membership_get, team_members, teams_for_user
@@ -92,7 +93,7 @@ def team_member_remove(request: HttpRequest, pk: int, member_pk: int) -> HttpRes
 @login_required
 @require_POST
 def team_switch(request: HttpRequest) -> HttpResponse:
-    membership = _membership_or_404(request, int(request.POST.get("team", 0) or 0))
+    membership = _membership_or_404(request, int_param(request.POST.get("team"), 0) or 0)
     request.session[SESSION_KEY] = membership.team_id
     target = request.POST.get("next") or ""
     safe = url_has_allowed_host_and_scheme(

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.datasets import DatasetForm, EdgesForm, SyntheticForm
-from benchmarks.http import TeamRequest
+from benchmarks.http import TeamRequest, int_param
 from benchmarks.models import Dataset, DatasetVersion
 from benchmarks.models.datasets import tokenizer_ref
 from benchmarks.presenters.datasets import version_page
@@ -188,15 +188,12 @@ def _version_page(request: TeamRequest, dataset: Dataset, version: DatasetVersio
     context = version_page(
         dataset,
         version,
-        plan_id=_int(query.get("plan")),
-        endpoint_id=_int(query.get("endpoint")),
+        plan_id=int_param(query.get("plan")),
+        endpoint_id=int_param(query.get("endpoint")),
         tokenizer=query.get("tokenizer"),
     ) | {"entity": ENTITY, "can_edit": can_write(dataset, user=request.user)}
     return render(request, "benchmarks/datasets/detail.html", context)
 
-
-def _int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
 
 
 @team_required

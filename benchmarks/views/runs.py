@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from benchmarks.decorators import team_required
-from benchmarks.http import TeamRequest
+from benchmarks.http import TeamRequest, fraction_param, int_param
 from benchmarks.models import Endpoint, Plan, Run
 from benchmarks.presenters.exports import csv_lines
 from benchmarks.presenters.runs import CSV_FIELDS, request_page, run_page, summary_document
@@ -35,8 +35,8 @@ def run_list(request: TeamRequest) -> HttpResponse:
     query = request.GET
     runs = runs_filtered(
         team=team,
-        plan_id=_int(query.get("plan")),
-        endpoint_id=_int(query.get("endpoint")),
+        plan_id=int_param(query.get("plan")),
+        endpoint_id=int_param(query.get("endpoint")),
         tag=query.get("tag", ""),
         status=query.get("status", ""),
         since=_date(query.get("since")),
@@ -64,8 +64,7 @@ def _without_page(query: Any) -> str:
 @team_required
 def run_detail(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
-    raw = request.GET.get("audit_threshold", "")
-    threshold = float(raw) / 100 if raw.replace(".", "", 1).isdigit() else AUDIT_THRESHOLD
+    threshold = fraction_param(request.GET.get("audit_threshold"), AUDIT_THRESHOLD * 100) / 100
     context = run_page(run, audit_threshold=threshold) | {"can_edit": can_write(run, user=request.user)}
     return render(request, "benchmarks/run_detail.html", context)
 
@@ -116,9 +115,6 @@ def run_api(request: TeamRequest, pk: int) -> JsonResponse:
     run = object_get(Run, user=request.user, pk=pk)
     return JsonResponse({"id": run.pk, **live_payload(run, rows=run_series(run=run)), "summary": run.summary})
 
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
 
 
 def _date(value: str | None) -> date | None:

@@ -44,3 +44,20 @@ def simulator():
 
     with SimulatorProcess(ttft_ms=50, itl_ms=5, output_tokens=16) as sim:
         yield sim
+
+
+@pytest.fixture
+def team_a_objects(cast):
+    """One of each of team A's objects a URL can name (the cast's, plus a comparison, an alert and
+    an API token)."""
+    from benchmarks.models import PlanSchedule, RunCheck
+    from benchmarks.services.api_tokens import api_token_create
+    from benchmarks.services.comparisons import comparison_create
+
+    comparison = comparison_create(
+        team=cast.team_a, by=cast.alice, title="c", notes="", run_ids=[cast.run.pk]
+    )
+    schedule = PlanSchedule.objects.create(team=cast.team_a, plan=cast.plan, created_by=cast.alice)
+    alert = RunCheck.objects.create(team=cast.team_a, schedule=schedule, run=cast.run, status="regressed")
+    token, _ = api_token_create(team=cast.team_a, by=cast.alice, name="ci")
+    return {**cast.objects, "team": cast.team_a, "comparison": comparison, "alert": alert, "api_token": token}

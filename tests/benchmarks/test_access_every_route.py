@@ -12,12 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from benchmarks.models import PlanSchedule, RunCheck
 from benchmarks.services.api_tokens import api_token_create
-from benchmarks.services.comparisons import comparison_create
 
 PUBLIC = {"healthz", "login", "logout", "signup"}
 # a route's first path segment → which of team A's objects its first argument names
@@ -63,17 +60,6 @@ def owner_of(route: str) -> str | None:
         if route.startswith(prefix + "/"):
             return OWNERS[prefix]
     return None
-
-
-@pytest.fixture
-def team_a_objects(cast) -> dict[str, Any]:
-    comparison = comparison_create(
-        team=cast.team_a, by=cast.alice, title="c", notes="", run_ids=[cast.run.pk]
-    )
-    schedule = PlanSchedule.objects.create(team=cast.team_a, plan=cast.plan, created_by=cast.alice)
-    alert = RunCheck.objects.create(team=cast.team_a, schedule=schedule, run=cast.run, status="regressed")
-    token, _ = api_token_create(team=cast.team_a, by=cast.alice, name="ci")
-    return {**cast.objects, "team": cast.team_a, "comparison": comparison, "alert": alert, "api_token": token}
 
 
 def fill(name: str, route: str, pattern: URLPattern, objects: dict[str, Any], cast) -> str:
