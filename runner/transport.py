@@ -184,9 +184,9 @@ async def _sse(
             return
         sse = SseParser(max_event_bytes)
         feed, on_event = sse.feed, parser.event
-        # The usual chunk is one whole `data: {json}` event: its JSON goes to the parser as bytes,
-        # without the text decoding and event objects of the general path (which the parser's
-        # state, a second event or a line break in the chunk send it back to).
+        # The usual chunk is one or more whole `data: {json}` events: their JSON goes to the parser
+        # as bytes, without the text decoding and event objects of the general path (which the
+        # parser's state, a heartbeat, [DONE], a CR or a multi-line event send it back to).
         one_json = getattr(parser, "json_event", None)
         async for chunk in resp.content.iter_any():
             t = perf_counter_ns()
@@ -194,13 +194,15 @@ async def _sse(
                 one_json is not None
                 and chunk.startswith(b"data: {")
                 and chunk.endswith(b"}\n\n")
-                and chunk.count(b"\n") == 2
                 and b"\r" not in chunk
-                and sse.idle
                 and len(chunk) <= max_event_bytes
+                and sse.idle
             ):
-                one_json(chunk[6:-2], t)
-                continue
+                parts = chunk[6:-2].split(b"\n\ndata: ")
+                if chunk.count(b"\n") == 2 * len(parts) and all(p[:1] == b"{" for p in parts):
+                    for part in parts:
+                        one_json(part, t)
+                    continue
             for ev in feed(chunk):
                 on_event(ev.event, ev.data, t)
         t = perf_counter_ns()

@@ -434,6 +434,23 @@ def test_the_one_event_fast_path_gives_the_same_packets_as_the_general_path() ->
 
 
 async def test_a_one_event_chunk_that_is_not_an_object_is_a_protocol_error() -> None:
-    async with raw_server([b"data: {\"choices\": [1, 2}\n\n", DONE]) as url:
+    async with raw_server([b'data: {"choices": [1, 2}\n\n', DONE]) as url:
         rec = await one(url)
     assert rec.outcome == "protocol_error" and "malformed JSON" in rec.error
+
+
+async def test_several_events_in_one_network_chunk_are_each_a_packet() -> None:
+    burst = b"".join(chat_chunk(w) for w in ("Hel", "lo", " wor", "ld"))  # one write, one chunk
+    script = [
+        chat_chunk(content="", role=True),
+        0.05,
+        burst,
+        chat_chunk(finish="stop"),
+        usage_chunk(3, 4),
+        DONE,
+    ]
+    async with raw_server(script) as url:
+        rec = await one(url)
+    assert rec.outcome == "success" and rec.answer_text == "Hello world"
+    assert rec.content_chunks == 4 and len(rec.itl_ms) == 3
+    assert max(rec.itl_ms) < 5  # arrived together: one stamp for the four tokens
