@@ -31,9 +31,14 @@ from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
+from runner.mirror import PRIVACY as CAPTURE_PRIVACY
+from runner.mirror import MirrorConfig, mirror_records, serve_mirror
+from runner.pairing import compare_pairs
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
+from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
+from runner.replay import REPLAY_FORMATS, ReplayError, parse_replay
 from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats
@@ -79,6 +84,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CAPTURE_PRIVACY",
     "COMPARE_PATHS",
     "CONVENTIONS",
     "CSV_KEYS",
@@ -89,17 +95,21 @@ __all__ = [
     "METRICS",
     "PAIRED_KEYS",
     "PROTOCOLS",
+    "REPLAY_FORMATS",
+    "REPLAY_LAG_WARN_MS",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
     "LiveAggregate",
     "Metric",
+    "MirrorConfig",
     "Outcome",
     "Packet",
     "PacketKind",
     "ParseResult",
     "ProfileSpec",
     "Prompt",
+    "ReplayError",
     "RequestRecord",
     "RowError",
     "Rule",
@@ -115,12 +125,15 @@ __all__ = [
     "bucket_index",
     "bucket_labels",
     "check_rules",
+    "compare_pairs",
     "compare_summaries",
     "format_table",
     "load_tokenizer",
+    "mirror_records",
     "paired_stats",
     "parse_dataset",
     "parse_label",
+    "parse_replay",
     "parse_rule",
     "profile_preview",
     "regressions",
@@ -128,6 +141,7 @@ __all__ = [
     "run_blocking",
     "sample_lengths",
     "select_prompts",
+    "serve_mirror",
     "single_request",
     "summarize",
     "synthesize",

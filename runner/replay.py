@@ -74,7 +74,21 @@ def load_replay(
     seed: int = 0,
     limit: int = 0,
 ) -> Replay:
-    data = Path(path).read_bytes()
+    return parse_replay(Path(path).read_bytes(), fmt, tokenizer=tokenizer, seed=seed, limit=limit)
+
+
+def parse_replay(
+    data: bytes,
+    fmt: str | None = None,
+    *,
+    tokenizer: Tokenizer | None = None,
+    seed: int = 0,
+    limit: int = 0,
+    privacy: str = "keep",
+) -> Replay:
+    """:func:`load_replay` of a file's bytes (an upload). Credential fields (``api_key``…) never
+    survive a request body; ``privacy`` ``hash`` or ``drop`` also redacts every prompt text as the
+    mirror's capture does, and the replay then sends synthetic text of the recorded length."""
     try:
         rows = traces.read_rows(data)
     except traces.TraceError as exc:
@@ -90,7 +104,21 @@ def load_replay(
         return _from_trace(rows, fmt, detected, tokenizer, seed)
     if fmt == "llmperf":
         return _from_llmperf(rows, detected)
-    return _from_requests(rows, fmt, detected, tokenizer, seed)
+    return _from_requests([_private(r, privacy) for r in rows], fmt, detected, tokenizer, seed)
+
+
+def _private(row: dict[str, Any], privacy: str) -> dict[str, Any]:
+    from runner.mirror.capture import redact_body
+
+    body = _body_of(row)
+    if body is None:
+        return row
+    mode: Any = privacy if privacy in ("hash", "drop") else "keep"
+    kept = {k: row[k] for k in ("id", "ts", "production", "redacted", *_TIME_KEYS) if k in row}
+    out = {**kept, "body": redact_body(body, mode)}
+    if mode != "keep":
+        out["redacted"] = mode
+    return out
 
 
 def _tokenizer(tokenizer: Tokenizer | None) -> Tokenizer:
