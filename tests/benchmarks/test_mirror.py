@@ -275,3 +275,43 @@ def test_another_teams_endpoint_cannot_be_a_shadow(cast, client_for, simulator):
         call_command(
             "mirror", "--team", str(cast.team_a.pk), "--upstream", simulator.url, "--shadow", "theirs"
         )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_replayed_at_x5_on_a_worker_keeps_order_and_arrivals_and_compares(cast_tx, simulator):
+    from benchmarks.services.runs.start import run_start
+
+    gap, n, tolerance_s = 0.5, 10, 0.25  # 0.1 s apart at ×5; a busy machine may drift this far
+    dataset = capture_dataset_create(
+        team=cast_tx.team_a,
+        name="timed",
+        data=_capture_lines(n, gap),
+        filename="c.jsonl",
+        fmt=None,
+        privacy="keep",
+        by=None,
+    )
+    cast_tx.endpoint.base_url = simulator.base_url
+    cast_tx.endpoint.save()
+    plan = cast_tx.plan
+    plan.dataset, plan.profile = dataset, make_profile(cast_tx.team_a, kind="replay", speed=5.0, replay=[])
+    plan.duration_s, plan.shard_count = 30.0, 1
+    plan.save()
+    with workers(("w1", "load,celery")) as (worker,):
+        run = run_start(plan=plan, by=cast_tx.alice)
+        wait_for(lambda: not Run.objects.get(pk=run.pk).is_active, 60, "the replay to end")
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED, (run.reason, worker.output())
+    rows = sorted(
+        RequestRecord.objects.filter(run=run).values_list("data", flat=True), key=lambda d: d["scheduled_s"]
+    )
+    assert [int(d["prompt_id"]) for d in rows] == list(range(n))  # the recorded order
+    sent = [d["scheduled_s"] + d["schedule_lag_ms"] / 1000 for d in rows]
+    for i, t in enumerate(sent):
+        assert t - sent[0] == pytest.approx(i * gap / 5, abs=tolerance_s), i
+    replay = run.summary["replay"]
+    assert replay["scheduled"] == n and replay["sent"] == n and replay["speed"] == 5.0
+    assert replay["versus_recorded"]["pairs"] == n  # the capture's production rows, by prompt
+    page = _page(cast_tx.alice, run)
+    assert "replay-fidelity" in page and ("replay-kept-up" in page or "Did not keep up" in page)
