@@ -388,7 +388,12 @@ def paired_verdict(paired: dict[str, Any], production_ttft_p50: float) -> dict[s
     success = paired.get("success") or {}
     rouge = (paired.get("answer_rouge_l") or {}).get("mean")
     parts = [
-        f"Shadow {latency} than production"
+        {"slower": "Shadow slower than production", "faster": "Shadow faster than production"}.get(
+            latency,
+            f"Shadow {latency} against production"
+            if latency == "unknown"
+            else "Shadow as fast as production",
+        )
         + (f" (TTFT {diff:+.1f} ms median over {n} pairs)" if diff is not None else f" ({n} pairs)"),
         f"both succeeded {success.get('both', 0)}, production only {success.get('base_only', 0)}, "
         f"shadow only {success.get('other_only', 0)}",
