@@ -87,6 +87,8 @@ def upstream_problem(url: str, timeout_s: float = 3.0) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    if parts.username or parts.password:
+        return "Put no credentials in the production URL: callers' own headers reach production unchanged."
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):

@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 
 from benchmarks import bridge
-from benchmarks.models import Dataset, DatasetItem, RequestRecord, Run, Shard
+from benchmarks.models import Dataset, DatasetItem, LoadProfile, RequestRecord, Run, Shard
 from benchmarks.services.captures import CaptureError, capture_dataset_create
 from benchmarks.services.mirrors import mirror_start, mirror_stop
 from runner import SimulatorProcess
@@ -315,3 +315,84 @@ def test_a_capture_replayed_at_x5_on_a_worker_keeps_order_and_arrivals_and_compa
     assert replay["versus_recorded"]["pairs"] == n  # the capture's production rows, by prompt
     page = _page(cast_tx.alice, run)
     assert "replay-fidelity" in page and ("replay-kept-up" in page or "Did not keep up" in page)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_mirror_command_records_its_session_and_stops_on_sigterm(cast_tx, simulator, slow_shadow):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.benchmarks.workers import ROOT, service_env
+
+    make_endpoint(cast_tx.team_a, name="candidate", base_url=slow_shadow.base_url)
+    port = free_port()
+    argv = [sys.executable, "manage.py", "mirror", "--team", cast_tx.team_a.name, "--upstream", simulator.url]
+    argv += ["--shadow", "candidate", "--listen", f"127.0.0.1:{port}", "--user", "alice"]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=service_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: _port_open(port), 30, "the command's mirror to listen")
+        for i in range(3):
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=_chat(f"q{i}"), timeout=30)
+            assert r.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode()
+    assert proc.returncode == 0, text
+    run = Run.objects.get(kind=Run.Kind.MIRROR)
+    assert run.status == Run.Status.FINISHED and run.created_by == cast_tx.alice, run.reason
+    assert "Shadow slower than production" in text and run.summary["mirror"]["paired"]["pairs"] == 3
+    assert not _port_open(port)
+
+
+def test_a_replay_profile_without_entries_has_a_page_and_a_plan_on_an_untimed_dataset_says_why(
+    cast, client_for
+):
+    client = client_for(cast.alice)
+    response = client.post(
+        reverse("profile_create"), {"name": "as recorded x10", "kind": "replay", "speed": 10, "replay": ""}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    profile = LoadProfile.objects.get(name="as recorded x10")
+    assert profile.spec["replay"] == [] and profile.spec["speed"] == 10
+    assert client.get(reverse("profile_detail", args=[profile.pk])).status_code == 200
+    cast.plan.profile = profile
+    cast.plan.save()
+    started = client.post(reverse("plan_start", args=[cast.plan.pk]), follow=True)
+    assert started.status_code == 200 and "timed dataset" in started.content.decode()
+    assert not Run.objects.filter(plan=cast.plan, kind=Run.Kind.LOAD).exclude(pk=cast.run.pk).exists()
+
+
+def test_credentials_in_the_production_url_are_refused(cast, client_for, simulator):
+    response = client_for(cast.alice).post(
+        reverse("mirror_new"),
+        {
+            "shadow": cast.endpoint.pk,
+            "upstream": simulator.url.replace("http://", "http://user:hunter2@"),
+            "listen": "127.0.0.1:0",
+            "sample": 1,
+            "capture_prompts": "keep",
+        },
+    )
+    assert response.status_code == 400 and "no credentials" in response.content.decode()
+
+
+def test_the_pages_say_where_a_session_runs_and_viewers_cannot_start_one(cast, client_for):
+    client = client_for(cast.alice)
+    page = client.get(reverse("mirror_new")).content.decode()
+    assert "holds the listening socket" in page and 'id="nav-mirror"' in page
+    assert client.get(reverse("capture_upload")).status_code == 200
+    assert "capture-upload" in client.get(reverse("dataset_list")).content.decode()
+    viewer = Client()
+    viewer.force_login(cast.vera)
+    assert viewer.get(reverse("mirror_new")).status_code == 403
+    assert viewer.post(reverse("mirror_stop", args=[cast.run.pk])).status_code == 403
+    outsider = Client()
+    outsider.force_login(cast.carol)
+    assert outsider.post(reverse("mirror_stop", args=[cast.run.pk])).status_code == 404
