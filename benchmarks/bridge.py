@@ -84,7 +84,7 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     counts = counts_for_sending(version, plan.endpoint.tokenizer)
     values = counts.counts if counts else [0] * version.item_count
     rows = version.items.order_by("index").values_list(
-        "key", "prompt", "messages", "max_tokens", "expected", "params"
+        "key", "prompt", "messages", "max_tokens", "expected", "params", "metadata__session"
     )
     out = [
         Prompt(
@@ -95,8 +95,9 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
             max_tokens=max_tokens or plan.max_tokens,
             expected=expected,
             params=params or None,  # a captured request's own parameters (temperature, tools…)
+            session=session or None,  # one turn of a replayed conversation
         )
-        for i, (key, text, messages, max_tokens, expected, params) in enumerate(
+        for i, (key, text, messages, max_tokens, expected, params, session) in enumerate(
             rows.iterator(chunk_size=2000)
         )
     ]

@@ -51,7 +51,9 @@ def capture_parse(*, data: bytes, fmt: str | None, privacy: str) -> NewItems:
                 prompt=prompt.text or None,
                 messages=prompt.messages,
                 max_tokens=prompt.max_tokens,
-                metadata={"id": prompt.id},
+                # a conversation's turns (Mooncake, Bailian) stay linked: the engine sends each after
+                # the previous answer, with the model's own answers as history
+                metadata={"id": prompt.id, **({"session": prompt.session} if prompt.session else {})},
             )
         )
         recorded = replay.recorded.get(prompt.id)

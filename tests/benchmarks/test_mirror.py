@@ -396,3 +396,39 @@ def test_the_pages_say_where_a_session_runs_and_viewers_cannot_start_one(cast, c
     outsider = Client()
     outsider.force_login(cast.carol)
     assert outsider.post(reverse("mirror_stop", args=[cast.run.pk])).status_code == 404
+
+
+def test_an_uploaded_public_trace_keeps_its_arrivals_and_conversations(cast):
+    from pathlib import Path
+
+    traces = Path(__file__).parents[1] / "runner/fixtures/traces"
+    dataset = capture_dataset_create(
+        team=cast.team_a,
+        name="mooncake",
+        data=(traces / "mooncake_conversation_first40.jsonl").read_bytes(),
+        filename="m.jsonl",
+        fmt=None,
+        privacy="keep",
+        by=None,
+    )
+    version = dataset.current_version()
+    assert version.format == "mooncake" and version.item_count == 40
+    arrivals = list(version.items.order_by("index").values_list("arrival_s", flat=True))
+    assert arrivals[0] == 0.0 and arrivals == sorted(arrivals) and arrivals[-1] > 0
+    plan = make_plan(cast.team_a, endpoint=cast.endpoint)
+    plan.dataset, plan.profile = dataset, make_profile(cast.team_a, kind="replay", speed=2.0, replay=[])
+    plan.save()
+    assert len(bridge.run_spec(plan).profile.replay) == 40
+    chats = capture_dataset_create(
+        team=cast.team_a,
+        name="bailian",
+        data=(traces / "bailian_sample.jsonl").read_bytes(),
+        filename="b.jsonl",
+        fmt=None,
+        privacy="keep",
+        by=None,
+    )
+    plan.dataset = chats
+    plan.save()
+    sessions = [p.session for p in bridge.run_spec(plan).prompts if p.session]
+    assert sessions and len(sessions) > len(set(sessions))  # follow-ups stay turns of their conversation
