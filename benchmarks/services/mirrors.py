@@ -152,10 +152,13 @@ class MirrorWatch(threading.Thread):
         if proxy is None:
             return {"listening": self.listening}
         pool = proxy.shadow
+        done = list(proxy.production.records.values())  # one C-level copy: safe beside the loop
+        ok = sum(1 for r in done if r.outcome == "success")
         return {
             "listening": self.listening,
             "started": proxy.requests,
-            "production": len(proxy.production.records),
+            "completed": ok,  # production's, as the run page's live numbers show them
+            "failed": len(done) - ok,
             "shadow": pool.counts.to_dict() if pool is not None else None,
         }
 

@@ -83,7 +83,11 @@ def test_a_mirror_session_on_a_celery_worker_is_recorded_with_both_sides_and_a_v
                 f"{url}/v1/chat/completions", json=_chat(f"question {i}"), headers=headers, timeout=30
             )
             assert r.status_code == 200 and b"[DONE]" in r.content
-        wait_for(lambda: (_listening(run), run.snapshot.get("started") == 6)[1], 10, "live counters")
+        wait_for(
+            lambda: (_listening(run), run.snapshot.get("started") == run.snapshot.get("completed") == 6)[1],
+            10,
+            "live counters",
+        )
         page = _page(cast_tx.alice, run)
         assert "mirror-stop" in page and "holds the listening socket" in page
         assert mirror_stop(run=run, by=cast_tx.alice)
