@@ -436,3 +436,26 @@ def test_an_uploaded_public_trace_keeps_its_arrivals_and_conversations(cast):
     plan.save()
     sessions = [p.session for p in bridge.run_spec(plan).prompts if p.session]
     assert sessions and len(sessions) > len(set(sessions))  # follow-ups stay turns of their conversation
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_whose_port_is_taken_fails_with_the_reason(cast_tx, simulator):
+    from benchmarks.services.mirrors import mirror_execute
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = mirror_start(
+            team=cast_tx.team_a,
+            shadow=cast_tx.endpoint,
+            upstream=simulator.url,
+            listen=f"127.0.0.1:{port}",
+            by=cast_tx.alice,
+            enqueue=False,
+        )
+        mirror_execute(run_id=run.pk, hostname="test")
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and "could not listen" in run.reason
+    assert API_KEY not in run.reason
+    assert "could not listen" in _page(cast_tx.alice, run)
