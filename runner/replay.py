@@ -60,6 +60,8 @@ def detect_format(rows: Sequence[Mapping[str, Any]]) -> str:
         return "llmperf"  # llmperf's own {t_s, prompt} log (an access log names its model)
     if _body_of(row) is not None and any(k in row for k in _TIME_KEYS):
         return "access-log"
+    if _text_body(row):
+        raise ReplayError(f"line 1: {_text_body(row)}")
     raise ReplayError(
         f"cannot tell the replay format from the first line (keys: {', '.join(sorted(row)) or 'none'}); "
         f"pass --replay-format ({', '.join(REPLAY_FORMATS)})"
@@ -183,6 +185,12 @@ def _body_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _text_body(row: Mapping[str, Any]) -> str:
+    """Why a body given as text cannot be replayed ("" when no body is text)."""
+    key = next((k for k in _BODY_KEYS if isinstance(row.get(k), str)), None)
+    return f"the request body ({key}) is text, not a JSON object with messages or prompt" if key else ""
+
+
 def _arrival(row: Mapping[str, Any], fmt: str) -> float:
     # a capture file may hold several mirror sessions (it is appended to): their epoch stamps
     # order them; t_s restarts at 0 with each session
@@ -206,7 +214,9 @@ def _from_requests(
             if fmt == "capture" and "body_text" in row:
                 skipped += 1  # the caller sent a body that was not JSON: nothing to replay
                 continue
-            problems.append(f"line {n}: no request body (a JSON object with messages or prompt)")
+            problems.append(
+                f"line {n}: {_text_body(row) or 'no request body (a JSON object with messages or prompt)'}"
+            )
             continue
         try:
             t = _arrival(row, fmt)
