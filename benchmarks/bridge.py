@@ -301,7 +301,8 @@ def origin(url: str) -> str:
 def mirror_spec(*, shadow: Endpoint, upstream: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The session's stored spec, shaped like a paired A/B run's (variant 0 production, variant 1 the
     shadow) so the comparison reads it as one; no key anywhere."""
-    spec = RunSpec(endpoint=endpoint_spec(shadow, with_key=False), prompts=[])
+    # no duration: a session lasts until it is stopped
+    spec = RunSpec(endpoint=endpoint_spec(shadow, with_key=False), prompts=[], duration_s=None)
     production = EndpointSpec(protocol=shadow.protocol, base_url=upstream, model="production")
     spec.variants = [production, spec.endpoint]
     return {**spec.to_dict(), "mirror": settings}

@@ -193,6 +193,7 @@ def test_privacy_drop_stores_no_prompt_text(cast):
         (b'{"timestamp": 1, "body": {"messages": []}}\nnot json at all\n', "line 2"),
         (b"<html>not a capture</html>", "line 1: neither a JSON object"),
         (b'{"timestamp": 1, "body": {"model": "x"}}\n', "neither messages nor prompt"),
+        (b'{"timestamp": 1, "body": "{not json"}\n', "is text, not a JSON object"),
         (b"", "empty"),  # the form refuses it before parsing
     ],
 )
