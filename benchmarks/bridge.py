@@ -96,7 +96,7 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     counts = counts_for_sending(version, plan.endpoint.tokenizer)
     values = counts.counts if counts else [0] * version.item_count
     rows = version.items.order_by("index").values_list(
-        "key", "prompt", "messages", "max_tokens", "expected", "metadata"
+        "key", "prompt", "messages", "max_tokens", "expected", "metadata", "params"
     )
     template = plan.effective_template
     out = [
@@ -108,8 +108,10 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
             max_tokens=max_tokens or plan.max_tokens,
             expected=expected,
             meta={k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})},
+            params=params or None,  # a captured request's own parameters (temperature, tools…)
+            session=(metadata or {}).get("session") or None,  # one turn of a replayed conversation
         )
-        for i, (key, text, messages, max_tokens, expected, metadata) in enumerate(
+        for i, (key, text, messages, max_tokens, expected, metadata, params) in enumerate(
             rows.iterator(chunk_size=2000)
         )
     ]
@@ -143,10 +145,14 @@ def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> 
 
 def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
     """The whole run, without the API key (this dict is stored on the Run and shown in pages)."""
+    sent = prompts(plan, version)
+    profile = profile_spec(plan.profile)
+    if profile.kind == "replay" and not profile.replay:
+        profile.replay = replay_entries(sent, version or plan.dataset.current_version())
     return RunSpec(
         endpoint=endpoint_spec(plan.endpoint, params=request_params(plan), with_key=False),
-        prompts=prompts(plan, version),
-        profile=profile_spec(plan.profile),
+        prompts=sent,
+        profile=profile,
         duration_s=plan.duration_s,
         max_requests=plan.max_requests,
         bucket_edges=[int(e) for e in plan.bucket_edges],
@@ -181,6 +187,22 @@ def target_policy() -> dict[str, list[str]]:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def replay_entries(sent: list[Prompt], version: DatasetVersion | None) -> list[dict[str, float]]:
+    """A replay profile without entries sends the timed dataset at its recorded arrivals: one
+    ``{t_s, prompt}`` per prompt sent, offsets counted from the first (``speed`` scales them)."""
+    arrivals = dict(
+        version.items.exclude(arrival_s=None).values_list("key", "arrival_s") if version is not None else []
+    )
+    if not arrivals:
+        raise NoPrompts(
+            "A replay profile without entries needs a timed dataset (upload a capture, an access log "
+            "or a trace); this dataset has no arrival times."
+        )
+    timed = [(arrivals[p.id], i) for i, p in enumerate(sent) if p.id in arrivals]
+    t0 = min(t for t, _ in timed)
+    return [{"t_s": t - t0, "prompt": float(i)} for t, i in timed]
 
 
 def shard_spec(
@@ -264,7 +286,7 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
 def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
     spec = run.spec
     endpoint = spec.get("endpoint", {})
-    return summarize(
+    summary = summarize(
         records,
         duration_s=measured_duration_s(shards),
         bucket_edges=list(spec.get("bucket_edges") or []),
@@ -276,6 +298,32 @@ def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) ->
         engine=merged_engine(shards),
         prompts=graded_prompts(spec),
     )
+    if (spec.get("profile") or {}).get("kind") == "replay":
+        summary["replay"] = replay_block(run, records, summary)
+    return summary
+
+
+def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    """Whether the replay kept the recorded arrival pattern (schedule lag), and its answers and
+    latencies against what production recorded, when the dataset came from a capture."""
+    from runner import REPLAY_LAG_WARN_MS, compare_pairs
+
+    lag = summary.get("schedule_lag_ms") or {}
+    recorded: dict[str, Any] = {}
+    if run.dataset_version_id is not None:
+        rows = run.dataset_version.items.exclude(recorded=None).values_list("key", "recorded")  # type: ignore[union-attr]
+        recorded = dict(rows)
+    pairs = [(recorded[str(r.get("prompt_id"))], r) for r in records if str(r.get("prompt_id")) in recorded]
+    profile = run.spec.get("profile") or {}
+    return {
+        "scheduled": len(profile.get("replay") or []),
+        "sent": len(records),
+        "speed": profile.get("speed", 1.0),
+        "schedule_lag_ms": lag,
+        "lag_warn_ms": REPLAY_LAG_WARN_MS,
+        "kept_up": lag.get("p99") is None or lag["p99"] <= REPLAY_LAG_WARN_MS,
+        "versus_recorded": compare_pairs(pairs) if pairs else None,
+    }
 
 
 def graded_prompts(spec: dict[str, Any]) -> list[Prompt]:
@@ -302,3 +350,126 @@ def merged_engine(shards: list[Shard]) -> dict[str, Any] | None:
     if not engines:
         return None
     return max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0))
+
+
+# --- mirror sessions (services/mirrors.py) ------------------------------------------------------------
+
+
+def origin(url: str) -> str:
+    """``http://host:port`` of a base URL: the mirror appends each caller's path unchanged."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def mirror_spec(*, shadow: Endpoint, upstream: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The session's stored spec, shaped like a paired A/B run's (variant 0 production, variant 1 the
+    shadow) so the comparison reads it as one; no key anywhere."""
+    # no duration: a session lasts until it is stopped
+    spec = RunSpec(endpoint=endpoint_spec(shadow, with_key=False), prompts=[], duration_s=None)
+    production = EndpointSpec(protocol=shadow.protocol, base_url=upstream, model="production")
+    spec.variants = [production, spec.endpoint]
+    return {**spec.to_dict(), "mirror": settings}
+
+
+def mirror_config(run: Run, *, api_key: str, capture: str = "") -> Any:
+    """The runner's MirrorConfig of a session, the shadow endpoint's own key added at the last moment."""
+    from runner import MirrorConfig
+
+    endpoint = run.spec.get("endpoint") or {}
+    m = run.spec["mirror"]
+    headers = {str(k): str(v) for k, v in (endpoint.get("headers") or {}).items()}
+    if api_key:
+        anthropic = str(endpoint.get("protocol", "")).startswith("anthropic")
+        headers.update({"x-api-key": api_key} if anthropic else {"Authorization": f"Bearer {api_key}"})
+    return MirrorConfig(
+        listen=m["listen"],
+        upstream=m["upstream"],
+        shadow=origin(str(endpoint.get("base_url", ""))),
+        sample=float(m.get("sample", 1.0)),
+        shadow_headers=headers,
+        shadow_model=str(endpoint.get("model") or ""),
+        shadow_concurrency=int(m.get("shadow_concurrency", 64)),
+        shadow_timeout_s=float(endpoint.get("timeouts", {}).get("total") or 120.0),
+        capture=capture,
+        capture_prompts=m.get("capture_prompts", "keep"),
+        drain_s=float(m.get("drain_s", 10.0)),
+    )
+
+
+def mirror_run_summary(
+    run: Run, shards: list[Shard], records: list[dict[str, Any]], mirror: dict[str, Any]
+) -> dict[str, Any]:
+    """The shadow (the endpoint under test) is the session's overall figure; both sides are its
+    variants; ``mirror`` keeps the mirror's own counts, overhead and paired verdict."""
+    sides = [[r for r in records if int(r.get("variant") or 0) == v] for v in (0, 1)]
+    summary = run_summary(run, shards, sides[1])
+    specs = run.spec.get("variants") or [{}, {}]
+    summary["variants"] = [
+        {
+            "variant": v,
+            "model": specs[v].get("model"),
+            "base_url": specs[v].get("base_url"),
+            **run_summary(run, shards, side),
+        }
+        for v, side in enumerate(sides)
+    ]
+    keep = (
+        "requests",
+        "passed_through",
+        "duration_s",
+        "overhead_ms",
+        "paired",
+        "errors",
+        "mirror",
+        "captured",
+    )
+    summary["mirror"] = {k: mirror[k] for k in keep if k in mirror}
+    shadow = mirror.get("shadow") or {}
+    summary["mirror"]["shadow_counts"] = {
+        k: shadow.get(k) for k in ("sampled", "sent", "succeeded", "failed", "dropped", "failures")
+    }
+    production_ttft = ((summary["variants"][0].get("ttft_ms") or {}).get("p50")) or 0.0
+    summary["mirror"]["verdict"] = paired_verdict(mirror.get("paired") or {}, production_ttft)
+    return summary
+
+
+def paired_verdict(paired: dict[str, Any], production_ttft_p50: float) -> dict[str, Any]:
+    """Shadow against production on the same requests, in words: latency (median paired TTFT
+    difference beyond 5 % of production's, at least 5 ms), success agreement and answer similarity."""
+    n = paired.get("pairs") or 0
+    if not n:
+        return {"latency": "no pairs", "text": "No request reached both sides: nothing to pair."}
+    diff = (paired.get("ttft_ms_diff") or {}).get("p50")
+    margin = max(5.0, 0.05 * production_ttft_p50)
+    latency = (
+        "unknown"
+        if diff is None
+        else "slower"
+        if diff > margin
+        else "faster"
+        if diff < -margin
+        else "about the same"
+    )
+    success = paired.get("success") or {}
+    rouge = (paired.get("answer_rouge_l") or {}).get("mean")
+    parts = [
+        {"slower": "Shadow slower than production", "faster": "Shadow faster than production"}.get(
+            latency,
+            f"Shadow {latency} against production"
+            if latency == "unknown"
+            else "Shadow as fast as production",
+        )
+        + (f" (TTFT {diff:+.1f} ms median over {n} pairs)" if diff is not None else f" ({n} pairs)"),
+        f"both succeeded {success.get('both', 0)}, production only {success.get('base_only', 0)}, "
+        f"shadow only {success.get('other_only', 0)}",
+    ]
+    if rouge is not None:
+        parts.append(f"answers ROUGE-L mean {rouge:.2f}, {paired.get('answers_identical', 0)} identical")
+    return {
+        "latency": latency,
+        "ttft_ms_diff_p50": diff,
+        "rouge_l_mean": rouge,
+        "text": "; ".join(parts) + ".",
+    }

@@ -10,6 +10,7 @@ from celery import shared_task
 
 from benchmarks.services.datasets import synthetic_execute, token_count_execute
 from benchmarks.services.dispatch import TaskName
+from benchmarks.services.mirrors import mirror_execute
 from benchmarks.services.runs.coordinate import run_coordinate
 from benchmarks.services.runs.reap import runs_reap_stale
 from benchmarks.services.runs.shard import shard_execute
@@ -54,3 +55,9 @@ def count_tokens(count_id: int) -> None:
 @shared_task(name=TaskName.SYNTHESIZE_DATASET, **ONCE)
 def synthesize_dataset(version_id: int) -> None:
     synthetic_execute(version_id=version_id)
+
+
+@shared_task(bind=True, name=TaskName.RUN_MIRROR, **ONCE)
+def run_mirror(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Holds a mirror session's listening socket on this worker until the session is stopped."""
+    mirror_execute(run_id=run_id, hostname=self.request.hostname or "embedded")

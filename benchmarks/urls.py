@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path, re_path
 
 from benchmarks.api import views as api
-from benchmarks.views import accounts, api_tokens, automation, compare, datasets, library, runs
+from benchmarks.views import accounts, api_tokens, automation, compare, datasets, library, mirror, runs
 
 KINDS = {"endpoints": "endpoint", "profiles": "profile", "plans": "plan"}  # datasets: below
 FMT = r"(?P<fmt>csv|html)"
@@ -96,6 +96,12 @@ automation_urls = [
     path("api-tokens/<int:pk>/revoke/", api_tokens.api_token_revoke_view, name="api_token_revoke"),
 ]
 
+mirror_urls = [  # bypass testing: a session's page is its run page
+    path("mirror/new/", mirror.mirror_new, name="mirror_new"),
+    path("mirror/<int:pk>/stop/", mirror.mirror_stop_view, name="mirror_stop"),
+    path("datasets/capture/", mirror.capture_upload, name="capture_upload"),
+]
+
 api_urls = [  # /api/v1/: team tokens, JSON only
     path("plans/", api.plan_list, name="api_plan_list"),
     path("plans/<int:pk>/runs/", api.run_start_view, name="api_run_start"),
@@ -113,5 +119,6 @@ urlpatterns = [
     *run_urls,
     *compare_urls,
     *automation_urls,
+    *mirror_urls,
     path("api/v1/", include(api_urls)),
 ]

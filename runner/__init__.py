@@ -35,11 +35,16 @@ from runner.datasets.shipped import META_KEYS as PROMPT_META_KEYS
 from runner.datasets.shipped import apply_template, load_builtin
 from runner.engine import RunResult, run
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
+from runner.mirror import PRIVACY as CAPTURE_PRIVACY
+from runner.mirror import MirrorConfig, mirror_records, serve_mirror
+from runner.pairing import compare_pairs
 from runner.policy import TargetDenied, TargetPolicy
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
+from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
+from runner.replay import REPLAY_FORMATS, ReplayError, parse_replay
 from runner.simulator import SimulatorProcess
 from runner.spec import (
     PROTOCOLS,
@@ -98,6 +103,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "CAPTURE_PRIVACY",
     "COMPARE_PATHS",
     "CONVENTIONS",
     "CSV_KEYS",
@@ -109,18 +115,22 @@ __all__ = [
     "PAIRED_KEYS",
     "PROMPT_META_KEYS",
     "PROTOCOLS",
+    "REPLAY_FORMATS",
+    "REPLAY_LAG_WARN_MS",
     "SCHEMA_VERSION",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
     "LiveAggregate",
     "Metric",
+    "MirrorConfig",
     "Outcome",
     "Packet",
     "PacketKind",
     "ParseResult",
     "ProfileSpec",
     "Prompt",
+    "ReplayError",
     "RequestRecord",
     "RowError",
     "Rule",
@@ -140,14 +150,17 @@ __all__ = [
     "bucket_index",
     "bucket_labels",
     "check_rules",
+    "compare_pairs",
     "compare_summaries",
     "format_table",
     "is_secret_header",
     "load_builtin",
     "load_tokenizer",
+    "mirror_records",
     "paired_stats",
     "parse_dataset",
     "parse_label",
+    "parse_replay",
     "parse_rule",
     "profile_preview",
     "refresh_accuracy",
@@ -156,6 +169,7 @@ __all__ = [
     "run_blocking",
     "sample_lengths",
     "select_prompts",
+    "serve_mirror",
     "serve_sink",
     "single_request",
     "split_run",

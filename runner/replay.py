@@ -60,6 +60,8 @@ def detect_format(rows: Sequence[Mapping[str, Any]]) -> str:
         return "llmperf"  # llmperf's own {t_s, prompt} log (an access log names its model)
     if _body_of(row) is not None and any(k in row for k in _TIME_KEYS):
         return "access-log"
+    if _text_body(row):
+        raise ReplayError(f"line 1: {_text_body(row)}")
     raise ReplayError(
         f"cannot tell the replay format from the first line (keys: {', '.join(sorted(row)) or 'none'}); "
         f"pass --replay-format ({', '.join(REPLAY_FORMATS)})"
@@ -74,7 +76,21 @@ def load_replay(
     seed: int = 0,
     limit: int = 0,
 ) -> Replay:
-    data = Path(path).read_bytes()
+    return parse_replay(Path(path).read_bytes(), fmt, tokenizer=tokenizer, seed=seed, limit=limit)
+
+
+def parse_replay(
+    data: bytes,
+    fmt: str | None = None,
+    *,
+    tokenizer: Tokenizer | None = None,
+    seed: int = 0,
+    limit: int = 0,
+    privacy: str = "keep",
+) -> Replay:
+    """:func:`load_replay` of a file's bytes (an upload). Credential fields (``api_key``…) never
+    survive a request body; ``privacy`` ``hash`` or ``drop`` also redacts every prompt text as the
+    mirror's capture does, and the replay then sends synthetic text of the recorded length."""
     try:
         rows = traces.read_rows(data)
     except traces.TraceError as exc:
@@ -90,7 +106,21 @@ def load_replay(
         return _from_trace(rows, fmt, detected, tokenizer, seed)
     if fmt == "llmperf":
         return _from_llmperf(rows, detected)
-    return _from_requests(rows, fmt, detected, tokenizer, seed)
+    return _from_requests([_private(r, privacy) for r in rows], fmt, detected, tokenizer, seed)
+
+
+def _private(row: dict[str, Any], privacy: str) -> dict[str, Any]:
+    from runner.mirror.capture import redact_body
+
+    body = _body_of(row)
+    if body is None:
+        return row
+    mode: Any = privacy if privacy in ("hash", "drop") else "keep"
+    kept = {k: row[k] for k in ("id", "ts", "production", "redacted", *_TIME_KEYS) if k in row}
+    out = {**kept, "body": redact_body(body, mode)}
+    if mode != "keep":
+        out["redacted"] = mode
+    return out
 
 
 def _tokenizer(tokenizer: Tokenizer | None) -> Tokenizer:
@@ -155,6 +185,12 @@ def _body_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _text_body(row: Mapping[str, Any]) -> str:
+    """Why a body given as text cannot be replayed ("" when no body is text)."""
+    key = next((k for k in _BODY_KEYS if isinstance(row.get(k), str)), None)
+    return f"the request body ({key}) is text, not a JSON object with messages or prompt" if key else ""
+
+
 def _arrival(row: Mapping[str, Any], fmt: str) -> float:
     # a capture file may hold several mirror sessions (it is appended to): their epoch stamps
     # order them; t_s restarts at 0 with each session
@@ -178,7 +214,9 @@ def _from_requests(
             if fmt == "capture" and "body_text" in row:
                 skipped += 1  # the caller sent a body that was not JSON: nothing to replay
                 continue
-            problems.append(f"line {n}: no request body (a JSON object with messages or prompt)")
+            problems.append(
+                f"line {n}: {_text_body(row) or 'no request body (a JSON object with messages or prompt)'}"
+            )
             continue
         try:
             t = _arrival(row, fmt)

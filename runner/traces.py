@@ -71,9 +71,12 @@ def read_rows(data: bytes) -> list[dict[str, Any]]:
             rows.append(row)
         return rows
     try:
-        return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+        rows = [dict(r) for r in csv.DictReader(io.StringIO(text))]
     except csv.Error as exc:
         raise TraceError(f"not CSV ({exc})") from None
+    if not rows and text.strip():
+        raise TraceError("line 1: neither a JSON object (JSON lines) nor a CSV header followed by rows")
+    return rows
 
 
 def detect_trace(row: Mapping[str, Any]) -> str | None:

@@ -135,9 +135,12 @@ class ProfileForm(forms.ModelForm):
     replay = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='JSON list, e.g. [{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}]',
+        help_text="Empty: send a timed dataset (an uploaded capture, access log or trace) at its recorded "
+        'arrivals. Or a JSON list, e.g. [{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}]',
     )
-    speed = forms.FloatField(min_value=0.001, initial=1.0, required=False)
+    speed = forms.FloatField(
+        min_value=0.001, initial=1.0, required=False, help_text="replay: 2 = twice as fast, 10 = ten times"
+    )
     max_concurrency = forms.IntegerField(
         min_value=0, initial=0, required=False, help_text="open loop: most requests in flight, 0 = unbounded"
     )
@@ -204,7 +207,7 @@ class ProfileForm(forms.ModelForm):
             "stages": ("stages",),
             "rate": ("rate",),
             "sweep": ("sweep_levels", "level_duration_s"),
-            "replay": ("replay",),
+            "replay": (),  # empty: the timed dataset's own arrivals
         }.get(kind or "", ())
         for name in required:
             if data.get(name) in (None, "", []):

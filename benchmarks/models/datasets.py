@@ -108,6 +108,11 @@ class DatasetItem(models.Model):
     expected = models.TextField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # A timed item (from a capture, access log or trace): its arrival offset in seconds, its own
+    # request parameters (temperature, tools…) and what production recorded for it, when known.
+    arrival_s = models.FloatField(null=True, blank=True)
+    params = models.JSONField(null=True, blank=True)
+    recorded = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["version", "index"]

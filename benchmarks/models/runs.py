@@ -19,6 +19,11 @@ class Run(TeamOwned):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
 
+    class Kind(models.TextChoices):
+        LOAD = "load"  # a plan's load test: shards, an aggregator
+        MIRROR = "mirror"  # a mirror session: one worker holds the listening socket (services/mirrors.py)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LOAD)
     plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     endpoint = models.ForeignKey(
         Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"

@@ -41,6 +41,10 @@ class NewItems:
     format: str = ""
     multi_turn: bool = False
     counts: dict[str, tuple[str, list[int]]] = field(default_factory=dict)  # ref -> (name, counts)
+    # A timed dataset (a capture, an access log, a trace): per item (arrival_s, params, recorded)
+    timed: list[tuple[float | None, dict[str, Any] | None, dict[str, Any] | None]] = field(
+        default_factory=list
+    )
 
 
 def upload_limits() -> tuple[int, int]:
@@ -169,8 +173,10 @@ def _copy_of(version: DatasetVersion, *, source: str, note: str) -> NewItems:
     ]
     done = version.token_counts.filter(status=TokenCount.Status.DONE)
     counts = {c.tokenizer: (c.tokenizer_name, list(c.counts)) for c in done}
+    timed = [(r.arrival_s, r.params, r.recorded) for r in rows.iterator(chunk_size=2000)]
     return NewItems(
         items=items,
+        timed=timed if any(t[0] is not None for t in timed) else [],
         source=source,
         note=note,
         filename=version.filename,
@@ -206,13 +212,19 @@ def version_add(
         state=state,
         synthetic=synthetic or {},
     )
-    items_write(version=version, items=new.items)
+    items_write(version=version, items=new.items, timed=new.timed)
     if state == DatasetVersion.State.READY:
         _counts_for_new_version(version, new.counts)
     return version
 
 
-def items_write(*, version: DatasetVersion, items: Sequence[ParsedItem]) -> None:
+def items_write(
+    *,
+    version: DatasetVersion,
+    items: Sequence[ParsedItem],
+    timed: Sequence[tuple[float | None, dict[str, Any] | None, dict[str, Any] | None]] = (),
+) -> None:
+    untimed = (None, None, None)
     rows = (
         DatasetItem(
             version=version,
@@ -223,6 +235,9 @@ def items_write(*, version: DatasetVersion, items: Sequence[ParsedItem]) -> None
             expected=item.expected,
             max_tokens=item.max_tokens,
             metadata={k: v for k, v in item.metadata.items() if k != "id"},
+            arrival_s=(timed[i] if i < len(timed) else untimed)[0],
+            params=(timed[i] if i < len(timed) else untimed)[1],
+            recorded=(timed[i] if i < len(timed) else untimed)[2],
         )
         for i, item in enumerate(items)
     )

@@ -30,6 +30,7 @@ class TaskName(StrEnum):
     TICK_SCHEDULES = "benchmarks.tasks.tick_schedules"
     COUNT_TOKENS = "benchmarks.tasks.count_tokens"
     SYNTHESIZE_DATASET = "benchmarks.tasks.synthesize_dataset"
+    RUN_MIRROR = "benchmarks.tasks.run_mirror"
 
 
 _pool: ThreadPoolExecutor | None = None

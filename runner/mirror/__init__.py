@@ -8,7 +8,16 @@ captures (:mod:`runner.mirror.capture`) keep no credentials.
 
 from runner.mirror.capture import PRIVACY, CaptureWriter
 from runner.mirror.proxy import MirrorProxy
+from runner.mirror.report import mirror_records
 from runner.mirror.service import MirrorConfig, serve_mirror
 from runner.mirror.shadow import ShadowPool
 
-__all__ = ["PRIVACY", "CaptureWriter", "MirrorConfig", "MirrorProxy", "ShadowPool", "serve_mirror"]
+__all__ = [
+    "PRIVACY",
+    "CaptureWriter",
+    "MirrorConfig",
+    "MirrorProxy",
+    "ShadowPool",
+    "mirror_records",
+    "serve_mirror",
+]

@@ -44,3 +44,17 @@ def mirror_summary(proxy: Any, duration_s: float) -> dict[str, Any]:
     if proxy.capture is not None:
         out["captured"] = proxy.capture.lines
     return out
+
+
+def mirror_records(proxy: Any) -> list[dict[str, Any]]:
+    """Both sides' records as one paired A/B run's: production is variant 0, the shadow variant 1,
+    each pair sharing the mirror's request id as its prompt id (request ids get a side prefix)."""
+    pool = proxy.shadow
+    sides = [(0, "prod", proxy.production.records), (1, "shadow", pool.records if pool is not None else {})]
+    out = []
+    for variant, prefix, records in sides:
+        for rid, rec in list(records.items()):
+            row = rec.to_dict()
+            row.update(request_id=f"{prefix}-{rid}", prompt_id=rid, variant=variant)
+            out.append(row)
+    return out

@@ -65,9 +65,14 @@ def _origin_problem(url: str) -> str:
 
 
 async def serve_mirror(
-    config: MirrorConfig, stop: asyncio.Event, on_listening: Callable[[str], None] | None = None
+    config: MirrorConfig,
+    stop: asyncio.Event,
+    on_listening: Callable[[str], None] | None = None,
+    on_proxy: Callable[[MirrorProxy], None] | None = None,
 ) -> dict[str, Any]:
-    """Serve until ``stop`` is set; returns the summary (see :func:`mirror_summary`)."""
+    """Serve until ``stop`` is set; returns the summary (see :func:`mirror_summary`). ``on_proxy``
+    gets the proxy before it listens, for a host that watches its counters or keeps its records
+    (:func:`runner.mirror.report.mirror_records`)."""
     config.check()
     capture_file = Path(config.capture).open("ab") if config.capture else None  # noqa: SIM115
     pool = (
@@ -90,6 +95,8 @@ async def serve_mirror(
         capture=CaptureWriter(capture_file, config.capture_prompts) if capture_file else None,
         redact_headers=config.redact_headers,
     )
+    if on_proxy is not None:
+        on_proxy(proxy)
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     monitor = EngineMonitor()

@@ -31,6 +31,7 @@ OWNERS = {
     "comparisons": "comparison",
     "alerts": "alert",
     "api-tokens": "api_token",
+    "mirror": "run",  # a mirror session is a run of kind mirror
 }
 
 

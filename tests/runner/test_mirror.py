@@ -47,8 +47,9 @@ def failing_shadow() -> Iterator[SimulatorProcess]:
 async def mirror(**kwargs: Any) -> AsyncIterator[tuple[str, asyncio.Future[dict[str, Any]]]]:
     """A mirror in this event loop; the future holds its summary once the block has left."""
     stop, bound = asyncio.Event(), asyncio.get_running_loop().create_future()
+    on_proxy = kwargs.pop("on_proxy", None)
     config = MirrorConfig(listen="127.0.0.1:0", **{"drain_s": 5.0, **kwargs})
-    task = asyncio.create_task(serve_mirror(config, stop, bound.set_result))
+    task = asyncio.create_task(serve_mirror(config, stop, bound.set_result, on_proxy))
     done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     waiter = asyncio.ensure_future(bound)
     await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -456,3 +457,18 @@ def test_the_command_says_when_its_port_is_taken() -> None:
         )
     assert done.returncode == 2
     assert f"cannot start on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_host_gets_both_sides_records_as_paired_variants(
+    upstream: SimulatorProcess, slow_shadow: SimulatorProcess
+) -> None:
+    from runner.mirror import mirror_records
+
+    proxies: list[Any] = []
+    async with mirror(upstream=upstream.url, shadow=slow_shadow.url, on_proxy=proxies.append) as (url, done):
+        for i in range(3):
+            await post(url + "/v1/chat/completions", chat(f"question {i}"))
+    done.result()
+    rows = mirror_records(proxies[0])
+    assert sorted(r["variant"] for r in rows) == [0, 0, 0, 1, 1, 1]
+    assert len({r["request_id"] for r in rows}) == 6 and len({r["prompt_id"] for r in rows}) == 3

@@ -288,3 +288,20 @@ def test_a_replay_that_fell_behind_says_so(capsys: pytest.CaptureFixture[str]) -
     assert "DID NOT KEEP UP" in capsys.readouterr().out
     on_time = replay_report(replay, {"schedule_lag_ms": {"p50": 0.2, "p99": 3.0, "max": 4.0}}, [])
     assert on_time["kept_up"] is True
+
+
+def test_an_uploaded_access_log_keeps_no_credential_and_can_drop_prompt_text() -> None:
+    from runner.replay import parse_replay
+
+    lines = [
+        {"timestamp": 1700000000.0 + i, "body": {**chat(f"secret plan {i}"), "api_key": "sk-LEAK", "seed": i}}
+        for i in range(3)
+    ]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    kept = parse_replay(data)
+    assert [e["t_s"] for e in kept.entries] == [0.0, 1.0, 2.0]
+    assert "sk-LEAK" not in repr(kept.prompts) and kept.prompts[1].params["seed"] == 1
+    dropped = parse_replay(data, privacy="drop")
+    assert "secret plan" not in repr(dropped.prompts) and "sk-LEAK" not in repr(dropped.prompts)
+    assert all(p.text for p in dropped.prompts)  # synthetic text of the recorded length
+    assert dropped.prompts[2].params["seed"] == 2  # the request's own parameters survive
