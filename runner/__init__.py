@@ -14,6 +14,8 @@ import importlib as _importlib
 import typing as _typing
 
 from runner.blocking import run_blocking
+from runner.capacity import attach_server_view
+from runner.capacity import sentence as capacity_sentence
 from runner.datasets import (
     DEFAULT_EDGES,
     DatasetItem,
@@ -34,9 +36,12 @@ from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PA
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
+from runner.repeat import combine as repeat_combine
+from runner.server_metrics import ScraperThread
 from runner.simulator import SimulatorProcess
 from runner.spec import PROTOCOLS, EndpointSpec, GenericFormat, ProfileSpec, Prompt, RunSpec, Slo, Timeouts
 from runner.stats import LiveAggregate, ShardStats
+from runner.studies import CAPACITY_KEYS, capacity_blocking
 from runner.summary import summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
@@ -79,6 +84,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CAPACITY_KEYS",
     "COMPARE_PATHS",
     "CONVENTIONS",
     "CSV_KEYS",
@@ -105,15 +111,19 @@ __all__ = [
     "Rule",
     "RunResult",
     "RunSpec",
+    "ScraperThread",
     "ShardStats",
     "SimulatorProcess",
     "Slo",
     "Timeouts",
     "TokenizerError",
+    "attach_server_view",
     "available_tokenizers",
     "bucket_histogram",
     "bucket_index",
     "bucket_labels",
+    "capacity_blocking",
+    "capacity_sentence",
     "check_rules",
     "compare_summaries",
     "format_table",
@@ -124,6 +134,7 @@ __all__ = [
     "parse_rule",
     "profile_preview",
     "regressions",
+    "repeat_combine",
     "run",
     "run_blocking",
     "sample_lengths",
