@@ -96,7 +96,7 @@ def shard_claim(*, shard_id: int, hostname: str) -> bool:
 
 def shard_execute(*, shard_id: int, hostname: str) -> None:
     """Run a shard at most once: only the worker that flips it queued→running runs the load."""
-    from runner import run_blocking
+    from benchmarks.services.runs.study import shard_run_engine
 
     if not shard_claim(shard_id=shard_id, hostname=hostname):
         return
@@ -108,7 +108,9 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
     watch.start()
     try:
         spec = bridge.shard_spec(run, index=shard.index, count=run.shard_count, api_key=api_key)
-        result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
+        result = shard_run_engine(
+            run=run, shard_index=shard.index, spec=spec, sink=sink, should_cancel=watch.should_cancel
+        )
         sink.insert_missing(result.records)
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
