@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
 
@@ -150,3 +150,12 @@ def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:
     if not user.is_authenticated:
         return None
     return Run.objects.filter(pk=run_id, team__memberships__user=user).first()
+
+
+def repeat_runs(*, run: Run) -> list[Run]:
+    """Every repetition of the set ``run`` belongs to (a plan with repeat N), first one first; [] for a
+    run that is not repeated."""
+    if not (run.spec or {}).get("repeat"):
+        return []
+    first_id = run.repeat_of_id or run.pk
+    return list(Run.objects.filter(Q(pk=first_id) | Q(repeat_of_id=first_id)).order_by("repeat_index", "pk"))
