@@ -273,6 +273,14 @@ class ProfileForm(forms.ModelForm):
 
 
 class PlanForm(forms.ModelForm):
+    repeat = forms.IntegerField(
+        min_value=1,
+        max_value=30,
+        initial=1,
+        required=False,
+        help_text="Run the plan this many times, one after another: the result gives each headline "
+        "metric's mean and 95% interval, and comparisons use the intervals.",
+    )
     extra_params = JSONObjectField(help_text='Passed through to the request, e.g. {"top_p": 0.9}.')
     bucket_edges = NumberListField(
         integers=True,
@@ -315,14 +323,15 @@ class PlanForm(forms.ModelForm):
         self.fields["profile"].queryset = team_queryset("profile", team)
         plan_buckets_setup(self, team)
 
+    def clean_repeat(self) -> int:
+        return self.cleaned_data.get("repeat") or 1
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if not data.get("duration_s") and not data.get("max_requests"):
             raise forms.ValidationError("Set a duration, a maximum number of requests, or both.")
         if data.get("duration_s") is not None and data["duration_s"] <= 0:
             self.add_error("duration_s", "Duration must be more than 0 seconds.")
-        if data.get("repeat") is not None and not 1 <= data["repeat"] <= 30:
-            self.add_error("repeat", "Repeat between 1 and 30 times.")
         if data.get("max_tokens") == 0:
             self.add_error("max_tokens", "max_tokens must be at least 1.")
         endpoint = data.get("endpoint")
