@@ -34,16 +34,23 @@ def capacity_curve(block: dict[str, Any], title: str) -> Figure:
     )  # fmt: skip
     target = block.get("attainment_target")
     if target is not None:
-        fig.add_hline(y=target * 100, line_dash="dash", line_color="#2a9d4b",
-                      annotation_text=f"target {target * 100:g}%", secondary_y=False)  # fmt: skip
+        _objective(fig, "y", target * 100, f"target {target * 100:g}%", "#2a9d4b")
     ttft_slo = (block.get("slo") or {}).get("ttft_ms")
     if ttft_slo is not None:
-        fig.add_hline(y=ttft_slo, line_dash="dash", line_color="#e67e22",
-                      annotation_text=f"TTFT ≤ {ttft_slo:g} ms", secondary_y=True)  # fmt: skip
+        _objective(fig, "y2", ttft_slo, f"TTFT ≤ {ttft_slo:g} ms", "#e67e22")
     fig.update_layout(title=title, xaxis_title=f"load ({unit})", **LAYOUT)
-    fig.update_yaxes(title_text="attainment %", secondary_y=False)
-    fig.update_yaxes(title_text="ms", secondary_y=True)
+    fig.update_yaxes(title_text="attainment %", range=[0, 105], secondary_y=False)
+    fig.update_yaxes(title_text="ms", rangemode="tozero", secondary_y=True)
     return out(fig)
+
+
+def _objective(fig: go.Figure, yref: str, y: float, text: str, colour: str) -> None:
+    """A dashed line across the plot at ``y`` on axis ``yref`` (an explicit shape: ``add_hline``
+    ignores a secondary axis)."""
+    line = {"dash": "dash", "color": colour, "width": 1.5}
+    fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref=yref, y0=y, y1=y, line=line)
+    fig.add_annotation(xref="paper", x=0.97, yref=yref, y=y, text=text, showarrow=False, xanchor="right",
+                       yanchor="bottom", font={"color": colour})  # fmt: skip
 
 
 def server_beside_ttft(report: dict[str, Any], seconds: list[dict[str, Any]]) -> Figure:
@@ -64,7 +71,7 @@ def server_beside_ttft(report: dict[str, Any], seconds: list[dict[str, Any]]) ->
         title="Server batch and queue beside the client's TTFT", xaxis_title="seconds", **LAYOUT
     )
     fig.update_yaxes(title_text="requests", secondary_y=False)
-    fig.update_yaxes(title_text="ms", secondary_y=True)
+    fig.update_yaxes(title_text="ms", rangemode="tozero", secondary_y=True)
     return out(fig)
 
 
