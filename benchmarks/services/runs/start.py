@@ -64,4 +64,8 @@ def run_repeat_next(*, run: Run) -> Run | None:
     total = int((run.spec or {}).get("repeat") or 1)
     if run.status != Run.Status.FINISHED or run.repeat_index + 1 >= total or run.plan is None:
         return None
-    return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
+    try:
+        return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
+    except bridge.NoPrompts as exc:  # the dataset changed under the set: say so on the last run
+        Run.objects.filter(pk=run.pk).update(reason=f"Repetitions stopped: {exc}")
+        return None

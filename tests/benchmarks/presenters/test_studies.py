@@ -192,3 +192,14 @@ def test_comparison_shows_max_qpm_per_variant_and_server_metrics(cast, client_fo
     assert "limited by TTFT" in html and "limited by tokens/s" in html and "NOT TRUSTED" in html
     assert "server spec_decode_acceptance_rate p50" in html and "client tokens/s p50" in html
     assert "0.6" in html and "0.8" in html
+
+
+def test_a_set_whose_dataset_has_no_prompts_left_stops_and_says_why(cast):
+    cast.plan.repeat = 2
+    cast.plan.save()
+    first = finish(run_start(plan=cast.plan, by=cast.alice), 100.0, 50.0)
+    cast.plan.buckets = ["48k+"]  # no prompt of the dataset is that long
+    cast.plan.save()
+    assert run_repeat_next(run=first) is None
+    first.refresh_from_db()
+    assert first.reason.startswith("Repetitions stopped:")
