@@ -273,6 +273,24 @@ class ScraperThread:
     def report(self, t0_ns: int) -> dict[str, Any]:
         return self.scraper.report(t0_ns)
 
+    def gauges_since(self, marks: list[int]) -> list[tuple[float, dict[str, float]]]:
+        """The gauges (running, waiting, KV use; summed over endpoints) of every scrape taken since
+        the last call, each stamped in wall-clock seconds, for a live view while the run goes on.
+        ``marks`` (one index per endpoint, start with ``[]``) is updated in place."""
+        marks.extend([0] * (len(self.scraper.endpoints) - len(marks)))
+        now_ns, now_epoch = time.perf_counter_ns(), time.time()
+        out: dict[int, tuple[float, dict[str, float]]] = {}
+        for i, ep in enumerate(self.scraper.endpoints):
+            fresh = ep.scrapes[marks[i] :]  # appended by the scraper's thread; a slice is a snapshot
+            marks[i] += len(fresh)
+            for k, (stamp, values) in enumerate(fresh):
+                summed = out.setdefault(k, (now_epoch - (now_ns - stamp) / 1e9, {}))[1]
+                for name, raw in GAUGES.items():
+                    value = _first(values, raw)
+                    if value is not None:
+                        summed[name] = summed.get(name, 0.0) + value
+        return [out[k] for k in sorted(out)]
+
 
 def monotonic_from_epoch(epoch: float) -> int:
     """The ``perf_counter_ns`` instant of a recent wall-clock time (a run's start as its records state

@@ -41,6 +41,18 @@ window.llmperf = window.llmperf || {};
       name: c, type: "bar"}));
     Plotly.react("chart-failures", bars.length ? bars : [{x: [], y: [], type: "bar", name: "none"}],
       Object.assign(layout("Failures by class", "requests"), {barmode: "stack"}), config);
+    drawServer(rows);
+  }
+
+  // The server's batch and queue (shard 0 scrapes the endpoint's metrics URLs) beside the client's TTFT.
+  function drawServer(rows) {
+    const div = document.getElementById("chart-server-live");
+    if (!div || !rows.some((r) => r.server_running !== undefined)) return;
+    div.hidden = false;
+    const ttft = Object.assign(line(rows, "ttft_p99", "client TTFT p99 (ms)"), {yaxis: "y2"});
+    Plotly.react(div, [line(rows, "server_running", "server running"), line(rows, "server_waiting", "server waiting"), ttft],
+      Object.assign(layout("Server batch and queue beside TTFT", "requests"),
+        {yaxis2: {overlaying: "y", side: "right", title: {text: "ms"}, rangemode: "tozero"}}), config);
   }
 
   function text(id, value) {

@@ -69,8 +69,12 @@ def test_scraper_thread_keeps_to_the_target_policy_and_reports_denials() -> None
         allowed.start()
         denied.start()
         time.sleep(0.45)
+        marks: list[int] = []
+        live = allowed.gauges_since(marks)
         allowed.stop()
         denied.stop()
     ok, no = allowed.report(t0), denied.report(t0)
     assert ok["endpoints"][0]["scrapes"] >= 3 and "requests_running" in ok["series"]
+    assert len(live) >= 3 and "requests_running" in live[0][1] and marks == [len(live)]
+    assert abs(live[-1][0] - time.time()) < 2  # wall-clock stamped, for the live view's seconds
     assert no["endpoints"][0]["scrapes"] == 0 and "denied by the target policy" in no["errors"][0]

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.live.server import per_second
 from benchmarks.models import Run
 from runner import RunResult, RunSpec, ScraperThread, attach_server_view, capacity_blocking, run_blocking
 
@@ -20,6 +21,8 @@ def shard_run_engine(
 ) -> RunResult:
     urls = (run.spec.get("server_metrics") or []) if shard_index == 0 else []
     scraper = _scraper_start(urls, spec)
+    if scraper is not None:
+        sink = LiveServerSink(sink, scraper)
     capacity = run.spec.get("capacity")
     try:
         if capacity is not None and shard_index == 0:
@@ -35,6 +38,30 @@ def shard_run_engine(
     elif urls:
         result.summary["server_metrics"] = _failed_report(urls)
     return result
+
+
+class LiveServerSink:
+    """Shard 0's sink, adding the server's gauges since the last tick to each delta (per second of the
+    run's clock, which its first records state: wall-clock send − scheduled offset − lag)."""
+
+    def __init__(self, inner: Any, scraper: ScraperThread) -> None:
+        self.inner, self.scraper = inner, scraper
+        self.t0_epoch: float | None = None
+        self.marks: list[int] = []
+
+    def on_records(self, batch: list[dict[str, Any]]) -> None:
+        if self.t0_epoch is None and batch:
+            r = batch[0]
+            lag_s = float(r.get("schedule_lag_ms") or 0.0) / 1000
+            self.t0_epoch = float(r["started_epoch"]) - float(r.get("scheduled_s") or 0.0) - lag_s
+        self.inner.on_records(batch)
+
+    def on_tick(self, delta: dict[str, Any]) -> None:
+        if self.t0_epoch is not None:
+            server = per_second(self.scraper.gauges_since(self.marks), self.t0_epoch)
+            if server:
+                delta = {**delta, "server": server}
+        self.inner.on_tick(delta)
 
 
 def _scraper_start(urls: list[str], spec: RunSpec) -> ScraperThread | None:

@@ -72,7 +72,7 @@ def test_capacity_plan_finds_the_simulators_capacity_through_celery(cast_tx, bat
     assert run.status == Run.Status.FINISHED, (run.reason, worker.output())
     assert run.shard_count == 1 and run.shards.get().status == Shard.Status.FINISHED
     block = run.summary["capacity"]
-    assert block["mode"] == "rate" and block["trusted"] is True, block
+    assert block["mode"] == "rate", block
     assert 4 * 60 <= block["max_qpm"] <= 13 * 60, block  # the batch of 8 serves ~11 req/s
     assert block["limiting_slo"] in ("ttft", "queue", "errors"), block
     assert len(block["levels"]) >= 3
@@ -85,6 +85,8 @@ def test_capacity_plan_finds_the_simulators_capacity_through_celery(cast_tx, bat
     page = _page(run, cast_tx.alice)
     assert "capacity-sentence" in page and "capacity_curve_0" in page
     assert f"Holds {block['max_qpm']:.0f} QPM" in page and "one shard that drives the search" in page
+    # on a busy shared machine the client itself may saturate at a deciding level: then the page says so
+    assert ('id="capacity-untrusted"' in page) is (not block["trusted"])
 
 
 def test_run_scrapes_server_metrics_once_and_a_dead_url_never_fails_it(cast_tx, batch8):
@@ -111,6 +113,9 @@ def test_run_scrapes_server_metrics_once_and_a_dead_url_never_fails_it(cast_tx, 
     assert -3 < running[0][0] < 2 and 3 < running[-1][0] < 4 + 30 + 3
     assert [e["url"] for e in report["endpoints"]] == [batch8.url + "/metrics", dead]
     assert report["errors"] and dead in report["errors"][0]
+    # the live view carried the server's peaks per second, beside the client's own numbers
+    live = [p for p in run_series(run=run) if "server_running" in p]
+    assert live and max(p["server_running"] for p in live) == 8 and "ttft_p99" in live[0]
     shard_reports = [s.summary.get("server_metrics") for s in run.shards.all()]
     assert sum(1 for r in shard_reports if r) == 1  # one scraper per run: shard 0's
     page = _page(run, cast_tx.alice)
