@@ -12,6 +12,7 @@ from django.conf import settings
 
 from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
 from runner import (
+    CAPACITY_KEYS,
     PROMPT_META_KEYS,
     EndpointSpec,
     GenericFormat,
@@ -63,8 +64,32 @@ def profile_spec(profile: LoadProfile | dict[str, Any]) -> ProfileSpec:
     data = profile.spec if isinstance(profile, LoadProfile) else profile
     kind = profile.kind if isinstance(profile, LoadProfile) else data.get("kind", "users")
     fields = {k: v for k, v in data.items() if k in _PROFILE_FIELDS}
-    fields["kind"] = kind
+    # a capacity search replaces the load level by level; its open-loop arrivals and seed stay
+    fields["kind"] = "rate" if kind == "capacity" else kind
     return ProfileSpec(**fields)
+
+
+# Keys of a Run's spec beyond RunSpec's own: what the shard does besides the load (not the engine's).
+STUDY_KEYS = ("capacity", "server_metrics", "repeat")
+
+
+def capacity_settings(profile: LoadProfile) -> dict[str, Any] | None:
+    """The search's settings (runner.CAPACITY_KEYS and per_bucket) of a capacity profile, else None."""
+    if profile.kind != "capacity":
+        return None
+    spec = profile.spec or {}
+    return {k: spec[k] for k in (*CAPACITY_KEYS, "per_bucket") if spec.get(k) is not None}
+
+
+def study(plan: Plan) -> dict[str, Any]:
+    """What the run does besides sending load: a capacity search, server metrics to scrape."""
+    out: dict[str, Any] = {}
+    capacity = capacity_settings(plan.profile)
+    if capacity is not None:
+        out["capacity"] = capacity
+    if plan.endpoint.metrics_urls:
+        out["server_metrics"] = [str(u) for u in plan.endpoint.metrics_urls]
+    return out
 
 
 def slo(plan: Plan) -> Slo:
@@ -210,7 +235,7 @@ def shard_spec(
 ) -> RunSpec:
     """One shard's share, with the key and secret headers added back at the last moment (they never
     sit in a task or in the stored run), and the target policy as it stands now."""
-    spec = RunSpec.from_dict(run.spec)
+    spec = RunSpec.from_dict({k: v for k, v in run.spec.items() if k not in STUDY_KEYS})
     spec.endpoint.api_key = api_key
     spec.endpoint.headers.update(secret_headers or {})
     spec.target_policy = target_policy()
@@ -284,6 +309,14 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
 
 
 def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = _records_summary(run, shards, records)
+    # the capacity search and the scraper run in shard 0 only; their blocks speak for the run
+    first = next((s.summary for s in shards if s.index == 0 and s.summary), {})
+    summary.update({k: first[k] for k in ("capacity", "server_metrics") if k in first})
+    return summary
+
+
+def _records_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
     spec = run.spec
     endpoint = spec.get("endpoint", {})
     summary = summarize(

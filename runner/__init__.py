@@ -15,6 +15,8 @@ import typing as _typing
 
 from runner.accuracy import wilson
 from runner.blocking import run_blocking, serve_sink
+from runner.capacity import attach_server_view
+from runner.capacity import sentence as capacity_sentence
 from runner.datasets import (
     DEFAULT_EDGES,
     DatasetItem,
@@ -43,8 +45,10 @@ from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
+from runner.repeat import combine as repeat_combine
 from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
 from runner.replay import REPLAY_FORMATS, ReplayError, parse_replay
+from runner.server_metrics import ScraperThread
 from runner.simulator import SimulatorProcess
 from runner.spec import (
     PROTOCOLS,
@@ -58,6 +62,7 @@ from runner.spec import (
     is_secret_header,
 )
 from runner.stats import LiveAggregate, ShardStats
+from runner.studies import CAPACITY_KEYS, capacity_blocking
 from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
@@ -103,6 +108,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "CAPACITY_KEYS",
     "CAPTURE_PRIVACY",
     "COMPARE_PATHS",
     "CONVENTIONS",
@@ -136,6 +142,7 @@ __all__ = [
     "Rule",
     "RunResult",
     "RunSpec",
+    "ScraperThread",
     "ShardStats",
     "SimulatorProcess",
     "Slo",
@@ -145,10 +152,13 @@ __all__ = [
     "TokenizerError",
     "accuracy_delta",
     "apply_template",
+    "attach_server_view",
     "available_tokenizers",
     "bucket_histogram",
     "bucket_index",
     "bucket_labels",
+    "capacity_blocking",
+    "capacity_sentence",
     "check_rules",
     "compare_pairs",
     "compare_summaries",
@@ -165,6 +175,7 @@ __all__ = [
     "profile_preview",
     "refresh_accuracy",
     "regressions",
+    "repeat_combine",
     "run",
     "run_blocking",
     "sample_lengths",

@@ -36,6 +36,7 @@ from runner.summary import bucket_bounds, bucket_label, percentile
 __all__ = [
     "CapacityConfig",
     "LevelRunner",
+    "attach_server_view",
     "find_capacity",
     "find_capacity_per_bucket",
     "in_flight_series",
@@ -561,3 +562,20 @@ def sentence(block: dict[str, Any]) -> str:
 
 def _seconds(ms: float) -> str:
     return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
+
+
+def attach_server_view(block: dict[str, Any] | None, report: dict[str, Any]) -> None:
+    """Each level gets the server's running/waiting/KV peak while its load ran (levels carry ``t_s``
+    on the same clock as the report's series)."""
+    if not block:
+        return
+    for b in block.get("buckets") or [block]:
+        for level in b["levels"]:
+            span = level.get("t_s")
+            if not span:
+                continue
+            level["server"] = {
+                name: max((v for t, v in points if span[0] <= t <= span[1]), default=None)
+                for name, points in report["series"].items()
+                if name in ("requests_running", "requests_waiting", "kv_cache_usage")
+            }

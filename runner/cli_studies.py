@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from runner import kv_reuse, repeat
-from runner.capacity import CapacityConfig, find_capacity, find_capacity_per_bucket, sentence
+from runner.capacity import (
+    CapacityConfig,
+    attach_server_view,
+    find_capacity,
+    find_capacity_per_bucket,
+    sentence,
+)
 from runner.engine import RunResult, run
 from runner.server_metrics import DEFAULT_FILTER, ServerMetricsScraper, monotonic_from_epoch
 from runner.spec import RunSpec
@@ -130,7 +136,7 @@ async def study(
         start = run_t0 if run_t0 is not None else t0
         report = scraper.report(start)
         summary["server_metrics"] = report
-        _levels_with_server_view(summary.get("capacity"), report, start)
+        attach_server_view(summary.get("capacity"), report)
         lines += [f"server metrics: {e}" for e in report["errors"]]
         lines += [_server_line(report)]
     return summary, lines
@@ -219,21 +225,6 @@ def _timed_runner(origin: int) -> Callable[[RunSpec, Any, asyncio.Event], Awaita
         return result
 
     return runner
-
-
-def _levels_with_server_view(block: dict[str, Any] | None, report: dict[str, Any], t0: int) -> None:
-    if not block:
-        return
-    for b in block.get("buckets") or [block]:
-        for level in b["levels"]:
-            span = level.get("t_s")
-            if not span:
-                continue
-            level["server"] = {
-                name: max((v for t, v in points if span[0] <= t <= span[1]), default=None)
-                for name, points in report["series"].items()
-                if name in ("requests_running", "requests_waiting", "kv_cache_usage")
-            }
 
 
 def _server_line(report: dict[str, Any]) -> str:

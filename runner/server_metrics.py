@@ -15,8 +15,10 @@ increases) and each endpoint's own series are kept under ``endpoints``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,9 @@ from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
+from runner.policy import PolicyResolver, TargetPolicy
 from runner.summary import percentile
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "GAUGES",
     "RATES",
     "RATIOS",
+    "ScraperThread",
     "ServerMetricsScraper",
     "monotonic_from_epoch",
     "parse_exposition",
@@ -125,10 +130,13 @@ class ServerMetricsScraper:
         interval_s: float = INTERVAL_S,
         keep: str = DEFAULT_FILTER,
         timeout_s: float = 2.0,
+        target_policy: dict[str, list[str]] | None = None,
     ) -> None:
         self.endpoints = [_Endpoint(u) for u in urls]
         self.interval_s, self.timeout_s = interval_s, timeout_s
         self.keep = re.compile(keep) if keep else None
+        # the run's target policy: metrics URLs may go only where its requests may
+        self.policy = TargetPolicy.from_dict(target_policy)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -142,7 +150,8 @@ class ServerMetricsScraper:
 
     async def _loop(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(resolver=PolicyResolver(self.policy))
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             next_ns = time.perf_counter_ns()
             while True:
                 await asyncio.gather(*(self._scrape(session, ep) for ep in self.endpoints))
@@ -151,6 +160,7 @@ class ServerMetricsScraper:
 
     async def _scrape(self, session: aiohttp.ClientSession, ep: _Endpoint) -> None:
         try:
+            _check_literal(self.policy, ep.url)
             async with session.get(ep.url) as resp:
                 text = await resp.text()
                 stamp = time.perf_counter_ns()
@@ -223,6 +233,63 @@ class ServerMetricsScraper:
                 if first is not None and name in out:
                     out[name].insert(0, [t_s, first])
         return out
+
+
+def _check_literal(policy: TargetPolicy, url: str) -> None:
+    """Addresses written as IP literals never reach the resolver: checked here, like the engine does."""
+    parsed = URL(url)
+    host = (parsed.host or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    policy.check(host, host, parsed.port or 0)
+
+
+class ScraperThread:
+    """A scraper on its own event loop in a thread, beside an engine whose loop it cannot join (a
+    Celery shard's ``run_blocking``): ``start()``, then ``stop()`` and ``report(t0_ns)``."""
+
+    def __init__(self, urls: Sequence[str], **kwargs: Any) -> None:
+        self.scraper = ServerMetricsScraper(urls, **kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="server-metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=5)
+
+    async def _start(self) -> None:
+        self.scraper.start()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self.scraper.stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def report(self, t0_ns: int) -> dict[str, Any]:
+        return self.scraper.report(t0_ns)
+
+    def gauges_since(self, marks: list[int]) -> list[tuple[float, dict[str, float]]]:
+        """The gauges (running, waiting, KV use; summed over endpoints) of every scrape taken since
+        the last call, each stamped in wall-clock seconds, for a live view while the run goes on.
+        ``marks`` (one index per endpoint, start with ``[]``) is updated in place."""
+        marks.extend([0] * (len(self.scraper.endpoints) - len(marks)))
+        now_ns, now_epoch = time.perf_counter_ns(), time.time()
+        out: dict[int, tuple[float, dict[str, float]]] = {}
+        for i, ep in enumerate(self.scraper.endpoints):
+            fresh = ep.scrapes[marks[i] :]  # appended by the scraper's thread; a slice is a snapshot
+            marks[i] += len(fresh)
+            for k, (stamp, values) in enumerate(fresh):
+                summed = out.setdefault(k, (now_epoch - (now_ns - stamp) / 1e9, {}))[1]
+                for name, raw in GAUGES.items():
+                    value = _first(values, raw)
+                    if value is not None:
+                        summed[name] = summed.get(name, 0.0) + value
+        return [out[k] for k in sorted(out)]
 
 
 def monotonic_from_epoch(epoch: float) -> int:

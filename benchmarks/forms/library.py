@@ -32,6 +32,13 @@ class EndpointForm(forms.ModelForm):
     )
     generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
     base_url = forms.CharField(max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1")
+    metrics_urls = forms.CharField(
+        required=False,
+        label="Server metrics URLs",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Prometheus /metrics scraped every 250 ms during runs, one URL per line (e.g. the "
+        "prefill and the decode workers; summed). A failed scrape is shown, never fails the run.",
+    )
 
     class Meta:
         model = Endpoint
@@ -53,7 +60,27 @@ class EndpointForm(forms.ModelForm):
             "price_out_per_1k",
             "currency",
             "generic",
+            "metrics_urls",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["metrics_urls"] = "\n".join(self.instance.metrics_urls or [])
+        if self.instance.pk and self.instance.secret_header_names:
+            # auth-bearing headers are stored encrypted and never shown: "••••" keeps a stored value
+            shown = {**(self.instance.headers or {}), **dict.fromkeys(self.instance.secret_header_names, KEEP_SECRET)}
+            self.initial["headers"] = shown
+
+    def clean_metrics_urls(self) -> list[str]:
+        field = forms.URLField(assume_scheme="http")
+        urls = [line.strip() for line in (self.cleaned_data.get("metrics_urls") or "").splitlines()]
+        try:
+            return [field.clean(u) for u in urls if u]
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                "One http(s) URL per line, e.g. http://10.0.0.5:8000/metrics."
+            ) from None
 
     def clean_tokenizer(self) -> str:
         from runner import TokenizerError, load_tokenizer
@@ -99,13 +126,6 @@ class EndpointForm(forms.ModelForm):
                 self.add_error("headers", "Put the key in the API key field, where it is encrypted.")
         return data
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.secret_header_names:
-            # auth-bearing headers are stored encrypted and never shown: "••••" keeps a stored value
-            shown = {**(self.instance.headers or {}), **dict.fromkeys(self.instance.secret_header_names, KEEP_SECRET)}
-            self.initial["headers"] = shown
-
 
 class ProfileForm(forms.ModelForm):
     users = forms.IntegerField(min_value=1, initial=1, required=False)
@@ -145,7 +165,36 @@ class ProfileForm(forms.ModelForm):
         min_value=0, initial=0, required=False, help_text="open loop: most requests in flight, 0 = unbounded"
     )
     seed = forms.IntegerField(initial=0, required=False)
+    # capacity at SLO (runner.CAPACITY_KEYS); the objectives themselves are the plan's SLO fields
+    mode = forms.ChoiceField(
+        label="Capacity: search", choices=[("rate", "request rate (open loop)"), ("users", "users (closed loop)")],
+        initial="rate", required=False,
+    )  # fmt: skip
+    load_min = forms.FloatField(min_value=0.001, initial=1.0, required=False, label="Capacity: lowest level",
+                                help_text="req/s, or users")  # fmt: skip
+    load_max = forms.FloatField(
+        min_value=0.001, initial=64.0, required=False, label="Capacity: highest level"
+    )
+    attainment = forms.FloatField(
+        min_value=0.01, max_value=1, initial=0.99, required=False, label="Capacity: SLO attainment",
+        help_text="share of requests that must meet every objective of the plan (e.g. 0.99)",
+    )  # fmt: skip
+    level_min_requests = forms.IntegerField(min_value=1, initial=200, required=False,
+                                            label="Capacity: requests per level", help_text="in the steady window, at least")  # fmt: skip
+    min_level_s = forms.FloatField(
+        min_value=0.5, initial=10.0, required=False, label="Capacity: steady window, s"
+    )
+    warmup_s = forms.FloatField(
+        min_value=0, initial=3.0, required=False, label="Capacity: warm-up trimmed, s"
+    )
+    tolerance = forms.FloatField(min_value=0.001, initial=0.05, required=False, label="Capacity: bisect to",
+                                 help_text="relative width of the final bracket")  # fmt: skip
+    per_bucket = forms.BooleanField(required=False, label="Capacity: one search per input-token bucket")
 
+    CAPACITY_FIELDS = (
+        "mode", "load_min", "load_max", "attainment", "level_min_requests", "min_level_s", "warmup_s",
+        "tolerance", "per_bucket",
+    )  # fmt: skip
     SPEC_FIELDS = (
         "users",
         "spawn_rate",
@@ -172,10 +221,16 @@ class ProfileForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            for name in self.SPEC_FIELDS:
+            for name in (*self.SPEC_FIELDS, *self.CAPACITY_FIELDS):
                 value = self.instance.spec.get(name)
                 if value is not None:
                     self.initial[name] = json.dumps(value) if name in ("stages", "replay") else value
+
+    def _capacity_spec(self) -> dict[str, Any]:
+        spec = {n: self.cleaned_data.get(n) for n in self.CAPACITY_FIELDS}
+        spec = {n: (v if v not in (None, "") else self.fields[n].initial) for n, v in spec.items()}
+        spec["per_bucket"] = bool(spec["per_bucket"])
+        return spec
 
     def clean_stages(self) -> list[dict[str, float]]:
         return self._json_rows("stages", ("duration_s", "target"))
@@ -214,7 +269,17 @@ class ProfileForm(forms.ModelForm):
                 self.add_error(name, f"Required for a “{kind}” profile.")
         if kind == "sweep" and any(level <= 0 for level in data.get("sweep_levels") or []):
             self.add_error("sweep_levels", "Levels must be more than 0.")
+        if kind == "capacity":
+            self._clean_capacity(data)
         return data
+
+    def _clean_capacity(self, data: dict[str, Any]) -> None:
+        from runner import CAPACITY_KEYS
+
+        lo = data.get("load_min") or CAPACITY_KEYS["load_min"]
+        hi = data.get("load_max") or CAPACITY_KEYS["load_max"]
+        if lo > hi:
+            self.add_error("load_max", "The highest level must be at least the lowest.")
 
     def save(self, commit: bool = True) -> LoadProfile:
         profile: LoadProfile = super().save(commit=False)
@@ -224,12 +289,22 @@ class ProfileForm(forms.ModelForm):
         for name in ("stages", "replay", "sweep_levels"):
             profile.spec[name] = profile.spec[name] or []
         profile.spec["kind"] = profile.kind
+        if profile.kind == "capacity":
+            profile.spec |= self._capacity_spec()
         if commit:
             profile.save()
         return profile
 
 
 class PlanForm(forms.ModelForm):
+    repeat = forms.IntegerField(
+        min_value=1,
+        max_value=30,
+        initial=1,
+        required=False,
+        help_text="Run the plan this many times, one after another: the result gives each headline "
+        "metric's mean and 95% interval, and comparisons use the intervals.",
+    )
     extra_params = JSONObjectField(help_text='Passed through to the request, e.g. {"top_p": 0.9}.')
     bucket_edges = NumberListField(
         integers=True,
@@ -260,6 +335,7 @@ class PlanForm(forms.ModelForm):
             "buckets",
             "bucket_weights",
             "shard_count",
+            "repeat",
             *VARIANT_FIELDS,
             "notes",
         ]
@@ -271,6 +347,9 @@ class PlanForm(forms.ModelForm):
         self.fields["dataset"].queryset = team_queryset("dataset", team)
         self.fields["profile"].queryset = team_queryset("profile", team)
         plan_buckets_setup(self, team)
+
+    def clean_repeat(self) -> int:
+        return self.cleaned_data.get("repeat") or 1
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -110,6 +110,8 @@ def _endpoint(team: Team, item: dict[str, Any], done: Applied) -> None:
     instance = Endpoint.objects.filter(team=team, name=item["name"]).first()
     base = model_to_dict(instance or Endpoint(), fields=list(fields))  # a new one starts from the defaults
     data = {**base, **{k: v for k, v in item.items() if k in fields}}
+    if isinstance(data.get("metrics_urls"), list):  # the form takes one URL per line
+        data["metrics_urls"] = "\n".join(str(u) for u in data["metrics_urls"])
     _save(EndpointForm(data=data, instance=instance), what, team, instance is not None, done, api_key=key)
 
 

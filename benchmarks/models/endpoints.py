@@ -42,6 +42,8 @@ class Endpoint(TeamOwned):
     price_out_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     currency = models.CharField(max_length=3, default="USD")
     generic = models.JSONField(default=dict, blank=True)  # runner.spec.GenericFormat fields
+    # Prometheus endpoints scraped during its runs (e.g. prefill and decode workers), summed
+    metrics_urls = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]

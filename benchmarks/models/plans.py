@@ -57,6 +57,10 @@ class Plan(TeamOwned):
     buckets = models.JSONField(default=list, blank=True)
     bucket_weights = models.JSONField(default=dict, blank=True)
     shard_count = models.PositiveIntegerField(default=0, help_text="0 = one shard per live load worker")
+    repeat = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="run the plan this many times; results give each headline's mean and 95% interval",
+    )
     # Variant tags, compared across runs.
     quantization = models.CharField(max_length=50, blank=True)
     speculative = models.CharField(max_length=50, blank=True, help_text="e.g. MTP, eagle, draft model")

@@ -6,7 +6,8 @@ from benchmarks.models.teams import TeamOwned
 
 
 class LoadProfile(TeamOwned):
-    """A load shape: ``spec`` holds runner.spec.ProfileSpec fields (kind included)."""
+    """A load shape: ``spec`` holds runner.spec.ProfileSpec fields (kind included); a "capacity"
+    profile also holds runner.CAPACITY_KEYS and ``per_bucket`` (the search replaces its load)."""
 
     KINDS = [
         ("users", "Users with spawn rate"),
@@ -14,6 +15,7 @@ class LoadProfile(TeamOwned):
         ("rate", "Request rate"),
         ("sweep", "Sweep"),
         ("replay", "Replay"),
+        ("capacity", "Capacity at SLO"),
     ]
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=KINDS, default="users")

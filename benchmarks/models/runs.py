@@ -52,6 +52,11 @@ class Run(TeamOwned):
     live = models.JSONField(default=dict)  # runner.stats.LiveAggregate.to_dict()
     snapshot = models.JSONField(default=dict)  # LiveAggregate.snapshot(): totals so far
     summary = models.JSONField(default=dict)  # runner.summary.summarize() of every record
+    # A plan with repeat N runs N times, one run after another: each later run points at the first.
+    repeat_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repetitions"
+    )
+    repeat_index = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmarks.charts import compare as charts_compare
 from benchmarks.models import VARIANT_FIELDS, Run
+from benchmarks.presenters.compare_studies import study_sections
 from benchmarks.selectors.runs import runs_series
 from benchmarks.services.samples import run_sample_get, sample_values, verdict_records
 from runner import COMPARE_PATHS as PATHS
@@ -69,6 +70,7 @@ def comparison_build(*, runs: list[Run], charts: bool = True) -> dict[str, Any]:
         "noise_note": noise_note(comparison),
         "paired": paired_verdicts(columns),
         "accuracy": accuracy_rows(columns, comparison),
+        "study_sections": study_sections(columns),
         "figures": _figures(columns, comparison) if charts else {},
     }
 

@@ -8,6 +8,7 @@ from typing import Any
 from benchmarks.charts import runs as charts
 from benchmarks.models import RequestRecord, Run
 from benchmarks.presenters.accuracy import accuracy_page, quality_page, summary_current
+from benchmarks.presenters.studies import study_page
 from benchmarks.selectors.runs import (
     live_payload,
     run_failures,
@@ -40,11 +41,13 @@ CSV_FIELDS = [
 
 
 def run_page(run: Run, *, audit_threshold: float) -> dict[str, Any]:
+    seconds = run_series(run=run)
     context: dict[str, Any] = {
         "run": run,
         "shards": run_shards(run=run),
-        "live": live_payload(run, rows=run_series(run=run)),
+        "live": live_payload(run, rows=seconds),
     }
+    context |= study_page(run, seconds=seconds)
     if not run.is_active:
         context |= _finished(run) | _buckets_and_audit(run, audit_threshold)
         context |= accuracy_page(run) | quality_page(run)

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
 
@@ -104,8 +104,8 @@ def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
     """Fraction done (by time or by request count, whichever is further) and seconds left."""
     if not run.is_active:
         return 1.0, 0.0
-    if run.started_at is None:
-        return 0.0, None
+    if run.started_at is None or "capacity" in run.spec:
+        return 0.0, None  # a capacity search's length depends on where it finds the boundary
     elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
     fractions = []
     if run.spec.get("duration_s"):
@@ -154,3 +154,12 @@ def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:
     if not user.is_authenticated:
         return None
     return Run.objects.filter(pk=run_id, team__memberships__user=user).first()
+
+
+def repeat_runs(*, run: Run) -> list[Run]:
+    """Every repetition of the set ``run`` belongs to (a plan with repeat N), first one first; [] for a
+    run that is not repeated."""
+    if not (run.spec or {}).get("repeat"):
+        return []
+    first_id = run.repeat_of_id or run.pk
+    return list(Run.objects.filter(Q(pk=first_id) | Q(repeat_of_id=first_id)).order_by("repeat_index", "pk"))

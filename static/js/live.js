@@ -43,6 +43,7 @@ window.llmperf = window.llmperf || {};
     Plotly.react("chart-failures", bars.length ? bars : [{x: [], y: [], type: "bar", name: "none"}],
       Object.assign(layout("Failures by class (by completion second)", "requests"), {barmode: "stack"}), config);
     drawAnswers(rows);
+    drawServer(rows);
   }
 
   // Answer quality per second (every run) and running accuracy (graded datasets only, a textual pass
@@ -61,6 +62,18 @@ window.llmperf = window.llmperf || {};
       box.hidden = false;
       Plotly.react("chart-accuracy", [line(rows, "accuracy", "accuracy")], fraction("Accuracy per second (running)"), config);
     }
+  }
+
+
+  // The server's batch and queue (shard 0 scrapes the endpoint's metrics URLs) beside the client's TTFT.
+  function drawServer(rows) {
+    const div = document.getElementById("chart-server-live");
+    if (!div || !rows.some((r) => r.server_running !== undefined)) return;
+    div.hidden = false;
+    const ttft = Object.assign(line(rows, "ttft_p99", "client TTFT p99 (ms)"), {yaxis: "y2"});
+    Plotly.react(div, [line(rows, "server_running", "server running"), line(rows, "server_waiting", "server waiting"), ttft],
+      Object.assign(layout("Server batch and queue beside TTFT", "requests"),
+        {yaxis2: {overlaying: "y", side: "right", title: {text: "ms"}, rangemode: "tozero"}}), config);
   }
 
   function text(id, value) {

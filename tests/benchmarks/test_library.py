@@ -176,3 +176,64 @@ def test_plan_form_explains_bad_input(cast, client_for, change, field, message):
     errors = response.context["form"].errors
     assert any(message in e for e in errors[field]), errors
     assert not Plan.objects.filter(name="new plan").exists()
+
+
+CAPACITY = {
+    "mode": "rate",
+    "load_min": "2",
+    "load_max": "64",
+    "attainment": "0.95",
+    "level_min_requests": "100",
+    "min_level_s": "",
+    "warmup_s": "",
+    "tolerance": "",
+    "per_bucket": "on",
+}
+
+
+def test_capacity_profile_keeps_the_search_settings_and_runs_as_one_shard(cast, client_for):
+    from benchmarks.services.runs.start import run_start
+
+    client = client_for(cast.alice)
+    data = {**PROFILE_BASE, "name": "cap", "kind": "capacity", **CAPACITY}
+    response = client.post(reverse("profile_create"), data)
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    profile = LoadProfile.objects.get(name="cap")
+    assert bridge.capacity_settings(profile) == {
+        "mode": "rate",
+        "load_min": 2.0,
+        "load_max": 64.0,
+        "attainment": 0.95,
+        "level_min_requests": 100,
+        "min_level_s": 10.0,
+        "warmup_s": 3.0,
+        "tolerance": 0.05,
+        "per_bucket": True,
+    }
+    assert bridge.profile_spec(profile).kind == "rate"  # the search replaces the load level by level
+    assert (
+        "Capacity: SLO attainment" in client.get(reverse("profile_edit", args=[profile.pk])).content.decode()
+    )
+    cast.plan.profile, cast.plan.shard_count = profile, 4
+    cast.plan.save()
+    run = run_start(plan=cast.plan, by=cast.alice)
+    assert run.shard_count == 1 and run.spec["capacity"]["attainment"] == 0.95
+    shard = bridge.shard_spec(run, index=0, count=1, api_key="")
+    assert shard.profile.kind == "rate"  # the study keys never reach RunSpec
+
+
+def test_capacity_profile_form_explains_a_backwards_range(cast, client_for):
+    data = {**PROFILE_BASE, "name": "bad", "kind": "capacity", **CAPACITY, "load_min": "50", "load_max": "5"}
+    response = client_for(cast.alice).post(reverse("profile_create"), data)
+    assert response.status_code == 400
+    assert "at least the lowest" in response.context["form"].errors["load_max"][0]
+
+
+def test_plan_repeat_is_kept_and_defaults_to_once(cast, client_for):
+    client = client_for(cast.alice)
+    assert client.post(reverse("plan_create"), _plan_data(cast, repeat=3)).status_code == 302
+    assert Plan.objects.get(name="new plan").repeat == 3
+    assert client.post(reverse("plan_create"), _plan_data(cast, name="once")).status_code == 302
+    assert Plan.objects.get(name="once").repeat == 1
+    bad = client.post(reverse("plan_create"), _plan_data(cast, name="many", repeat=99))
+    assert bad.status_code == 400 and "repeat" in bad.context["form"].errors

@@ -10,6 +10,7 @@ from django.utils import timezone
 from benchmarks import bridge
 from benchmarks.live.push import push_to_viewers
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.runs.start import run_repeat_next
 from benchmarks.services.samples import run_sample_at_end
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def run_finalize(*, run_id: int) -> None:
     )
     run.refresh_from_db()
     push_to_viewers(run, {"type": "run.final", "status": run.status, "reason": run.reason})
+    run_repeat_next(run=run)
 
 
 def final_status(run: Run, shards: list[Shard], n_records: int) -> tuple[str, str]:

@@ -110,7 +110,7 @@ def shard_claim(*, shard_id: int, hostname: str) -> bool:
 
 def shard_execute(*, shard_id: int, hostname: str) -> None:
     """Run a shard at most once: only the worker that flips it queued→running runs the load."""
-    from runner import run_blocking
+    from benchmarks.services.runs.study import shard_run_engine
 
     if not shard_claim(shard_id=shard_id, hostname=hostname):
         return
@@ -130,13 +130,20 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         spec = bridge.shard_spec(
             run, index=shard.index, count=run.shard_count, api_key=api_key, secret_headers=secret_headers
         )
-        if settings.SHARD_SINK_PROCESS:
-            command = shard_sink_command(run_id=run.pk, shard_id=shard.pk, shard_index=shard.index)
-            result = run_blocking(
-                spec, sink_command=command, sink_env=_writer_env(), should_cancel=watch.should_cancel
-            )
-        else:
-            result = run_blocking(spec, sink=sink, should_cancel=watch.should_cancel)
+        writer = (
+            shard_sink_command(run_id=run.pk, shard_id=shard.pk, shard_index=shard.index)
+            if settings.SHARD_SINK_PROCESS
+            else None
+        )
+        result = shard_run_engine(
+            run=run,
+            shard_index=shard.index,
+            spec=spec,
+            sink=sink,
+            should_cancel=watch.should_cancel,
+            sink_command=writer,
+            sink_env=_writer_env() if writer else None,
+        )
         sink.insert_missing(result.records)
         records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
         for problem in result.errors:

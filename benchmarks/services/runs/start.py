@@ -12,9 +12,14 @@ from benchmarks.services.dispatch import TaskName, enqueue_on_commit
 
 
 @transaction.atomic
-def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
-    """A queued run with a snapshot of the plan (minus the key); coordination starts after commit."""
+def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None = None) -> Run:
+    """A queued run with a snapshot of the plan (minus the key); coordination starts after commit.
+    A capacity run has one shard (it drives the search); a plan with repeat N starts the first of N
+    runs, and each finished one starts the next (``run_repeat_next``)."""
     variant = plan.variant()
+    study = bridge.study(plan)
+    if plan.repeat > 1:
+        study["repeat"] = plan.repeat
     version = plan.dataset.current_version()  # pinned: later versions never change this run
     run = Run.objects.create(
         team=plan.team,
@@ -23,11 +28,13 @@ def run_start(*, plan: Plan, by: AbstractBaseUser) -> Run:
         plan_name=plan.name,
         endpoint_name=plan.endpoint.name,
         created_by=by,
-        spec=bridge.run_spec(plan, version).to_dict(),
+        spec={**bridge.run_spec(plan, version).to_dict(), **study},
         dataset_version=version,
         variant=variant,
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),
-        shard_count=plan.shard_count,
+        shard_count=1 if "capacity" in study else plan.shard_count,
+        repeat_of=repeat_of,
+        repeat_index=(repeat_of.repetitions.count() + 1) if repeat_of else 0,
     )
     enqueue_on_commit(TaskName.COORDINATE_RUN, run.pk)
     return run
@@ -49,3 +56,16 @@ def run_cancel(*, run: Run, by: AbstractBaseUser) -> bool:
         status=Shard.Status.CANCELLED, ended_by="cancel", ended_at=now
     )
     return bool(cancelled)
+
+
+def run_repeat_next(*, run: Run) -> Run | None:
+    """After a repetition finished cleanly, the plan's next one (same plan as it is now); None when
+    the set is complete, the run did not finish, or its plan is gone."""
+    total = int((run.spec or {}).get("repeat") or 1)
+    if run.status != Run.Status.FINISHED or run.repeat_index + 1 >= total or run.plan is None:
+        return None
+    try:
+        return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
+    except bridge.NoPrompts as exc:  # the dataset changed under the set: say so on the last run
+        Run.objects.filter(pk=run.pk).update(reason=f"Repetitions stopped: {exc}")
+        return None

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from benchmarks.live.bus import get_bus
 from benchmarks.live.push import push_to_viewers
+from benchmarks.live.server import ServerSeconds
 from benchmarks.models import Run, RunSecond, Shard
 from benchmarks.selectors.runs import live_payload
 from benchmarks.services.runs.finalize import run_finalize
@@ -28,35 +29,40 @@ def run_supervise(*, run_id: int, token: str) -> None:
 
     run = Run.objects.get(pk=run_id)
     aggregate = LiveAggregate.from_dict(run.live) if run.live else LiveAggregate()
+    server = ServerSeconds()  # shard 0's server gauges per second (live view only)
     bus = get_bus()
     changed: set[int] = set()
     last_persist = last_checkpoint = 0.0
     while True:
-        changed |= _merge(aggregate, bus.drain(run_id, timeout=0.5))
+        changed |= _merge(aggregate, bus.drain(run_id, timeout=0.5), server)
         if time.monotonic() - last_persist < PERSIST_EVERY_S:
             continue
         if not _still_mine(run_id, token):
             return  # the reaper handed this run to a new aggregator
         checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if changed:
-            changed = _persist(run_id, aggregate, changed, checkpoint=checkpoint)  # incomplete ones wait
+            changed = _persist(  # the seconds still in progress wait for the next round
+                run_id, aggregate, changed, checkpoint=checkpoint, server=server
+            )
             last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
         last_persist = time.monotonic()
         shards_reap_stale(run_id=run_id)
         if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
             break
-    changed |= _merge(aggregate, bus.drain(run_id, timeout=0.2))  # sent just before the last shard ended
-    _persist(run_id, aggregate, changed, checkpoint=True, final=True)
+    # sent just before the last shard ended
+    changed |= _merge(aggregate, bus.drain(run_id, timeout=0.2), server)
+    _persist(run_id, aggregate, changed, checkpoint=True, server=server, final=True)
     bus.discard(run_id)
     run_finalize(run_id=run_id)
 
 
-def _merge(aggregate: Any, messages: list[dict[str, Any]]) -> set[int]:
+def _merge(aggregate: Any, messages: list[dict[str, Any]], server: ServerSeconds) -> set[int]:
     """Merge deltas; returns the seconds they touched."""
     touched: set[int] = set()
     for message in messages:
         aggregate.merge(message["delta"])
         touched.update(int(second) for second in message["delta"].get("windows", {}))
+        touched.update(server.merge(message["delta"]))
     return touched
 
 
@@ -67,10 +73,17 @@ def _still_mine(run_id: int, token: str) -> bool:
 
 
 def _persist(
-    run_id: int, aggregate: Any, changed: set[int], *, checkpoint: bool, final: bool = False
+    run_id: int,
+    aggregate: Any,
+    changed: set[int],
+    *,
+    checkpoint: bool,
+    server: ServerSeconds,
+    final: bool = False,
 ) -> set[int]:
     """Stores and pushes the complete seconds among ``changed``; returns the ones still in progress."""
-    rows, pending = _changed_points(aggregate, changed, final=final)
+    points, pending = _changed_points(aggregate, changed, final=final)
+    rows = [server.decorate(row) for row in points]
     RunSecond.objects.bulk_create(
         [RunSecond(run_id=run_id, t=row["t"], point=row) for row in rows],
         update_conflicts=True,

@@ -210,3 +210,21 @@ def test_a_key_that_no_longer_decrypts_fails_the_run_with_the_reason(cast, setti
     shard_execute(shard_id=shard.pk, hostname="w")
     shard.refresh_from_db()
     assert shard.status == Shard.Status.FAILED and "cannot be decrypted" in shard.error
+
+
+def test_metrics_urls_are_one_per_line_and_reach_the_runs_study(cast, client_for):
+    from benchmarks import bridge
+
+    client = client_for(cast.alice)
+    urls = "http://10.0.0.5:8000/metrics\n\n  http://10.0.0.6:8000/metrics  \n"
+    assert client.post(reverse("endpoint_create"), {**VALID, "metrics_urls": urls}).status_code == 302
+    endpoint = Endpoint.objects.get(name="vllm-a100")
+    assert endpoint.metrics_urls == ["http://10.0.0.5:8000/metrics", "http://10.0.0.6:8000/metrics"]
+    page = client.get(reverse("endpoint_edit", args=[endpoint.pk])).content.decode()
+    assert "http://10.0.0.5:8000/metrics\nhttp://10.0.0.6:8000/metrics" in page
+    cast.plan.endpoint = endpoint
+    assert bridge.study(cast.plan)["server_metrics"] == endpoint.metrics_urls
+    bad = client.post(reverse("endpoint_create"), {**VALID, "name": "x", "metrics_urls": "nope nope"})
+    assert (
+        bad.status_code == 400 and "One http(s) URL per line" in bad.context["form"].errors["metrics_urls"][0]
+    )

@@ -1,0 +1,147 @@
+"""Studies in a worker process: the capacity search as one blocking call, for a dashboard shard.
+
+Like :func:`runner.blocking.run_blocking`, but the search runs level after level on one (uv)loop.
+Records and per-second deltas of every level go to the one synchronous sink, so a capacity run
+is stored and watched live like any run: each level's clock continues the run's seconds
+(``start_offset_s``), its request ids carry the level (``L3-0-17``), and delta sequence numbers
+keep rising across levels (the aggregator drops a sequence number it has seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runner.blocking import SyncSink, loop_factory, short_gil_slices
+from runner.capacity import CapacityConfig, find_capacity, find_capacity_per_bucket
+from runner.engine import RunResult, run
+from runner.spec import RunSpec
+
+__all__ = ["CAPACITY_KEYS", "capacity_blocking"]
+
+# the capacity settings a dashboard profile stores, with the CLI's defaults
+CAPACITY_KEYS: dict[str, Any] = {
+    "mode": "rate",
+    "load_min": 1.0,
+    "load_max": 256.0,
+    "attainment": 0.99,
+    "level_min_requests": 200,
+    "min_level_s": 10.0,
+    "warmup_s": 3.0,
+    "tolerance": 0.05,
+}
+
+
+class _LevelSink:
+    """One level's records and deltas, relabelled, to the shared sink (in its own thread)."""
+
+    def __init__(self, sink: SyncSink, pool: ThreadPoolExecutor, level: int, seq: itertools.count[int]):
+        self.sink, self.pool, self.level, self.seq = sink, pool, level, seq
+        self.sent: set[str] = set()
+
+    def relabel(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, "request_id": f"L{self.level}-{record['request_id']}", "capacity_level": self.level}
+
+    async def on_records(self, batch: list[dict[str, Any]]) -> None:
+        self.sent.update(str(r["request_id"]) for r in batch)
+        rows = [self.relabel(r) for r in batch]
+        await asyncio.get_running_loop().run_in_executor(self.pool, self.sink.on_records, rows)
+
+    async def on_tick(self, delta: dict[str, Any]) -> None:
+        # never "final": only the shard's end ends its part of the live view
+        out = {**delta, "seq": next(self.seq), "final": False}
+        await asyncio.get_running_loop().run_in_executor(self.pool, self.sink.on_tick, out)
+
+    async def rest(self, result: RunResult) -> None:
+        """Records the engine returned but never streamed (its last partial second)."""
+        missing = [r.to_dict() for r in result.records if r.request_id not in self.sent]
+        if missing:
+            await self.on_records(missing)
+
+
+class _Both:
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = sinks
+
+    async def on_records(self, batch: list[dict[str, Any]]) -> None:
+        for s in self.sinks:
+            await s.on_records(batch)
+
+    async def on_tick(self, delta: dict[str, Any]) -> None:
+        for s in self.sinks:
+            await s.on_tick(delta)
+
+
+def capacity_config(settings: dict[str, Any]) -> CapacityConfig:
+    """Raises ValueError naming what is wrong."""
+    values = {k: settings.get(k, default) for k, default in CAPACITY_KEYS.items()}
+    return CapacityConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def capacity_blocking(
+    spec: RunSpec,
+    settings: dict[str, Any],
+    *,
+    sink: SyncSink,
+    should_cancel: Callable[[], bool] | None = None,
+    poll_s: float = 0.5,
+) -> RunResult:
+    """The capacity search for ``spec`` (its profile's arrival and seed kept, its load replaced),
+    ``settings`` as in :data:`CAPACITY_KEYS` plus ``per_bucket``. The result's summary is
+    ``{"capacity": block, ...}``; its records were all given to ``sink``; ``t0_ns`` is the search's
+    start, where each level's ``t_s`` and the run's seconds count from."""
+    config = capacity_config(settings)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
+    engines: list[dict[str, Any]] = []
+
+    async def main() -> RunResult:
+        cancel = asyncio.Event()
+        origin = time.perf_counter_ns()
+        levels, seq = itertools.count(), itertools.count(1)
+
+        async def run_level(level_spec: RunSpec, watch: Any, stop: asyncio.Event) -> RunResult:
+            start = time.perf_counter_ns()
+            level_spec.start_offset_s = float(int((start - origin) / 1e9))
+            level_sink = _LevelSink(sink, pool, next(levels), seq)
+            result = await run(level_spec, sink=_Both(watch, level_sink), cancel=stop)
+            await level_sink.rest(result)
+            engines.append(result.engine)
+            load_s = result.summary.get("load_duration_s") or 0.0
+            result.summary["t_s"] = [(start - origin) / 1e9, (start - origin) / 1e9 + load_s]
+            return result
+
+        poller = asyncio.create_task(_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
+        try:
+            search = find_capacity_per_bucket if settings.get("per_bucket") else find_capacity
+            block = await search(spec, config, run_level=run_level, cancel=cancel)
+        finally:
+            if poller is not None:
+                poller.cancel()
+        ended_by = "cancel" if cancel.is_set() else "complete"
+        duration = (time.perf_counter_ns() - origin) / 1e9
+        engine = max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if engines else {}
+        summary = {"capacity": block, "load_duration_s": duration}
+        return RunResult([], summary, ended_by, engine, duration, t0_ns=origin)
+
+    try:
+        with short_gil_slices(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(main())
+    finally:
+        pool.shutdown(wait=True)
+
+
+async def _poll(
+    should_cancel: Callable[[], bool], cancel: asyncio.Event, pool: ThreadPoolExecutor, poll_s: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(poll_s)
+        with contextlib.suppress(Exception):
+            if await loop.run_in_executor(pool, should_cancel):
+                cancel.set()
+                return
