@@ -403,7 +403,9 @@ async def test_sim_log_first_chunk_ns_is_just_before_the_client_sees_it(
     first_seen_ns = stream.sent_ns + round(stream.content_times_ms()[0] * 1e6)
     assert record["request_id"] == "req-42"
     assert stream.sent_ns < record["received_ns"] < record["first_chunk_ns"] < first_seen_ns
-    assert (first_seen_ns - record["first_chunk_ns"]) / 1e6 < 3
+    # one loopback hop between the server's stamp and the client's: well under 10 ms even on a
+    # shared 2-core machine (a quiet one shows ~0.3 ms); the ordering above is the strict part
+    assert (first_seen_ns - record["first_chunk_ns"]) / 1e6 < 10
     assert server_ttft_ms(record) == pytest.approx(40, abs=3)
     assert (record["last_chunk_ns"] - record["first_chunk_ns"]) / 1e6 == pytest.approx(15, abs=3)
     assert (record["prompt_tokens"], record["completion_tokens"], record["queued_ms"]) == (5, 4, 0.0)
