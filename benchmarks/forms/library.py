@@ -165,6 +165,22 @@ class ProfileForm(forms.ModelForm):
         min_value=0, initial=0, required=False, help_text="open loop: most requests in flight, 0 = unbounded"
     )
     seed = forms.IntegerField(initial=0, required=False)
+    turns = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        initial=1,
+        required=False,
+        label="Turns per conversation",
+        help_text="Users: each user holds a conversation of this many of a dataset item's user turns, "
+        "the model's own answers as history (1 = single requests).",
+    )
+    think_s = forms.FloatField(
+        min_value=0,
+        initial=0.0,
+        required=False,
+        label="Think time between turns (s)",
+        help_text="How long a user waits after an answer before the next turn.",
+    )
     # capacity at SLO (runner.CAPACITY_KEYS); the objectives themselves are the plan's SLO fields
     mode = forms.ChoiceField(
         label="Capacity: search", choices=[("rate", "request rate (open loop)"), ("users", "users (closed loop)")],
@@ -212,6 +228,8 @@ class ProfileForm(forms.ModelForm):
         "speed",
         "max_concurrency",
         "seed",
+        "turns",
+        "think_s",
     )
 
     class Meta:

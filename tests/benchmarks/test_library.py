@@ -237,3 +237,16 @@ def test_plan_repeat_is_kept_and_defaults_to_once(cast, client_for):
     assert Plan.objects.get(name="once").repeat == 1
     bad = client.post(reverse("plan_create"), _plan_data(cast, name="many", repeat=99))
     assert bad.status_code == 400 and "repeat" in bad.context["form"].errors
+
+
+def test_a_users_profile_can_hold_multi_turn_conversations(cast, client_for):
+    from benchmarks import bridge
+    from benchmarks.models import LoadProfile
+
+    response = client_for(cast.alice).post(
+        reverse("profile_create"),
+        {"name": "chatty", "kind": "users", "users": 4, "spawn_rate": 1, "turns": 3, "think_s": 2.5},
+    )
+    assert response.status_code == 302
+    spec = bridge.profile_spec(LoadProfile.objects.get(name="chatty"))
+    assert spec.turns == 3 and spec.think_s == 2.5
