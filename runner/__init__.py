@@ -61,6 +61,7 @@ from runner.spec import (
     Timeouts,
     is_secret_header,
 )
+from runner.spec import scrub as scrub_secrets
 from runner.stats import LiveAggregate, ShardStats
 from runner.studies import CAPACITY_KEYS, capacity_blocking
 from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
@@ -179,6 +180,7 @@ __all__ = [
     "run",
     "run_blocking",
     "sample_lengths",
+    "scrub_secrets",
     "select_prompts",
     "serve_mirror",
     "serve_sink",

@@ -98,8 +98,9 @@ def endpoint_secrets(ep: EndpointSpec) -> list[str]:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret in text:
+    """``text`` with every secret in it replaced by ••••, longest first (empty ones ignored)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret and secret in text:
             text = text.replace(secret, "••••")
     return text
 

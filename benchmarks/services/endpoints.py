@@ -11,7 +11,7 @@ from benchmarks import bridge
 from benchmarks.crypto import SecretUnreadable
 from benchmarks.models import Endpoint, Team
 from benchmarks.models.endpoints import KEEP_SECRET
-from runner import RequestRecord, is_secret_header
+from runner import RequestRecord, is_secret_header, scrub_secrets
 
 
 @transaction.atomic
@@ -67,24 +67,19 @@ def endpoint_test_connection(*, endpoint: Endpoint, prompt: str) -> dict[str, An
         return {"ok": False, "error": str(exc), "packets": []}
     secrets = [spec.api_key, *endpoint.reveal_secret_headers().values()]
     try:
-        record: RequestRecord = asyncio.run(single_request(spec, prompt, target_policy=bridge.target_policy()))
+        record: RequestRecord = asyncio.run(
+            single_request(spec, prompt, target_policy=bridge.target_policy())
+        )
     except Exception as exc:  # a bad URL or protocol bug must show as a message, not a 500
-        return {"ok": False, "error": _scrub(f"{type(exc).__name__}: {exc}", secrets), "packets": []}
+        return {"ok": False, "error": scrub_secrets(f"{type(exc).__name__}: {exc}", secrets), "packets": []}
     return {
         "ok": record.ok,
         "outcome": record.outcome,
-        "error": _scrub(record.error, secrets),
+        "error": scrub_secrets(record.error, secrets),
         "http_status": record.http_status,
         "ttft_ms": record.ttft_ms,
         "e2e_ms": record.e2e_ms,
         "output_tokens": record.output_tokens,
-        "answer_text": _scrub(record.answer_text[:2000], secrets),
+        "answer_text": scrub_secrets(record.answer_text[:2000], secrets),
         "packets": record.packets,
     }
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and text:
-            text = text.replace(secret, "••••")
-    return text

@@ -20,6 +20,7 @@ from benchmarks.crypto import SecretUnreadable
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
 from benchmarks.services.runs.grades import records_grades_store
+from runner import scrub_secrets
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0
@@ -147,14 +148,14 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         sink.insert_missing(result.records)
         records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
         for problem in result.errors:
-            log.warning("shard %s: %s", shard_id, _scrub(problem, secrets))
+            log.warning("shard %s: %s", shard_id, scrub_secrets(problem, secrets))
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
         shard_end(
             shard_id=shard_id,
             status=Shard.Status.FAILED,
             ended_by="error",
-            error=_scrub(f"{type(exc).__name__}: {exc}", secrets),
+            error=scrub_secrets(f"{type(exc).__name__}: {exc}", secrets),
         )
         return
     finally:
@@ -162,7 +163,9 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
     status = {"cancel": Shard.Status.CANCELLED, "error": Shard.Status.FAILED}.get(
         result.ended_by, Shard.Status.FINISHED
     )
-    error = _scrub(str(result.summary.get("error", "") or result.engine.get("error", "") or ""), secrets)
+    error = scrub_secrets(
+        str(result.summary.get("error", "") or result.engine.get("error", "") or ""), secrets
+    )
     shard_end(
         shard_id=shard_id,
         status=status,
@@ -204,10 +207,3 @@ def shard_end(*, shard_id: int, status: str, ended_by: str, error: str = "", **e
     Shard.objects.filter(pk=shard_id, status=Shard.Status.RUNNING).update(
         status=status, ended_by=ended_by, error=error[:2000], ended_at=timezone.now(), **extra
     )
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and text:
-            text = text.replace(secret, "••••")
-    return text
