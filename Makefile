@@ -7,7 +7,7 @@ test:            ## run the whole test suite against real Postgres and Redis (RE
 	./scripts/test
 lint:            ## ruff lint + format check, import-linter boundary
 	.venv/bin/ruff check runner benchmarks llmperf_site tests bench
-	.venv/bin/ruff format --check runner
+	.venv/bin/ruff format --check runner benchmarks llmperf_site tests bench
 	.venv/bin/lint-imports
 types:           ## mypy --strict on the engine
 	.venv/bin/mypy runner

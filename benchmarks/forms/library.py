@@ -31,7 +31,9 @@ class EndpointForm(forms.ModelForm):
         "••••; leave •••• to keep a stored value.",
     )
     generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
-    base_url = forms.CharField(max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1")
+    base_url = forms.CharField(
+        max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1"
+    )
     metrics_urls = forms.CharField(
         required=False,
         label="Server metrics URLs",
@@ -69,7 +71,10 @@ class EndpointForm(forms.ModelForm):
             self.initial["metrics_urls"] = "\n".join(self.instance.metrics_urls or [])
         if self.instance.pk and self.instance.secret_header_names:
             # auth-bearing headers are stored encrypted and never shown: "••••" keeps a stored value
-            shown = {**(self.instance.headers or {}), **dict.fromkeys(self.instance.secret_header_names, KEEP_SECRET)}
+            shown = {
+                **(self.instance.headers or {}),
+                **dict.fromkeys(self.instance.secret_header_names, KEEP_SECRET),
+            }
             self.initial["headers"] = shown
 
     def clean_metrics_urls(self) -> list[str]:
@@ -100,7 +105,12 @@ class EndpointForm(forms.ModelForm):
             port = parts.port
         except ValueError:
             port = -1
-        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname or port == -1 or " " in url:
+        if (
+            parts.scheme not in ("http", "https", "ws", "wss")
+            or not parts.hostname
+            or port == -1
+            or " " in url
+        ):
             raise forms.ValidationError("Enter a valid URL, e.g. http://10.0.0.5:8000/v1.")
         return url
 

@@ -15,7 +15,9 @@ KEEP_SECRET = "••••"  # a secret header's value in a form: keep the stor
 class Endpoint(TeamOwned):
     name = models.CharField(max_length=100)
     protocol = models.CharField(max_length=30, choices=[(p, p) for p in PROTOCOLS], default="openai-chat")
-    base_url = models.CharField(max_length=500)  # checked by the form: http(s) and a host, single-label names too
+    base_url = models.CharField(
+        max_length=500
+    )  # checked by the form: http(s) and a host, single-label names too
     model = models.CharField(max_length=200, blank=True)
     # Fernet token; the plain key is only ever read by the bridge and the connection test.
     api_key_encrypted = models.TextField(blank=True, default="")

@@ -195,7 +195,6 @@ def _version_page(request: TeamRequest, dataset: Dataset, version: DatasetVersio
     return render(request, "benchmarks/datasets/detail.html", context)
 
 
-
 @team_required
 def version_progress(request: TeamRequest, pk: int, number: int) -> JsonResponse:
     """Polled by the dataset page while counts or a synthetic version are being made."""

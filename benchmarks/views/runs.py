@@ -116,7 +116,6 @@ def run_api(request: TeamRequest, pk: int) -> JsonResponse:
     return JsonResponse({"id": run.pk, **live_payload(run, rows=run_series(run=run)), "summary": run.summary})
 
 
-
 def _date(value: str | None) -> date | None:
     try:
         return parse_date(value) if value else None

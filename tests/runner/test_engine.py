@@ -564,9 +564,7 @@ async def test_closed_loop_users_back_off_from_a_dead_target() -> None:
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     users = ProfileSpec(kind="users", users=2, spawn_rate=100)
     backed = await run(spec_for(dead, profile=users, duration_s=1.5, warm_connections=0))
-    hammered = await run(
-        spec_for(dead, profile=users, duration_s=1.5, warm_connections=0, backoff_max_s=0)
-    )
+    hammered = await run(spec_for(dead, profile=users, duration_s=1.5, warm_connections=0, backoff_max_s=0))
     assert all(r.outcome == "connection_error" for r in backed.records + hammered.records)
     # 0.1 + 0.2 + 0.4 + 0.8 s between tries: about five tries per user in 1.5 s
     assert len(backed.records) <= 12 and backed.engine["backoffs"] >= len(backed.records) - 2
