@@ -86,3 +86,38 @@ def server_series(report: dict[str, Any], names: list[str], title: str, unit: st
     )
     fig.update_layout(title=title, xaxis_title="seconds", yaxis_title=unit, **LAYOUT)
     return out(fig)
+
+
+def sweep_curve(levels: list[dict[str, Any]], unit: str) -> Figure:
+    """A sweep's levels: TTFT p50/p99 and tokens/s p50 (left axis) and, with a graded dataset,
+    accuracy and the empty / truncated-thinking rates (right axis, %), each against the level."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [lv["load"] for lv in levels]
+    for key, name, dash in (("ttft_p50", "TTFT p50 (ms)", None), ("ttft_p99", "TTFT p99 (ms)", "dot")):
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=[lv[key] for lv in levels], name=name, mode="lines+markers", line={"dash": dash}
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=[lv["tokens_per_s_p50"] for lv in levels], name="tokens/s p50", mode="lines+markers"
+        ),
+        secondary_y=False,
+    )
+    for key, name in (
+        ("accuracy", "accuracy %"),
+        ("empty", "empty answers %"),
+        ("truncated", "truncated thinking %"),
+    ):
+        values = [None if lv.get(key) is None else lv[key] * 100 for lv in levels]
+        if any(v is not None for v in values):
+            fig.add_trace(
+                go.Scatter(x=x, y=values, name=name, mode="lines+markers", line={"dash": "dash"}),
+                secondary_y=True,
+            )
+    fig.update_layout(title="Sweep: latency and answers per level", xaxis_title=f"level ({unit})", **LAYOUT)
+    fig.update_yaxes(title_text="ms · tokens/s", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="%", range=[0, 105], secondary_y=True)
+    return out(fig)

@@ -44,7 +44,40 @@ def study_page(run: Run, *, seconds: list[dict[str, Any]]) -> dict[str, Any]:
     if summary.get("server_metrics"):
         context["server_metrics"] = server_view(summary["server_metrics"], seconds, figures)
     context["repetitions"] = repetitions_view(run)
+    if summary.get("sweep"):
+        context["sweep"] = sweep_view(summary["sweep"], (run.spec or {}).get("profile") or {}, figures)
     return context
+
+
+def sweep_view(
+    points: list[dict[str, Any]], profile: dict[str, Any], figures: dict[str, Any]
+) -> dict[str, Any]:
+    """A sweep's levels as rows (its load, throughput, latency and — graded — accuracy per level) and
+    their curve: throughput against latency, with answer quality beside it."""
+    loads = list(profile.get("sweep_levels") or [])
+    unit = "req/s" if profile.get("sweep_mode") == "rate" else "users"
+    levels = []
+    for point in points:
+        i = int(point["level"])
+        quality = point.get("quality") or {}
+        accuracy = point.get("accuracy") or {}
+        levels.append(
+            {
+                "load": loads[i] if i < len(loads) else i,
+                "qpm": (point.get("throughput") or {}).get("qpm"),
+                "requests_per_s": (point.get("throughput") or {}).get("requests_per_s"),
+                "ttft_p50": (point.get("ttft_ms") or {}).get("p50"),
+                "ttft_p99": (point.get("ttft_ms") or {}).get("p99"),
+                "tokens_per_s_p50": (point.get("tokens_per_s") or {}).get("p50"),
+                "success": point.get("success_rate"),
+                "accuracy": accuracy.get("rate") if isinstance(accuracy, dict) else None,
+                "graded": accuracy.get("graded") if isinstance(accuracy, dict) else None,
+                "empty": (quality.get("empty_answer") or {}).get("rate"),
+                "truncated": (quality.get("truncated_thinking") or {}).get("rate"),
+            }
+        )
+    figures["sweep_curve"] = charts.sweep_curve(levels, unit)
+    return {"levels": levels, "unit": unit, "graded": any(lv["accuracy"] is not None for lv in levels)}
 
 
 def capacity_view(block: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:

@@ -203,3 +203,35 @@ def test_a_set_whose_dataset_has_no_prompts_left_stops_and_says_why(cast):
     assert run_repeat_next(run=first) is None
     first.refresh_from_db()
     assert first.reason.startswith("Repetitions stopped:")
+
+
+def sweep_point(level_index, *, ttft, accuracy=None):
+    point = {
+        "level": level_index,
+        "throughput": {"requests_per_s": 2.0 * (level_index + 1), "qpm": 120.0 * (level_index + 1)},
+        "ttft_ms": {"p50": ttft, "p99": ttft * 2}, "e2e_ms": {"p50": ttft * 3},
+        "tokens_per_s": {"p50": 40.0 - level_index}, "success_rate": 1.0,
+        "quality": {"requests": 10, "empty_answer": {"count": 1, "rate": 0.1},
+                    "truncated_thinking": {"count": 0, "rate": 0.0}},
+    }  # fmt: skip
+    if accuracy is not None:
+        point["accuracy"] = {"graded": 10, "correct": int(accuracy * 10), "rate": accuracy}
+    return point
+
+
+def test_a_sweep_run_shows_latency_and_accuracy_per_level(cast, client_for):
+    run = with_summary(
+        cast.run, sweep=[sweep_point(0, ttft=100.0, accuracy=0.9), sweep_point(1, ttft=250.0, accuracy=0.7)]
+    )
+    run.spec = {**run.spec, "profile": {"kind": "sweep", "sweep_levels": [4, 16], "sweep_mode": "users"}}
+    run.save()
+    html = page(client_for(cast.alice), run)
+    assert 'id="sweep-table"' in html and 'data-figure="sweep_curve"' in html and 'id="sweep_curve"' in html
+    assert "level (users)" in html and "90% (n=10)" in html and "70% (n=10)" in html
+    assert "accuracy %" in html  # the curve carries the accuracy trace beside latency
+
+
+def test_a_sweep_without_graded_answers_has_no_accuracy_column(cast, client_for):
+    run = with_summary(cast.run, sweep=[sweep_point(0, ttft=100.0), sweep_point(1, ttft=200.0)])
+    html = page(client_for(cast.alice), run)
+    assert 'id="sweep-table"' in html and "(n=" not in html
