@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import ipaddress
 import itertools
@@ -364,6 +365,7 @@ class Engine:
                 prompt = self._next_prompt()
                 if prompt is None:
                     return
+                prompt = with_budget(prompt, profiles.budget_at(self.profile, level))
                 task = asyncio.current_task()
                 assert task is not None
                 self.in_flight.add(task)
@@ -661,6 +663,17 @@ class Engine:
                 if not capped and report["missed_sends"] > 0.01 * due:
                     report["verdict"], report["saturated"] = "client-bound", True
         return report
+
+
+def with_budget(prompt: Prompt, budget: tuple[str, str] | None) -> Prompt:
+    """The prompt as a budget-sweep level sends it: its max_tokens, or a body parameter such as
+    reasoning_effort, set to the level's value."""
+    if budget is None:
+        return prompt
+    name, value = budget
+    if name == "max_tokens":
+        return dataclasses.replace(prompt, max_tokens=int(float(value)))
+    return dataclasses.replace(prompt, params={**(prompt.params or {}), name: value})
 
 
 def _connection_level(rec: RequestRecord) -> bool:

@@ -40,6 +40,13 @@ def duration(p: ProfileSpec) -> float | None:
     return None
 
 
+def budget_at(p: ProfileSpec, level: int | None) -> tuple[str, str] | None:
+    """A thinking-budget sweep's (parameter, value) for ``level``; None for any other profile."""
+    if p.kind != "sweep" or p.sweep_mode != "budget" or level is None or not p.budget_levels:
+        return None
+    return p.budget_param, p.budget_levels[min(level, len(p.budget_levels) - 1)]
+
+
 def level_at(p: ProfileSpec, t: float) -> int | None:
     if p.kind != "sweep" or not p.sweep_levels:
         return None

@@ -147,8 +147,12 @@ class ProfileSpec:
     rate_unit: Literal["qps", "qpm"] = "qps"
     arrival: Literal["poisson", "constant"] = "poisson"
     sweep_levels: list[float] = field(default_factory=list)
-    sweep_mode: Literal["users", "rate"] = "users"
+    sweep_mode: Literal["users", "rate", "budget"] = "users"
     level_duration_s: float = 30.0
+    # A thinking-budget sweep (sweep_mode "budget"): the same ``users`` at every level, each level
+    # sending ``budget_param`` (max_tokens or reasoning_effort) at its value from ``budget_levels``.
+    budget_param: str = "max_tokens"
+    budget_levels: list[str] = field(default_factory=list)
     replay: list[dict[str, float]] = field(default_factory=list)
     speed: float = 1.0
     seed: int = 0
@@ -161,6 +165,10 @@ class ProfileSpec:
     think_s: float = 0.0
     # Shards only: this shard's offset within the whole ramp / constant schedule (set by split_profile).
     phase_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind == "sweep" and self.sweep_mode == "budget" and not self.sweep_levels:
+            self.sweep_levels = [float(self.users)] * len(self.budget_levels)  # the load stays put
 
 
 @dataclass(slots=True)

@@ -159,7 +159,21 @@ class ProfileForm(forms.ModelForm):
     )
     sweep_levels = NumberListField(required=False, help_text="comma-separated levels, e.g. 1, 2, 4, 8")
     sweep_mode = forms.ChoiceField(
-        choices=[("users", "users"), ("rate", "rate")], initial="users", required=False
+        choices=[("users", "users"), ("rate", "rate"), ("budget", "thinking budget (same users)")],
+        initial="users",
+        required=False,
+        help_text="Users or rate change per level; a thinking budget keeps the users and changes the budget.",
+    )
+    budget_param = forms.ChoiceField(
+        choices=[("max_tokens", "max_tokens"), ("reasoning_effort", "reasoning_effort")],
+        initial="max_tokens",
+        required=False,
+        label="Budget parameter",
+    )
+    budget_levels = forms.CharField(
+        required=False,
+        label="Budget levels",
+        help_text="Comma-separated, e.g. 512, 2048, 8192 for max_tokens or low, medium, high.",
     )
     level_duration_s = forms.FloatField(min_value=1, initial=30, required=False)
     replay = forms.CharField(
@@ -240,6 +254,8 @@ class ProfileForm(forms.ModelForm):
         "seed",
         "turns",
         "think_s",
+        "budget_param",
+        "budget_levels",
     )
 
     class Meta:
@@ -252,13 +268,30 @@ class ProfileForm(forms.ModelForm):
             for name in (*self.SPEC_FIELDS, *self.CAPACITY_FIELDS):
                 value = self.instance.spec.get(name)
                 if value is not None:
-                    self.initial[name] = json.dumps(value) if name in ("stages", "replay") else value
+                    if name in ("stages", "replay"):
+                        value = json.dumps(value)
+                    elif name == "budget_levels":
+                        value = ", ".join(str(v) for v in value)
+                    self.initial[name] = value
 
     def _capacity_spec(self) -> dict[str, Any]:
         spec = {n: self.cleaned_data.get(n) for n in self.CAPACITY_FIELDS}
         spec = {n: (v if v not in (None, "") else self.fields[n].initial) for n, v in spec.items()}
         spec["per_bucket"] = bool(spec["per_bucket"])
         return spec
+
+    def clean_budget_levels(self) -> list[str]:
+        return [
+            part.strip() for part in (self.cleaned_data.get("budget_levels") or "").split(",") if part.strip()
+        ]
+
+    def _clean_budget(self, data: dict[str, Any]) -> None:
+        levels = data.get("budget_levels") or []
+        if data.get("budget_param") == "max_tokens" and not all(v.isdigit() and int(v) > 0 for v in levels):
+            self.add_error("budget_levels", "max_tokens levels are whole numbers above 0, e.g. 512, 2048.")
+        if not data.get("users"):
+            self.add_error("users", "A budget sweep keeps this many users at every level.")
+        data["sweep_levels"] = []  # the spec fills them with the users, one per budget level
 
     def clean_stages(self) -> list[dict[str, float]]:
         return self._json_rows("stages", ("duration_s", "target"))
@@ -289,7 +322,9 @@ class ProfileForm(forms.ModelForm):
             "users": ("users", "spawn_rate"),
             "stages": ("stages",),
             "rate": ("rate",),
-            "sweep": ("sweep_levels", "level_duration_s"),
+            "sweep": ("budget_levels",)
+            if data.get("sweep_mode") == "budget"
+            else ("sweep_levels", "level_duration_s"),
             "replay": (),  # empty: the timed dataset's own arrivals
         }.get(kind or "", ())
         for name in required:
@@ -297,6 +332,8 @@ class ProfileForm(forms.ModelForm):
                 self.add_error(name, f"Required for a “{kind}” profile.")
         if kind == "sweep" and any(level <= 0 for level in data.get("sweep_levels") or []):
             self.add_error("sweep_levels", "Levels must be more than 0.")
+        if kind == "sweep" and data.get("sweep_mode") == "budget":
+            self._clean_budget(data)
         if kind == "capacity":
             self._clean_capacity(data)
         return data

@@ -54,8 +54,11 @@ def sweep_view(
 ) -> dict[str, Any]:
     """A sweep's levels as rows (its load, throughput, latency and — graded — accuracy per level) and
     their curve: throughput against latency, with answer quality beside it."""
-    loads = list(profile.get("sweep_levels") or [])
-    unit = "req/s" if profile.get("sweep_mode") == "rate" else "users"
+    if profile.get("sweep_mode") == "budget":  # a thinking-budget sweep: the level is the budget
+        loads, unit = list(profile.get("budget_levels") or []), str(profile.get("budget_param") or "budget")
+    else:
+        loads = list(profile.get("sweep_levels") or [])
+        unit = "req/s" if profile.get("sweep_mode") == "rate" else "users"
     levels = []
     for point in points:
         i = int(point["level"])

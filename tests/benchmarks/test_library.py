@@ -250,3 +250,23 @@ def test_a_users_profile_can_hold_multi_turn_conversations(cast, client_for):
     assert response.status_code == 302
     spec = bridge.profile_spec(LoadProfile.objects.get(name="chatty"))
     assert spec.turns == 3 and spec.think_s == 2.5
+
+
+def test_a_thinking_budget_sweep_profile_from_the_form(cast, client_for):
+    from benchmarks import bridge
+    from benchmarks.models import LoadProfile
+
+    client = client_for(cast.alice)
+    form = {"name": "budget", "kind": "sweep", "sweep_mode": "budget", "users": 4, "level_duration_s": 60,
+            "budget_param": "max_tokens", "budget_levels": "512, 2048, 8192"}  # fmt: skip
+    assert client.post(reverse("profile_create"), form).status_code == 302
+    spec = bridge.profile_spec(LoadProfile.objects.get(name="budget"))
+    assert spec.sweep_mode == "budget" and spec.budget_levels == ["512", "2048", "8192"]
+    assert spec.sweep_levels == [4.0, 4.0, 4.0]  # the same users at every level
+    bad = client.post(reverse("profile_create"), {**form, "name": "bad", "budget_levels": "lots, more"})
+    assert bad.status_code == 400 and "whole numbers" in str(bad.context["form"].errors["budget_levels"])
+    effort = client.post(
+        reverse("profile_create"),
+        {**form, "name": "effort", "budget_param": "reasoning_effort", "budget_levels": "low, high"},
+    )
+    assert effort.status_code == 302

@@ -598,3 +598,21 @@ async def test_a_shards_seconds_come_from_its_own_clock_not_the_workers_wall_clo
     late = spec_for(sim.base_url, duration_s=None, max_requests=2, start_offset_s=30)
     await run(late, sink=Deltas2())
     assert min(agg2.windows) == 30
+
+
+async def test_a_thinking_budget_sweep_sends_each_levels_budget_at_the_same_load() -> None:
+    # 40 thinking tokens before the answer: 16 max_tokens stop inside the thinking, 200 do not
+    with SimulatorProcess(ttft_ms=10, itl_ms=1, output_tokens=8, thinking_tokens=40) as s:
+        profile = ProfileSpec(
+            kind="sweep", sweep_mode="budget", users=3, spawn_rate=100, level_duration_s=1.5,
+            budget_param="max_tokens", budget_levels=["16", "200"],
+        )  # fmt: skip
+        result = await run(spec_for(s.base_url, profile=profile, duration_s=None))
+    by_level = {lv: [r for r in result.records if r.level == lv] for lv in (0, 1)}
+    assert by_level[0] and by_level[1]
+    assert all(r.outcome == "truncated_thinking" for r in by_level[0])
+    assert all(r.ok for r in by_level[1])
+    sweep = result.summary["sweep"]
+    assert sweep[0]["quality"]["truncated_thinking"]["rate"] == 1.0
+    assert sweep[1]["quality"]["truncated_thinking"]["rate"] == 0.0
+    assert profile.sweep_levels == [3.0, 3.0]  # the same three users at both levels

@@ -235,3 +235,14 @@ def test_a_sweep_without_graded_answers_has_no_accuracy_column(cast, client_for)
     run = with_summary(cast.run, sweep=[sweep_point(0, ttft=100.0), sweep_point(1, ttft=200.0)])
     html = page(client_for(cast.alice), run)
     assert 'id="sweep-table"' in html and "(n=" not in html
+
+
+def test_a_budget_sweep_is_drawn_against_the_budget(cast, client_for):
+    run = with_summary(
+        cast.run, sweep=[sweep_point(0, ttft=100.0, accuracy=0.5), sweep_point(1, ttft=400.0, accuracy=0.9)]
+    )
+    run.spec = {**run.spec, "profile": {"kind": "sweep", "sweep_mode": "budget", "budget_param": "max_tokens",
+                                        "budget_levels": ["512", "8192"], "sweep_levels": [4, 4]}}  # fmt: skip
+    run.save()
+    html = page(client_for(cast.alice), run)
+    assert "level (max_tokens)" in html and "<td>8192</td>" in html and "90% (n=10)" in html
