@@ -3,6 +3,8 @@ the same functions the engine schedules with, so the preview and the run agree."
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 
 from benchmarks.charts.base import LAYOUT, Figure, out
@@ -16,4 +18,27 @@ def profile_figure(spec: ProfileSpec, title: str, *, horizon_s: float | None = N
     # each sample holds until the next one, as the engine's targets do
     fig = go.Figure(go.Scatter(x=curve["t"], y=curve[key], mode="lines", line_shape="hv", name=unit))
     fig.update_layout(title=title, xaxis_title="seconds", yaxis_title=unit, **LAYOUT)
+    return out(fig)
+
+
+def capacity_figure(settings: dict[str, Any], title: str) -> Figure:
+    """A capacity search's bracket before it runs: the load doubling from the lowest level to the
+    highest, each level held for its warm-up and steady window; the search stops climbing at the
+    first level that fails and then bisects below it (so the real run is usually shorter)."""
+    low, high = float(settings.get("load_min") or 1.0), float(settings.get("load_max") or 256.0)
+    hold = float(settings.get("warmup_s") or 3.0) + float(settings.get("min_level_s") or 10.0)
+    unit = "users" if settings.get("mode") == "users" else "requests/s"
+    levels, load = [], low
+    while load < high:
+        levels.append(load)
+        load *= 2
+    levels.append(high)
+    t = [i * hold for i in range(len(levels) + 1)]
+    fig = go.Figure(go.Scatter(x=t, y=[*levels, levels[-1]], mode="lines", line_shape="hv", name=unit))
+    fig.update_layout(
+        title=f"{title}: levels tried, doubling until one fails, then bisected",
+        xaxis_title="seconds (at most)",
+        yaxis_title=unit,
+        **LAYOUT,
+    )
     return out(fig)

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from benchmarks import bridge
-from benchmarks.charts.profiles import profile_figure
+from benchmarks.charts.profiles import capacity_figure, profile_figure
 from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
 from benchmarks.http import TeamRequest
@@ -110,11 +110,17 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "benchmarks/endpoint_detail.html", context)
 
 
+def _preview(profile: LoadProfile, title: str, horizon_s: float | None) -> Any:
+    capacity = bridge.capacity_settings(profile)
+    if capacity is not None:  # a search: its bracket of levels, not one flat rate
+        return capacity_figure(capacity, title)
+    return profile_figure(bridge.profile_spec(profile), title, horizon_s=horizon_s)
+
+
 @team_required
 def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
     profile = object_get(LoadProfile, user=request.user, pk=pk)
-    preview = profile_figure(bridge.profile_spec(profile), profile.name)
-    context = _detail(request, PROFILES, profile) | {"preview": preview}
+    context = _detail(request, PROFILES, profile) | {"preview": _preview(profile, profile.name, None)}
     return render(request, "benchmarks/profile_detail.html", context)
 
 
@@ -123,7 +129,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     plan = object_get(Plan, user=request.user, pk=pk)
     title = f"{plan.profile.name} over the plan's duration"
     context = _detail(request, PLANS, plan) | {
-        "preview": profile_figure(bridge.profile_spec(plan.profile), title, horizon_s=plan.duration_s),
+        "preview": _preview(plan.profile, title, plan.duration_s),
         "runs": runs_for_plan(plan=plan)[:20],
     }
     return render(request, "benchmarks/plan_detail.html", context)

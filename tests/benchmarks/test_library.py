@@ -270,3 +270,16 @@ def test_a_thinking_budget_sweep_profile_from_the_form(cast, client_for):
         {**form, "name": "effort", "budget_param": "reasoning_effort", "budget_levels": "low, high"},
     )
     assert effort.status_code == 302
+
+
+def test_a_capacity_profile_previews_its_bracket_of_levels(cast, client_for):
+    from benchmarks.models import LoadProfile
+
+    profile = LoadProfile.objects.create(
+        team=cast.team_a, name="search", kind="capacity",
+        spec={"mode": "rate", "load_min": 1.0, "load_max": 8.0, "warmup_s": 2.0, "min_level_s": 8.0},
+    )  # fmt: skip
+    response = client_for(cast.alice).get(reverse("profile_detail", args=[profile.pk]))
+    assert response.status_code == 200
+    trace = response.context["preview"]["data"][0]
+    assert list(trace["y"]) == [1.0, 2.0, 4.0, 8.0, 8.0] and list(trace["x"])[-1] == 40.0
