@@ -73,6 +73,12 @@ def comparison_csv(built: dict[str, Any], out: IO[str]) -> None:
             writer.writerow(line)
     if any(d is not None for d in built["comparison"].get("accuracy") or []):
         writer.writerow(_accuracy_line(built))
+    for section in built.get("study_sections") or []:  # capacity, server metrics, repetitions
+        for row in section["rows"]:
+            line = [section["title"], section["key"], row["label"], row["unit"], ""]
+            for cell in row["cells"]:
+                line += [cell["value"], "", "", cell.get("verdict", ""), cell.get("note", ""), "", ""]
+            writer.writerow(line)
 
 
 def _accuracy_line(built: dict[str, Any]) -> list[Any]:

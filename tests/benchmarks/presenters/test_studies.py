@@ -192,6 +192,10 @@ def test_comparison_shows_max_qpm_per_variant_and_server_metrics(cast, client_fo
     assert "limited by TTFT" in html and "limited by tokens/s" in html and "NOT TRUSTED" in html
     assert "server spec_decode_acceptance_rate p50" in html and "client tokens/s p50" in html
     assert "0.6" in html and "0.8" in html
+    exported = client.get(reverse("compare_export", args=["csv"]), {"runs": f"{base.pk},{other.pk}"})
+    text = exported.content.decode()
+    assert "Capacity at SLO,capacity,max QPM" in text and ",480," in text and ",600," in text
+    assert "Server metrics,server," in text
 
 
 def test_a_set_whose_dataset_has_no_prompts_left_stops_and_says_why(cast):
