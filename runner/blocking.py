@@ -129,6 +129,20 @@ def short_gil_slices() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+async def cancel_poll(
+    should_cancel: Callable[[], bool], cancel: asyncio.Event, pool: ThreadPoolExecutor, poll_s: float
+) -> None:
+    """Asks ``should_cancel`` (a database read, say) in the helper thread every ``poll_s`` and sets
+    ``cancel`` once it says yes; a failing check is asked again next time."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(poll_s)
+        with contextlib.suppress(Exception):
+            if await loop.run_in_executor(pool, should_cancel):
+                cancel.set()
+                return
+
+
 def run_blocking(
     spec: RunSpec,
     *,
@@ -145,18 +159,9 @@ def run_blocking(
 
     async def main() -> RunResult:
         cancel = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        async def poll() -> None:
-            assert should_cancel is not None
-            while True:
-                await asyncio.sleep(poll_s)
-                with contextlib.suppress(Exception):
-                    if await loop.run_in_executor(pool, should_cancel):
-                        cancel.set()
-                        return
-
-        poller = asyncio.create_task(poll()) if should_cancel else None
+        poller = (
+            asyncio.create_task(cancel_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
+        )
         pipe = PipeSink(sink_command, sink_env) if sink_command else None
         try:
             if pipe is not None:

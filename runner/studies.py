@@ -10,14 +10,13 @@ keep rising across levels (the aggregator drops a sequence number it has seen).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runner.blocking import SyncSink, loop_factory, short_gil_slices
+from runner.blocking import SyncSink, cancel_poll, loop_factory, short_gil_slices
 from runner.capacity import CapacityConfig, find_capacity, find_capacity_per_bucket
 from runner.engine import RunResult, run
 from runner.spec import RunSpec
@@ -115,7 +114,9 @@ def capacity_blocking(
             result.summary["t_s"] = [(start - origin) / 1e9, (start - origin) / 1e9 + load_s]
             return result
 
-        poller = asyncio.create_task(_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
+        poller = (
+            asyncio.create_task(cancel_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
+        )
         try:
             search = find_capacity_per_bucket if settings.get("per_bucket") else find_capacity
             block = await search(spec, config, run_level=run_level, cancel=cancel)
@@ -133,15 +134,3 @@ def capacity_blocking(
             return runner.run(main())
     finally:
         pool.shutdown(wait=True)
-
-
-async def _poll(
-    should_cancel: Callable[[], bool], cancel: asyncio.Event, pool: ThreadPoolExecutor, poll_s: float
-) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(poll_s)
-        with contextlib.suppress(Exception):
-            if await loop.run_in_executor(pool, should_cancel):
-                cancel.set()
-                return

@@ -64,6 +64,13 @@ async def raw_server(
         app.router.add_get("/v1/ws", ws_handle)
     handler = _handler(script, status, content_type)
     app.router.add_route("*", "/v1/{tail:.*}", handler)
+    async with serve_app(app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Any aiohttp app on a free loopback port; yields its base URL ending in ``/v1``."""
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -11,7 +11,7 @@ import pytest
 from runner.engine import run
 from runner.simulator import SimulatorProcess
 from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
-from tests.runner.rawserver import DONE, chat_chunk, raw_server
+from tests.runner.rawserver import DONE, chat_chunk, raw_server, serve_app
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,17 +119,8 @@ async def test_redirects_are_never_followed() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        result = await run(
-            spec(f"http://127.0.0.1:{port}/v1", ProfileSpec(kind="users", users=1), max_requests=1)
-        )
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        result = await run(spec(url, ProfileSpec(kind="users", users=1), max_requests=1))
     rec = result.records[0]
     assert rec.outcome == "http_error" and rec.http_status == 307
     assert "not followed" in rec.error and hits == ["/v1/chat/completions"]
