@@ -110,6 +110,8 @@ async def engine_worker(url: str, sc: dict[str, Any]) -> dict[str, Any]:
             k: e.get(k)
             for k in ("verdict", "reasons", "lag_ms_max", "schedule_lag_ms_p50", "schedule_lag_ms_p99")
         },
+        # the loop's CPU share in each whole second of the schedule (the measuring window only)
+        "cpu_per_s": engine.monitor.cpu_per_s[: int(sc["seconds"])],
     }
 
 

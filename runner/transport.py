@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
@@ -279,17 +279,94 @@ def connection_timing() -> aiohttp.TraceConfig:
 
 
 # -- the OpenAI SDK as a client mode ---------------------------------------------------------------
-def sdk_client(ep: EndpointSpec) -> Any:
-    """The SDK with its own HTTP client (its default pool allows 1000 connections) and no retries:
-    a retried request would hide a failure and double-count load."""
-    from openai import AsyncOpenAI
+class EventTooBig(Exception):
+    """An SSE event (or an unframed body) in SDK mode grew past the endpoint's limit."""
 
+
+class EventCap:
+    """The per-event size cap of the aiohttp path, for bytes the SDK reads itself: the bytes since
+    the last blank line (an SSE event's end) may not pass ``limit``. Cheap when a chunk cannot
+    reach the limit; each event measured when it could."""
+
+    __slots__ = ("limit", "open", "tail")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0  # bytes of the event still open
+        self.tail = b""  # the last bytes of the previous chunk: a separator may straddle chunks
+
+    def check(self, chunk: bytes) -> None:
+        scan = self.tail + chunk
+        if self.open + len(chunk) <= self.limit:
+            end = max(scan.rfind(b"\n\n"), scan.rfind(b"\r\n\r\n"), scan.rfind(b"\r\r"))
+            self.open = len(scan) - end - 2 if end >= 0 else self.open + len(chunk)
+        else:
+            parts = scan.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n")
+            sizes = [self.open - len(self.tail) + len(parts[0]), *map(len, parts[1:])]
+            self.open = self.limit + 1 if max(sizes) > self.limit else sizes[-1]
+        if self.open > self.limit:
+            raise EventTooBig(
+                f"an SSE event grew past {self.limit:,} bytes without ending "
+                "(the endpoint's max_event_bytes limit)"
+            )
+        self.tail = scan[-3:]
+
+
+def _capped_transport(hx: Any, limit: int) -> Any:
+    """A transport of the SDK's own HTTP package (``hx``: httpx, or httpx2 in newer SDKs) whose
+    response bodies pass through an :class:`EventCap`."""
+
+    class Capped(hx.AsyncByteStream):  # type: ignore[misc]
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.cap = inner, EventCap(limit)
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self.inner:
+                self.cap.check(chunk)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class Transport(hx.AsyncBaseTransport):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.inner = hx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: Any) -> Any:
+            resp = await self.inner.handle_async_request(request)
+            return hx.Response(
+                resp.status_code, headers=resp.headers, stream=Capped(resp.stream), extensions=resp.extensions
+            )
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return Transport()
+
+
+def sdk_client(ep: EndpointSpec) -> Any:
+    """The SDK with its own HTTP client and no retries: a retried request would hide a failure and
+    double-count load. The pool allows 1000 connections (the SDK's own default), and the transport
+    caps an event's size like the aiohttp path does (``max_event_bytes``)."""
+    import importlib
+
+    from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+    # the HTTP package the SDK is built on: its default client subclasses that package's AsyncClient
+    hx = importlib.import_module(DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+    http = DefaultAsyncHttpxClient(
+        transport=_capped_transport(hx, ep.max_event_bytes),
+        timeout=ep.timeouts.total,
+        follow_redirects=False,
+        limits=hx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
     return AsyncOpenAI(
         base_url=ep.base_url,
         api_key=ep.api_key or "not-needed",
         default_headers=ep.headers or None,
         max_retries=0,
         timeout=ep.timeouts.total,
+        http_client=http,
     )
 
 
@@ -309,7 +386,10 @@ async def sdk_exchange(
     extra = {k: body.pop(k) for k in list(body) if k not in known}
 
     def classify(exc: Exception) -> bool:
-        if isinstance(exc, openai.APIStatusError):
+        too_big = next((e for e in _chain(exc) if isinstance(e, EventTooBig)), None)
+        if too_big is not None:
+            analyzer.fail(Outcome.PROTOCOL_ERROR, str(too_big))
+        elif isinstance(exc, openai.APIStatusError):
             analyzer.fail_http(exc.status_code, str(exc.message), exc.response.headers.get("retry-after"))
         elif isinstance(exc, openai.APITimeoutError):
             analyzer.fail(Outcome.TIMEOUT, f"SDK timeout: {exc}", timeout_kind="total")
@@ -334,3 +414,13 @@ async def sdk_exchange(
         # marker left to tell a complete stream from a broken one.
         parser.end(perf_counter_ns())
         analyzer.done = analyzer.finish_reason is not None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes/contexts (the SDK wraps what the transport raised)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__

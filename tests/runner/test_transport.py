@@ -84,6 +84,42 @@ async def test_an_event_over_the_size_limit_ends_the_request_at_once() -> None:
     assert rec.answer_text == "Hi"
 
 
+async def test_the_size_limit_holds_in_openai_sdk_mode_too() -> None:
+    huge = b"data: " + b"x" * (3 << 20)  # the SDK parses the stream itself: the cap sits below it
+    async with raw_server([chat_chunk("Hi"), huge, 5.0, DONE]) as url:
+        sdk = spec(url, ProfileSpec(kind="users", users=1), max_requests=1)
+        sdk.endpoint.protocol = "openai-sdk"
+        rec = (await run(sdk)).records[0]
+    assert rec.outcome == "protocol_error", rec.error
+    assert "1,048,576 bytes" in rec.error and "max_event_bytes" in rec.error
+    assert rec.e2e_ms is not None and rec.e2e_ms < 4000
+    assert rec.answer_text == "Hi"
+    async with raw_server([chat_chunk("y" * 5000), chat_chunk(finish="stop"), DONE]) as url:
+        small = spec(url, ProfileSpec(kind="users", users=1), max_requests=1)
+        small.endpoint.protocol = "openai-sdk"
+        small.endpoint.max_event_bytes = 4096
+        capped = (await run(small)).records[0]
+        small.endpoint.max_event_bytes = 1 << 20
+        roomy = (await run(small)).records[0]
+    assert capped.outcome == "protocol_error" and "4,096 bytes" in capped.error
+    assert roomy.outcome == "success", roomy.error
+
+
+def test_the_sdk_event_cap_counts_events_across_chunks_and_line_endings() -> None:
+    from runner.transport import EventCap, EventTooBig
+
+    cap = EventCap(100)
+    for chunk in (b"data: " + b"a" * 60, b"b" * 30 + b"\n", b"\ndata: x\n\n"):  # 97 bytes, then ends
+        cap.check(chunk)
+    cap.check(b"data: " + b"c" * 80 + b"\r\n\r\n" + b"data: " + b"d" * 50)  # one whole, one open
+    assert cap.open > 50
+    with pytest.raises(EventTooBig, match="100 bytes"):
+        cap.check(b"e" * 60)  # the open event passes 100 bytes
+    whole = EventCap(100)
+    with pytest.raises(EventTooBig):
+        whole.check(b"data: " + b"f" * 200 + b"\n\ndata: g\n\n")  # ended, but too big itself
+
+
 async def test_the_size_limit_is_set_per_endpoint() -> None:
     event = chat_chunk("y" * 5000)
     async with raw_server([event, chat_chunk(finish="stop"), DONE]) as url:
