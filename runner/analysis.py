@@ -52,6 +52,7 @@ class StreamAnalyzer:
         "last_content_ns",
         "last_packet_ns",
         "packets",
+        "queued_ns",
         "reconnected",
         "retry_after_s",
         "reused",
@@ -78,6 +79,9 @@ class StreamAnalyzer:
         self.timeout_kind: str | None = None
         self.stalled = False
         self.connect_ns: int | None = None  # a new connection's setup time, if this request opened one
+        # the longest wait of a socket read for this request's task: the client's queueing, kept
+        # out of every stamp (transport.StampingHandler) and reported by the engine
+        self.queued_ns = 0
         self.retry_after_s: float | None = None
         self.reused = False  # its connection came from the pool
         self.reconnected = False  # the pooled one was dead before any response byte: sent again

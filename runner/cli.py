@@ -540,7 +540,8 @@ def print_table(summary: dict[str, Any]) -> None:
     e = summary["engine"]
     print(
         f"engine: {e.get('verdict')} (loop lag p99 {_fmt(e.get('lag_ms_p99'))} ms, "
-        f"max {_fmt(e.get('lag_ms_max'))} ms; schedule lag p99 {_fmt(e.get('schedule_lag_ms_p99'))} ms)"
+        f"max {_fmt(e.get('lag_ms_max'))} ms; schedule lag p99 {_fmt(e.get('schedule_lag_ms_p99'))} ms; "
+        f"reads waited for their task p99 {_fmt(e.get('read_queue_ms_p99'))} ms, kept out of the stamps)"
         + ("; " + "; ".join(e["reasons"]) if e.get("reasons") else "")
     )
 

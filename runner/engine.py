@@ -39,8 +39,8 @@ from runner.protocols.base import prompt_text
 from runner.records import Outcome, PacketKind, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec, endpoint_secrets, scrub
 from runner.stats import ShardStats
-from runner.summary import summarize
-from runner.transport import connection_timing, exchange, sdk_client, sdk_exchange
+from runner.summary import percentile, summarize
+from runner.transport import connection_timing, exchange, sdk_client, sdk_exchange, stamping
 
 LATE_NS = 10_000_000  # a send more than 10 ms behind its schedule counts as late
 FLUSH_S = 1.0
@@ -91,6 +91,7 @@ class Engine:
         self.taken = 0  # prompts taken from the schedule (one per variant group)
         self.seq = itertools.count()
         self.schedule_lags: list[float] = []
+        self.read_queue_ms: list[float] = []  # per request: its longest read-to-task wait
         self.errors: list[str] = []
         self.post = PostProcessor(None)
         self._order = self._prompt_order()
@@ -238,7 +239,7 @@ class Engine:
                 limit=0, keepalive_timeout=75, enable_cleanup_closed=True, resolver=resolver
             )
         return aiohttp.ClientSession(
-            connector=connector,
+            connector=stamping(connector),
             timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
             auto_decompress=True,
             trace_configs=[connection_timing()],
@@ -563,6 +564,7 @@ class Engine:
             rec.started_epoch = time.time() - (end - sent) / 1e9
             thinking = "".join(p.text for p in a.packets if p.kind is PacketKind.THINKING)
             self.schedule_lags.append(rec.schedule_lag_ms)
+            self.read_queue_ms.append(a.queued_ns / 1e6)
             self.pending.append(Finished(rec, prompt, thinking, end))
         return rec
 
@@ -646,6 +648,10 @@ class Engine:
         )
         report["backoffs"], report["retry_after_waits"] = self.backoffs, self.retry_after_waits
         report["paused_s"] = self.paused_s
+        # how long socket reads waited for their request's task: queueing the stamps leave out
+        queued = sorted(self.read_queue_ms)
+        report["read_queue_ms_p99"] = percentile(queued, 99) if queued else None
+        report["read_queue_ms_max"] = queued[-1] if queued else None
         if profiles.is_open_loop(self.profile) and not self._exhausted():
             # sends the schedule asked for before the end but that never went out: the rate was
             # not silently lowered, it was missed, and the summary says so

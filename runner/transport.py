@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.client_proto import ResponseHandler
 
 from runner.analysis import StreamAnalyzer
 from runner.policy import TargetDenied
@@ -155,6 +158,47 @@ def _retryable(exc: Exception, a: StreamAnalyzer) -> bool:
     return a.reused and a.first_byte_ns is None and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
+class StampingHandler(ResponseHandler):
+    """aiohttp's response protocol, stamping every socket read the moment the loop hands it over.
+
+    A chunk reaches the request's task one queue later: after every other callback the loop already
+    holds. Under load that wait is the client's, not the server's, so arrival stamps are taken here,
+    at the read, and matched to the bytes by payload offset (``rx``: ``(payload bytes so far,
+    perf_counter_ns)`` per read of the current response).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.rx: deque[tuple[int, int]] = deque()
+        self.rx_payload: Any = None
+
+    def data_received(self, data: bytes) -> None:
+        t = perf_counter_ns()
+        before = self._payload
+        super().data_received(data)
+        # a read that ends the body also clears the protocol's payload: it still counts
+        payload = self._payload if self._payload is not None else before
+        if data and type(payload) is aiohttp.StreamReader:  # an HTTP body, not WebSocket frames
+            if payload is not self.rx_payload:  # a new response on this connection
+                self.rx_payload = payload
+                self.rx.clear()
+            self.rx.append((payload.total_bytes, t))
+
+
+def stamping(connector: aiohttp.BaseConnector) -> aiohttp.BaseConnector:
+    """Makes the connector's connections :class:`StampingHandler` ones."""
+    connector._factory = functools.partial(StampingHandler, loop=asyncio.get_running_loop())  # type: ignore[assignment]
+    return connector
+
+
+def _reads(resp: aiohttp.ClientResponse) -> deque[tuple[int, int]] | None:
+    conn = resp.connection
+    proto = conn.protocol if conn is not None else None
+    if isinstance(proto, StampingHandler) and proto.rx_payload is resp.content:
+        return proto.rx
+    return None
+
+
 async def _sse(
     session: aiohttp.ClientSession,
     req: HttpRequest,
@@ -168,7 +212,8 @@ async def _sse(
     async with session.post(
         req.url, data=body, headers=headers, trace_request_ctx=a, allow_redirects=False
     ) as resp:
-        a.first_byte_ns = perf_counter_ns()
+        rx = _reads(resp)
+        a.first_byte_ns = rx[0][1] if rx else perf_counter_ns()  # the read that held the headers
         a.http_status = resp.status
         if 300 <= resp.status < 400:  # never followed: a redirect could lead load anywhere
             where = resp.headers.get("location", "?")
@@ -188,8 +233,8 @@ async def _sse(
         # as bytes, without the text decoding and event objects of the general path (which the
         # parser's state, a heartbeat, [DONE], a CR or a multi-line event send it back to).
         one_json = getattr(parser, "json_event", None)
-        async for chunk in resp.content.iter_any():
-            t = perf_counter_ns()
+
+        def take(chunk: bytes, t: int) -> None:
             if (
                 one_json is not None
                 and chunk.startswith(b"data: {")
@@ -202,9 +247,28 @@ async def _sse(
                 if chunk.count(b"\n") == 2 * len(parts) and all(p[:1] == b"{" for p in parts):
                     for part in parts:
                         one_json(part, t)
-                    continue
+                    return
             for ev in feed(chunk):
                 on_event(ev.event, ev.data, t)
+
+        pos = 0  # payload bytes handed to the parser so far
+        async for chunk in resp.content.iter_any():
+            t_task = perf_counter_ns()
+            start, pos = pos, pos + len(chunk)
+            if not rx:
+                take(chunk, t_task)
+                continue
+            # each read's bytes with that read's stamp (usually one read: the whole chunk)
+            while rx and rx[0][0] <= start:
+                rx.popleft()
+            cut = start
+            while rx and rx[0][0] <= pos:
+                end, t = rx.popleft()
+                a.queued_ns = max(a.queued_ns, t_task - t)
+                take(chunk if end - cut == len(chunk) else chunk[cut - start : end - start], t)
+                cut = end
+            if cut < pos:  # bytes no stamped read accounts for: the task's own stamp
+                take(chunk[cut - start :], t_task)
         t = perf_counter_ns()
         for ev in sse.close():
             on_event(ev.event, ev.data, t)

@@ -160,3 +160,63 @@ async def test_redirects_are_never_followed() -> None:
     rec = result.records[0]
     assert rec.outcome == "http_error" and rec.http_status == 307
     assert "not followed" in rec.error and hits == ["/v1/chat/completions"]
+
+
+async def test_arrival_is_stamped_at_the_socket_read_not_when_the_task_gets_its_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop crowded with other work (40 tasks of 2 ms each per turn) makes a chunk wait a whole
+    turn for its request's task. The stamp is the socket read's: never before the server wrote,
+    earlier than the task's turn, and that wait is reported, not hidden in TTFT."""
+    import asyncio
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from runner.transport import StampingHandler
+
+    reads: list[int] = []  # every read's stamp, as the protocol took it
+    original = StampingHandler.data_received
+
+    def spy(self: StampingHandler, data: bytes) -> None:
+        original(self, data)
+        if self.rx:
+            reads.append(self.rx[-1][1])
+
+    monkeypatch.setattr(StampingHandler, "data_received", spy)
+    server = Path(__file__).with_name("stampserver.py")
+    proc = subprocess.Popen([sys.executable, str(server), "300"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        port = int(proc.stdout.readline().split()[1])
+        stop = asyncio.Event()
+
+        async def busy() -> None:
+            while not stop.is_set():
+                until = time.perf_counter() + 0.002
+                while time.perf_counter() < until:
+                    pass
+                await asyncio.sleep(0)
+
+        async def crowd() -> None:
+            await asyncio.sleep(0.15)  # the send goes out on time; the crowd comes before the token
+            await asyncio.gather(*(busy() for _ in range(40)))
+
+        crowding = asyncio.create_task(crowd())
+        one = spec(f"http://127.0.0.1:{port}/v1", ProfileSpec(kind="users", users=1), max_requests=1)
+        result = await run(one)
+        stop.set()
+        await crowding
+        wrote = int(proc.stdout.readline().split()[1])
+    finally:
+        proc.kill()
+        proc.wait()
+    rec = result.records[0]
+    assert rec.outcome == "success", rec.error
+    assert rec.ttft_ms is not None
+    first_content = result.t0_ns + round(rec.scheduled_s * 1e9) + round(rec.ttft_ms * 1e6)
+    assert first_content >= wrote  # the same monotonic clock: never before the server wrote
+    # the stamp is the read that carried the token (to rounding of the record's ms), not the task's
+    assert min(abs(first_content - r) for r in reads) < 2_000, (first_content, reads)
+    assert result.engine["read_queue_ms_max"] >= 30  # the task's turn came a crowded turn later
