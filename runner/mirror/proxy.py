@@ -23,7 +23,9 @@ from multidict import CIMultiDict
 from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, safe_headers, safe_path
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
+from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
 from runner.records import Outcome, RequestRecord
+from runner.spec import GenericFormat
 
 # Response headers that describe the hop, not the response (Content-Length is kept: same framing).
 _RESPONSE_HOP = frozenset(HOP_BY_HOP - {"content-length"})
@@ -50,6 +52,7 @@ class MirrorProxy:
         capture: CaptureWriter | None = None,
         redact_headers: tuple[str, ...] = (),
         connect_timeout_s: float = 10.0,
+        ws_format: GenericFormat | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.shadow = shadow
@@ -58,7 +61,9 @@ class MirrorProxy:
         self.redact = tuple(redact_headers) + tuple(shadow.headers if shadow else ())
         self.connect_timeout_s = connect_timeout_s
         self.production = Production()
-        self.requests = 0  # POSTs: mirrored, measured and captured
+        self.requests = 0  # POSTs and WebSocket sessions: mirrored and measured (POSTs captured)
+        self.websockets = 0  # of which WebSocket sessions
+        self.ws_format = ws_format or DEFAULT_WS_FORMAT  # how the sessions' frames are read
         self.passed_through = 0  # other methods: forwarded only
         self.t0 = perf_counter_ns()
         self.epoch0 = time.time()
@@ -94,9 +99,7 @@ class MirrorProxy:
         headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         tap = ResponseTap(request.path, t_read, t_read)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            self.passed_through += 1
-            error = {"message": "llmperf mirror: WebSocket traffic is not mirrored", "type": "not_supported"}
-            return web.json_response({"error": error}, status=501)
+            return await relay(self, request, headers)
         if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
             self.passed_through += 1
             return await self._forward(request, headers, body, tap, measure=False)
@@ -181,6 +184,14 @@ class MirrorProxy:
         except (ConnectionError, aiohttp.ClientError):
             tap.fail(Outcome.CANCELLED, "the caller left before the response ended")
         return resp
+
+    def finish_ws(self, rid: str, tap: FrameTap, end: int) -> None:
+        """A WebSocket session's production record (sessions are not captured: replays send HTTP)."""
+        try:
+            self.production.records[rid] = tap.record(rid, end)
+        except Exception as exc:  # measuring must never fail the caller's session
+            if len(self.production.errors) < 100:
+                self.production.errors.append(f"{rid}: {exc!r}")
 
     def _overhead(self, t_read: int, t_issue: int, t_received: int) -> None:
         """The proxy's own share of the time to first byte: before sending, and between receiving a

@@ -33,6 +33,7 @@ def mirror_summary(proxy: Any, duration_s: float) -> dict[str, Any]:
         shadow_block = {**pool.counts.to_dict(), **summarize(list(shadow.values()), duration_s=duration_s)}
     out: dict[str, Any] = {
         "requests": proxy.requests,
+        "websockets": proxy.websockets,
         "passed_through": proxy.passed_through,
         "duration_s": duration_s,
         "overhead_ms": overhead,

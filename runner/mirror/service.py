@@ -19,6 +19,7 @@ from runner.mirror.proxy import MirrorProxy
 from runner.mirror.report import mirror_summary
 from runner.mirror.shadow import ShadowPool
 from runner.monitor import EngineMonitor
+from runner.spec import GenericFormat
 
 
 @dataclass(slots=True)
@@ -37,6 +38,9 @@ class MirrorConfig:
     redact_headers: tuple[str, ...] = ()
     drain_s: float = 10.0  # after a stop: how long queued and in-flight shadow copies may finish
     seed: int = 0
+    # how WebSocket sessions' frames are read (runner.spec.GenericFormat's fields); None = the
+    # simulator's {"type": …} frames
+    ws_format: GenericFormat | None = None
 
     def check(self) -> None:
         """Refuse junk before anything listens: every problem at once, said plainly."""
@@ -85,6 +89,7 @@ async def serve_mirror(
             timeout_s=config.shadow_timeout_s,
             seed=config.seed,
             model=config.shadow_model,
+            ws_format=config.ws_format,
         )
         if config.shadow
         else None
@@ -94,6 +99,7 @@ async def serve_mirror(
         shadow=pool,
         capture=CaptureWriter(capture_file, config.capture_prompts) if capture_file else None,
         redact_headers=config.redact_headers,
+        ws_format=config.ws_format,
     )
     if on_proxy is not None:
         on_proxy(proxy)

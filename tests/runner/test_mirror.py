@@ -142,13 +142,6 @@ async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
     assert summary["shadow"]["sampled"] == 0 and path.read_text() == ""
 
 
-async def test_a_websocket_upgrade_is_refused_plainly(upstream: SimulatorProcess) -> None:
-    async with mirror(upstream=upstream.url) as (url, _), aiohttp.ClientSession() as s:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await s.ws_connect(url + "/v1/ws")
-    assert err.value.status == 501
-
-
 async def test_shadow_failures_never_reach_the_caller_and_are_counted(
     upstream: SimulatorProcess, failing_shadow: SimulatorProcess
 ) -> None:
