@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, safe_headers, safe_path
+from runner.mirror.live import LiveFeed
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
@@ -69,6 +70,7 @@ class MirrorProxy:
         self.epoch0 = time.time()
         self._seq = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
+        self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -105,6 +107,8 @@ class MirrorProxy:
             return await self._forward(request, headers, body, tap, measure=False)
         rid = f"m{next(self._seq)}"
         self.requests += 1
+        if self.live is not None:
+            self.live.started(t_read)
         if self.shadow is not None:
             shadow_headers = {k: v for k, v in headers.items() if not is_secret_header(k, self.redact)}
             self.shadow.offer(ShadowJob(rid, request.method, request.path_qs, shadow_headers, body, t_read))
@@ -188,7 +192,9 @@ class MirrorProxy:
     def finish_ws(self, rid: str, tap: FrameTap, end: int) -> None:
         """A WebSocket session's production record (sessions are not captured: replays send HTTP)."""
         try:
-            self.production.records[rid] = tap.record(rid, end)
+            rec = self.production.records[rid] = tap.record(rid, end)
+            if self.live is not None:
+                self.live.finished(0, rid, rec, end)
         except Exception as exc:  # measuring must never fail the caller's session
             if len(self.production.errors) < 100:
                 self.production.errors.append(f"{rid}: {exc!r}")
@@ -204,6 +210,8 @@ class MirrorProxy:
         try:
             rec = tap.record(rid, end)
             self.production.records[rid] = rec
+            if self.live is not None:
+                self.live.finished(0, rid, rec, end)
             if self.capture is not None:
                 self.capture.write(
                     t_s=(t_read - self.t0) / 1e9,

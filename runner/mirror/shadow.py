@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from runner.mirror.live import LiveFeed
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
 from runner.records import Outcome, RequestRecord
@@ -84,6 +85,7 @@ class ShadowPool:
         self._concurrency = max(1, concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -134,6 +136,8 @@ class ShadowPool:
         assert self._session is not None
         sent = perf_counter_ns()
         self.counts.sent += 1
+        if self.live is not None:
+            self.live.started(sent)
         headers = {**job.headers, **self.headers}
         if job.ws is not None:
             await self._send_ws(job, job.ws, headers)
@@ -178,9 +182,12 @@ class ShadowPool:
         self._finish(job, tap)
 
     def _finish(self, job: ShadowJob, tap: ResponseTap | FrameTap) -> None:
-        rec = tap.record(job.request_id, perf_counter_ns())
+        end = perf_counter_ns()
+        rec = tap.record(job.request_id, end)
         rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
         self.records[job.request_id] = rec
+        if self.live is not None:
+            self.live.finished(1, job.request_id, rec, end)
         if rec.ok:
             self.counts.succeeded += 1
         else:

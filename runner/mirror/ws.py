@@ -183,6 +183,8 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
                 await (up.send_str(msg.data) if msg.type is WSMsgType.TEXT else up.send_bytes(msg.data))
                 if not tap.sched_ns:
                     tap.ask(t)
+                    if proxy.live is not None:
+                        proxy.live.started(t)
                     ask_ns = perf_counter_ns() - t
                     if proxy.shadow is not None:
                         copy = WsCopy()
