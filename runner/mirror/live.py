@@ -31,20 +31,26 @@ class LiveFeed:
         self.t0 = t0_ns
         self.stats = ShardStats(0)
         self.rows: list[dict[str, Any]] = []
+        self.in_flight = 0  # both sides' requests under way: the live view's "active" gauge
 
     def _second(self, t_ns: int) -> int:
         return max(0, (t_ns - self.t0) // 1_000_000_000)
 
     def started(self, t_ns: int) -> None:
         self.stats.started(self._second(t_ns))
+        self.in_flight += 1
 
     def finished(self, variant: int, rid: str, rec: RequestRecord, end_ns: int) -> None:
         rec.variant = variant
+        self.in_flight = max(0, self.in_flight - 1)
         self.stats.finished(self._second(end_ns), rec)
         self.rows.append(record_row(variant, rid, rec))
 
     def flush(
-        self, *, final: bool = False, extra: dict[str, Any] | None = None
+        self, now_ns: int, *, final: bool = False, extra: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The records since the last flush, and the delta; the gauge marks the second in progress,
+        so a viewer draws only the seconds before it."""
         rows, self.rows = self.rows, []
+        self.stats.gauge(self._second(now_ns), 0 if final else self.in_flight)
         return rows, self.stats.delta(final=final, extra=extra)

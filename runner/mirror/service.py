@@ -173,7 +173,7 @@ async def _flush(proxy: MirrorProxy, sink: Sink, extra: dict[str, Any], final: b
     """Never raises: a sink that fails costs the live view, not the session (the host stores every
     record again at the end)."""
     assert proxy.live is not None
-    rows, delta = proxy.live.flush(final=final, extra=extra)
+    rows, delta = proxy.live.flush(perf_counter_ns(), final=final, extra=extra)
     try:
         if rows:
             await sink.on_records(rows)
