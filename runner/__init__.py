@@ -46,6 +46,9 @@ from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.repeat import combine as repeat_combine
+from runner.repeat import lines as repeat_lines
+from runner.repeat import mean_summary as repeat_mean_summary
+from runner.repeat import regressions as repeat_regressions
 from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
 from runner.replay import REPLAY_FORMATS, ReplayError, parse_replay
 from runner.server_metrics import ScraperThread
@@ -177,6 +180,9 @@ __all__ = [
     "refresh_accuracy",
     "regressions",
     "repeat_combine",
+    "repeat_lines",
+    "repeat_mean_summary",
+    "repeat_regressions",
     "run",
     "run_blocking",
     "sample_lengths",
