@@ -66,7 +66,7 @@ from runner.spec import (
 )
 from runner.spec import scrub as scrub_secrets
 from runner.stats import LiveAggregate, ShardStats
-from runner.studies import CAPACITY_KEYS, capacity_blocking
+from runner.studies import CAPACITY_KEYS, capacity_blocking, kv_reuse_blocking
 from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
@@ -168,6 +168,7 @@ __all__ = [
     "compare_summaries",
     "format_table",
     "is_secret_header",
+    "kv_reuse_blocking",
     "load_builtin",
     "load_tokenizer",
     "mirror_records",

@@ -104,8 +104,10 @@ def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
     """Fraction done (by time or by request count, whichever is further) and seconds left."""
     if not run.is_active:
         return 1.0, 0.0
-    if run.started_at is None or "capacity" in run.spec:
-        return 0.0, None  # a capacity search's length depends on where it finds the boundary
+    if run.started_at is None or "capacity" in run.spec or "kv_reuse" in run.spec:
+        # a capacity search's length depends on where it finds the boundary; KV-cache reuse runs
+        # its prompts twice (cold, warm), past the plan's request count
+        return 0.0, None
     elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
     fractions = []
     if run.spec.get("duration_s"):
