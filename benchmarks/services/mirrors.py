@@ -256,6 +256,7 @@ def mirror_execute(*, run_id: int, hostname: str) -> None:
         summary, records = asyncio.run(_serve(config, watch, MirrorSink(run, shard)))
     except Exception as exc:  # bad settings, the port taken: said plainly on the page
         log.warning("mirror %s could not run: %s", run_id, exc)
+        get_bus().discard(run_id)  # whatever its last flush published: no view will read it
         _end(run, shard, records=[], status=Shard.Status.FAILED, error=_scrub(_why(exc), api_key))
         return
     finally:

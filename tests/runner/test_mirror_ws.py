@@ -157,3 +157,21 @@ async def test_a_hanging_shadow_gets_its_own_credentials_and_leaves_the_caller_a
     assert json.loads(got["(ask)"]) == {**ASK, "model": "candidate-7b"}
     c = done.result()["shadow"]
     assert c["sent"] == 1 and c["failures"] == {"timeout": 1}
+
+
+def test_the_websocket_format_comes_from_the_command_line_and_junk_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runner.cli import build_parser
+    from runner.mirror.cli import config_from_args
+
+    argv = ["mirror", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"]
+    fmt = '{"kind_path": "event", "kind_map": {"delta": "answer"}, "answer_path": "content"}'
+    config = config_from_args(build_parser().parse_args([*argv, "--ws-format", fmt]))
+    assert config.ws_format is not None and config.ws_format.kind_path == "event"
+    assert config.ws_format.kind_map == {"delta": "answer"} and config.ws_format.answer_path == "content"
+    assert config_from_args(build_parser().parse_args(argv)).ws_format is None  # the simulator's frames
+    for junk, message in (("{oops", "not JSON"), ("[1]", "JSON object"), ('{"colour": 1}', "unknown fields")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--ws-format", junk])
+        assert message in capsys.readouterr().err
