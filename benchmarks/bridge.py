@@ -64,13 +64,14 @@ def profile_spec(profile: LoadProfile | dict[str, Any]) -> ProfileSpec:
     data = profile.spec if isinstance(profile, LoadProfile) else profile
     kind = profile.kind if isinstance(profile, LoadProfile) else data.get("kind", "users")
     fields = {k: v for k, v in data.items() if k in _PROFILE_FIELDS}
-    # a capacity search replaces the load level by level; its open-loop arrivals and seed stay
-    fields["kind"] = "rate" if kind == "capacity" else kind
+    # a capacity search replaces the load level by level; its open-loop arrivals and seed stay.
+    # KV-cache reuse: its users send each prompt once per pass
+    fields["kind"] = {"capacity": "rate", "kv_reuse": "users"}.get(kind, kind)
     return ProfileSpec(**fields)
 
 
 # Keys of a Run's spec beyond RunSpec's own: what the shard does besides the load (not the engine's).
-STUDY_KEYS = ("capacity", "server_metrics", "repeat")
+STUDY_KEYS = ("capacity", "server_metrics", "repeat", "kv_reuse")
 
 
 def capacity_settings(profile: LoadProfile) -> dict[str, Any] | None:
@@ -87,6 +88,8 @@ def study(plan: Plan) -> dict[str, Any]:
     capacity = capacity_settings(plan.profile)
     if capacity is not None:
         out["capacity"] = capacity
+    if plan.profile.kind == "kv_reuse":
+        out["kv_reuse"] = {}  # runner.kv_reuse: the plan's prompts cold, then warm, on one shard
     if plan.endpoint.metrics_urls:
         out["server_metrics"] = [str(u) for u in plan.endpoint.metrics_urls]
     return out
@@ -310,9 +313,10 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
 
 def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
     summary = _records_summary(run, shards, records)
-    # the capacity search and the scraper run in shard 0 only; their blocks speak for the run
+    # the capacity search, the KV-cache reuse passes and the scraper run in shard 0 only; their
+    # blocks speak for the run
     first = next((s.summary for s in shards if s.index == 0 and s.summary), {})
-    summary.update({k: first[k] for k in ("capacity", "server_metrics") if k in first})
+    summary.update({k: first[k] for k in ("capacity", "server_metrics", "kv_cache_reuse") if k in first})
     return summary
 
 

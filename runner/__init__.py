@@ -46,6 +46,9 @@ from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.repeat import combine as repeat_combine
+from runner.repeat import lines as repeat_lines
+from runner.repeat import mean_summary as repeat_mean_summary
+from runner.repeat import regressions as repeat_regressions
 from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
 from runner.replay import REPLAY_FORMATS, ReplayError, parse_replay
 from runner.server_metrics import ScraperThread
@@ -63,7 +66,7 @@ from runner.spec import (
 )
 from runner.spec import scrub as scrub_secrets
 from runner.stats import LiveAggregate, ShardStats
-from runner.studies import CAPACITY_KEYS, capacity_blocking
+from runner.studies import CAPACITY_KEYS, capacity_blocking, kv_reuse_blocking
 from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
 from runner.tokenizers import TokenizerError, available_tokenizers, load_tokenizer
 
@@ -165,6 +168,7 @@ __all__ = [
     "compare_summaries",
     "format_table",
     "is_secret_header",
+    "kv_reuse_blocking",
     "load_builtin",
     "load_tokenizer",
     "mirror_records",
@@ -177,6 +181,9 @@ __all__ = [
     "refresh_accuracy",
     "regressions",
     "repeat_combine",
+    "repeat_lines",
+    "repeat_mean_summary",
+    "repeat_regressions",
     "run",
     "run_blocking",
     "sample_lengths",

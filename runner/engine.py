@@ -74,7 +74,9 @@ class Engine:
         self.endpoints = spec.variants or [spec.endpoint]
         self.adapters = [adapter_for(e.protocol) for e in self.endpoints]
         self.secrets = [endpoint_secrets(e) for e in self.endpoints]
-        self.conversations: dict[str, Conversation] = {}
+        # a replayed session's state per A/B variant: each variant holds its own copy of the
+        # conversation, its history made of that variant's answers only
+        self.conversations: dict[tuple[str, int], Conversation] = {}
         self.policy = TargetPolicy.from_dict(spec.target_policy)
         self.profile = spec.profile
         self.stats = ShardStats(spec.shard_index)
@@ -388,8 +390,12 @@ class Engine:
         self, prompt: Prompt, user: int, level: int | None, leave: asyncio.Event
     ) -> list[RequestRecord]:
         """A closed-loop user's conversation: up to ``turns`` of the item's user turns, each with the
-        model's own earlier answers as history, ``think_s`` apart. Returns the last turn's record."""
-        history: list[dict[str, Any]] = []
+        model's own earlier answers as history, ``think_s`` apart. With A/B variants every variant
+        holds its own copy of the conversation, all of its turns to that variant (its history is that
+        variant's answers), each turn sent to the variants as :meth:`_to_variants` sends a prompt.
+        Returns the last turn's records."""
+        histories: list[list[dict[str, Any]]] = [[] for _ in self.endpoints]
+        live = list(range(len(self.endpoints)))
         recs: list[RequestRecord] = []
         for turn, text in enumerate(user_turns(prompt)[: self.profile.turns], start=1):
             if turn > 1:
@@ -398,14 +404,34 @@ class Engine:
                         await asyncio.wait_for(self.stop.wait(), self.profile.think_s)
                 if self.stop.is_set() or leave.is_set():
                     break
-            rec = await self._request(
-                turn_prompt(prompt, history, text, turn), perf_counter_ns(), user, level
-            )
-            recs = [rec]
-            remember(history, text, rec)
-            if not rec.ok:
-                break  # a failed turn ends the conversation; the user starts a new one
+            turns = {v: turn_prompt(prompt, histories[v], text, turn) for v in live}
+            recs = await self._turn_to_variants(turns, perf_counter_ns(), user, level, turn)
+            for rec in recs:
+                remember(histories[rec.variant], text, rec)
+            # a failed turn ends that variant's copy of the conversation; the user starts a new one
+            # once every copy has ended
+            live = [rec.variant for rec in recs if rec.ok]
+            if not live:
+                break
         return recs
+
+    async def _turn_to_variants(
+        self, turns: dict[int, Prompt], sched_ns: int, user: int, level: int | None, turn: int
+    ) -> list[RequestRecord]:
+        """One turn of a conversation to each variant still holding it: all at once (simultaneous) or
+        one after another, the order rotating by turn (interleaved). Records in variant order."""
+        if len(turns) == 1 or self.spec.ab_mode == "simultaneous":
+            return list(
+                await asyncio.gather(*(self._request(p, sched_ns, user, level, v) for v, p in turns.items()))
+            )
+        order = sorted(turns)
+        first = turn % len(order)
+        recs = []
+        for k in range(len(order)):
+            v = order[(first + k) % len(order)]
+            start = sched_ns if k == 0 else perf_counter_ns()
+            recs.append(await self._request(turns[v], start, user, level, v))
+        return sorted(recs, key=lambda r: r.variant)
 
     def _pause_after(self, recs: list[RequestRecord], failures_in_a_row: int) -> tuple[float, int]:
         """How long a closed-loop user waits before its next request: a 429's Retry-After, or an
@@ -463,11 +489,24 @@ class Engine:
     def _next_turn(
         self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None
     ) -> asyncio.Task[None]:
+        """A replayed session's next turn, to each A/B variant's own copy of the conversation (its
+        turns all to that variant, in the trace's order, side by side with the other copies)."""
         assert prompt.session is not None
-        talk = self.conversations.setdefault(prompt.session, Conversation())
-        task = asyncio.create_task(self._turn(talk, talk.tail, prompt, sched, talk.gap_ns(sched), level, sem))
-        talk.tail = task
-        return task
+        tasks = []
+        for variant in range(len(self.endpoints)):
+            talk = self.conversations.setdefault((prompt.session, variant), Conversation())
+            gap = talk.gap_ns(sched)
+            task = asyncio.create_task(self._turn(talk, talk.tail, prompt, sched, gap, level, variant))
+            talk.tail = task
+            tasks.append(task)
+        return asyncio.create_task(self._turns_done(tasks, sem))
+
+    async def _turns_done(self, tasks: list[asyncio.Task[None]], sem: asyncio.Semaphore | None) -> None:
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if sem is not None:
+                sem.release()
 
     async def _turn(
         self,
@@ -477,27 +516,23 @@ class Engine:
         sched: int,
         gap_ns: int,
         level: int | None,
-        sem: asyncio.Semaphore | None,
+        variant: int,
     ) -> None:
         """One replayed turn: after the previous answer ended plus the trace's gap, never before."""
-        try:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-                if talk.last_end_ns is not None:
-                    sched = max(sched, talk.last_end_ns + gap_ns)
-                    delay = (sched - perf_counter_ns()) / 1e9
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-            if self.cancel.is_set():
-                return  # a turn waiting for its predecessor still goes after the schedule's end
-            text = prompt_text(prompt)
-            turn = turn_prompt(prompt, talk.history, text, len(talk.history) // 2 + 1)
-            rec = await self._request(turn, sched, -1, level)
-            remember(talk.history, text, rec)
-            talk.last_end_ns = perf_counter_ns()
-        finally:
-            if sem is not None:
-                sem.release()
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+            if talk.last_end_ns is not None:
+                sched = max(sched, talk.last_end_ns + gap_ns)
+                delay = (sched - perf_counter_ns()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        if self.cancel.is_set():
+            return  # a turn waiting for its predecessor still goes after the schedule's end
+        text = prompt_text(prompt)
+        turn = turn_prompt(prompt, talk.history, text, len(talk.history) // 2 + 1)
+        rec = await self._request(turn, sched, -1, level, variant)
+        remember(talk.history, text, rec)
+        talk.last_end_ns = perf_counter_ns()
 
     async def _scheduled(
         self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None, capped: bool

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runner.engine import run
+from runner.engine import RunResult, run
 from runner.spec import Prompt, RunSpec
 
-__all__ = ["compare", "lines", "marked"]
+__all__ = ["PassRunner", "compare", "lines", "marked"]
 
 TAIL = " Answer again, briefly."
 
@@ -43,14 +44,37 @@ def _pass_spec(spec: RunSpec, prompts: list[Prompt]) -> RunSpec:
     return out
 
 
+PassRunner = Callable[[RunSpec, str], Awaitable[RunResult]]
+
+
 async def compare(
-    spec: RunSpec, *, cancel: asyncio.Event | None = None, tag: str | None = None
+    spec: RunSpec,
+    *,
+    cancel: asyncio.Event | None = None,
+    tag: str | None = None,
+    run_pass: PassRunner | None = None,
 ) -> dict[str, Any]:
+    """Both passes, then the block. ``run_pass(spec, "cold" | "warm")`` runs one pass (default: the
+    engine, records kept in memory; a dashboard shard streams them to its sink instead)."""
     tag = tag or uuid.uuid4().hex[:10]
+
+    async def engine(pass_spec: RunSpec, _name: str) -> RunResult:
+        return await run(pass_spec, cancel=cancel)
+
+    one = run_pass or engine
     cold_prompts = [marked(p, tag, i) for i, p in enumerate(spec.prompts)]
     warm_prompts = [marked(p, tag, i, TAIL) for i, p in enumerate(spec.prompts)]
-    cold = await run(_pass_spec(spec, cold_prompts), cancel=cancel)
-    warm = await run(_pass_spec(spec, warm_prompts), cancel=cancel)
+    cold = await one(_pass_spec(spec, cold_prompts), "cold")
+    if cancel is not None and cancel.is_set():
+        return {
+            "tag": tag,
+            "cancelled": True,
+            "all": _row("all", cold.summary, _NO_PASS),
+            "buckets": [],
+            "cold": _pass(cold.summary),
+            "warm": None,
+        }
+    warm = await one(_pass_spec(spec, warm_prompts), "warm")
     return {
         "tag": tag,
         "all": _row("all", cold.summary, warm.summary),
@@ -63,6 +87,9 @@ async def compare(
         "cold": _pass(cold.summary),
         "warm": _pass(warm.summary),
     }
+
+
+_NO_PASS: dict[str, Any] = {"requests": {"succeeded": 0}, "ttft_ms": {"p50": None, "p99": None}}
 
 
 def _pass(summary: dict[str, Any]) -> dict[str, Any]:

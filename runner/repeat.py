@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["HEADLINES", "combine", "interval", "lines"]
+__all__ = ["HEADLINES", "combine", "interval", "lines", "mean_summary", "regressions"]
 
 # name -> path into a run's summary
 HEADLINES: dict[str, tuple[str, ...]] = {
@@ -73,3 +73,78 @@ def lines(block: dict[str, Any]) -> list[str]:
         span = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "(one value)"
         out.append(f"  {name:<24}{m['mean']:>12.4g}  {span}")
     return out
+
+
+def mean_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One summary standing for a set of repetitions: every number that all of them have is their
+    mean (so a gate rule on any path reads the set's mean), and ``repeat`` holds :func:`combine`."""
+
+    def mean(values: list[Any]) -> Any:
+        if all(isinstance(v, dict) for v in values):
+            keys = [k for k in values[0] if all(k in v for v in values[1:])]
+            return {k: mean([v[k] for v in values]) for k in keys}
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return statistics.fmean(values)
+        return values[-1]  # text, lists, flags: the last repetition's
+
+    if not summaries:
+        return {}
+    out = mean(list(summaries))
+    out["repeat"] = combine(summaries)
+    return dict(out)
+
+
+def regressions(
+    summaries: Sequence[dict[str, Any]],
+    baselines: Sequence[dict[str, Any]],
+    *,
+    threshold_pct: float = 10.0,
+    noise_aware: bool = True,
+) -> list[dict[str, Any]]:
+    """Headline metrics whose mean over the repetitions is worse than the baseline's (its mean, when
+    the baseline was repeated too) by more than ``threshold_pct``, and — when ``noise_aware`` —
+    outside run-to-run noise: the set's 95 % interval excludes the baseline's value, or, with a
+    repeated baseline, the two intervals do not overlap. One value has no interval: then the
+    threshold alone decides (``noise: None``), as with a single run."""
+    from runner.compare import PATHS
+
+    mine, theirs = combine(summaries)["metrics"], combine(baselines)["metrics"]
+    found = []
+    for name, path in HEADLINES.items():
+        m, b = mine[name], theirs[name]
+        if m["mean"] is None or b["mean"] is None or not b["mean"]:
+            continue
+        meta = PATHS[".".join(path)]
+        pct = (m["mean"] - b["mean"]) * 100.0 / abs(b["mean"])
+        worse = pct > 0 if meta.better == "lower" else pct < 0
+        if not worse or abs(pct) <= threshold_pct:
+            continue
+        noise = _inside_noise(m, b) if noise_aware else None
+        if noise is True:
+            continue
+        found.append(
+            {
+                "path": meta.path,
+                "label": meta.label,
+                "unit": meta.unit,
+                "better": meta.better,
+                "baseline": b["mean"],
+                "value": m["mean"],
+                "pct": pct,
+                "ci95": m["ci95"],
+                "baseline_ci95": b["ci95"],
+                "runs": m["n"],
+                "baseline_runs": b["n"],
+                "noise": noise,
+            }
+        )
+    return found
+
+
+def _inside_noise(m: dict[str, Any], b: dict[str, Any]) -> bool | None:
+    """True: the difference is inside the intervals; False: outside; None: no interval to tell."""
+    if m["ci95"] is None and b["ci95"] is None:
+        return None
+    lo, hi = m["ci95"] or [m["mean"], m["mean"]]
+    blo, bhi = b["ci95"] or [b["mean"], b["mean"]]
+    return not (hi < blo or bhi < lo)

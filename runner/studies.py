@@ -19,9 +19,10 @@ from typing import Any
 from runner.blocking import SyncSink, cancel_poll, loop_factory, short_gil_slices
 from runner.capacity import CapacityConfig, find_capacity, find_capacity_per_bucket
 from runner.engine import RunResult, run
+from runner.kv_reuse import compare as kv_compare
 from runner.spec import RunSpec
 
-__all__ = ["CAPACITY_KEYS", "capacity_blocking"]
+__all__ = ["CAPACITY_KEYS", "capacity_blocking", "kv_reuse_blocking"]
 
 # the capacity settings a dashboard profile stores, with the CLI's defaults
 CAPACITY_KEYS: dict[str, Any] = {
@@ -37,14 +38,30 @@ CAPACITY_KEYS: dict[str, Any] = {
 
 
 class _LevelSink:
-    """One level's records and deltas, relabelled, to the shared sink (in its own thread)."""
+    """One level's (or pass's) records and deltas, relabelled, to the shared sink (in its own thread):
+    request ids get ``prefix`` (``L3-``, ``cold-``), records the ``tag`` key (``capacity_level``,
+    ``kv_pass``)."""
 
-    def __init__(self, sink: SyncSink, pool: ThreadPoolExecutor, level: int, seq: itertools.count[int]):
+    def __init__(
+        self,
+        sink: SyncSink,
+        pool: ThreadPoolExecutor,
+        level: int | str,
+        seq: itertools.count[int],
+        *,
+        prefix: str = "L",
+        tag: str = "capacity_level",
+    ):
         self.sink, self.pool, self.level, self.seq = sink, pool, level, seq
+        self.prefix, self.tag = prefix, tag
         self.sent: set[str] = set()
 
     def relabel(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {**record, "request_id": f"L{self.level}-{record['request_id']}", "capacity_level": self.level}
+        return {
+            **record,
+            "request_id": f"{self.prefix}{self.level}-{record['request_id']}",
+            self.tag: self.level,
+        }
 
     async def on_records(self, batch: list[dict[str, Any]]) -> None:
         self.sent.update(str(r["request_id"]) for r in batch)
@@ -127,6 +144,56 @@ def capacity_blocking(
         duration = (time.perf_counter_ns() - origin) / 1e9
         engine = max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if engines else {}
         summary = {"capacity": block, "load_duration_s": duration}
+        return RunResult([], summary, ended_by, engine, duration, t0_ns=origin)
+
+    try:
+        with short_gil_slices(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(main())
+    finally:
+        pool.shutdown(wait=True)
+
+
+def kv_reuse_blocking(
+    spec: RunSpec,
+    *,
+    sink: SyncSink,
+    should_cancel: Callable[[], bool] | None = None,
+    poll_s: float = 0.5,
+) -> RunResult:
+    """The KV-cache reuse comparison for ``spec`` (:mod:`runner.kv_reuse`: every prompt once behind
+    an unseen marker, cold, then the same prompts again, warm), both passes on one loop, streamed to
+    ``sink`` like a capacity search's levels: request ids ``cold-…``/``warm-…``, records tagged
+    ``kv_pass``, the warm pass's seconds continuing the cold one's. The summary is
+    ``{"kv_cache_reuse": block, ...}``."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
+    engines: list[dict[str, Any]] = []
+
+    async def main() -> RunResult:
+        cancel = asyncio.Event()
+        origin = time.perf_counter_ns()
+        seq = itertools.count(1)
+
+        async def run_pass(pass_spec: RunSpec, name: str) -> RunResult:
+            start = time.perf_counter_ns()
+            pass_spec.start_offset_s = float(int((start - origin) / 1e9))
+            pass_sink = _LevelSink(sink, pool, name, seq, prefix="", tag="kv_pass")
+            result = await run(pass_spec, sink=pass_sink, cancel=cancel)
+            await pass_sink.rest(result)
+            engines.append(result.engine)
+            return result
+
+        poller = (
+            asyncio.create_task(cancel_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
+        )
+        try:
+            block = await kv_compare(spec, cancel=cancel, run_pass=run_pass)
+        finally:
+            if poller is not None:
+                poller.cancel()
+        ended_by = "cancel" if cancel.is_set() else "complete"
+        duration = (time.perf_counter_ns() - origin) / 1e9
+        engine = max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if engines else {}
+        summary = {"kv_cache_reuse": block, "load_duration_s": duration}
         return RunResult([], summary, ended_by, engine, duration, t0_ns=origin)
 
     try:

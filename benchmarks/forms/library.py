@@ -326,6 +326,7 @@ class ProfileForm(forms.ModelForm):
             if data.get("sweep_mode") == "budget"
             else ("sweep_levels", "level_duration_s"),
             "replay": (),  # empty: the timed dataset's own arrivals
+            "kv_reuse": ("users", "spawn_rate"),
         }.get(kind or "", ())
         for name in required:
             if data.get(name) in (None, "", []):

@@ -44,6 +44,7 @@ def study_page(run: Run, *, seconds: list[dict[str, Any]]) -> dict[str, Any]:
     if summary.get("server_metrics"):
         context["server_metrics"] = server_view(summary["server_metrics"], seconds, figures)
     context["repetitions"] = repetitions_view(run)
+    context["kv_reuse"] = kv_reuse_view(summary.get("kv_cache_reuse"))
     if summary.get("sweep"):
         context["sweep"] = sweep_view(summary["sweep"], (run.spec or {}).get("profile") or {}, figures)
     return context
@@ -121,6 +122,18 @@ def server_view(
         "errors": report.get("errors") or [],
         "endpoints": report.get("endpoints") or [],
     }
+
+
+def kv_reuse_view(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The KV-cache reuse block: TTFT cold and warm per input-token bucket (all requests first), and
+    what the warm prefixes saved; a bucket with no answered request on either pass shows dashes."""
+    if not block:
+        return None
+    rows = [
+        {**row, "label": "all requests" if row["label"] == "all" else row["label"]}
+        for row in [block["all"], *block["buckets"]]
+    ]
+    return {"rows": rows, "cancelled": bool(block.get("cancelled")), "tag": block.get("tag", "")}
 
 
 def repetitions_view(run: Run) -> dict[str, Any] | None:

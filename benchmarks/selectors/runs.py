@@ -104,8 +104,10 @@ def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
     """Fraction done (by time or by request count, whichever is further) and seconds left."""
     if not run.is_active:
         return 1.0, 0.0
-    if run.started_at is None or "capacity" in run.spec:
-        return 0.0, None  # a capacity search's length depends on where it finds the boundary
+    if run.started_at is None or "capacity" in run.spec or "kv_reuse" in run.spec:
+        # a capacity search's length depends on where it finds the boundary; KV-cache reuse runs
+        # its prompts twice (cold, warm), past the plan's request count
+        return 0.0, None
     elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
     fractions = []
     if run.spec.get("duration_s"):
@@ -163,3 +165,27 @@ def repeat_runs(*, run: Run) -> list[Run]:
         return []
     first_id = run.repeat_of_id or run.pk
     return list(Run.objects.filter(Q(pk=first_id) | Q(repeat_of_id=first_id)).order_by("repeat_index", "pk"))
+
+
+REPEAT_NEXT_GRACE_S = 600.0  # a set whose next repetition has not appeared this long after is over
+
+
+def repeat_set_ended(*, run: Run) -> tuple[list[Run], bool]:
+    """The set ``run`` belongs to, and whether it is over: none of it running, and either all N
+    repetitions exist or no next one will start (the last did not finish, its plan is gone, the set
+    was stopped, or nothing followed it for ``REPEAT_NEXT_GRACE_S``). Between one repetition's end and
+    the next one's start the set is not over. A run that is not repeated is its own set."""
+    runs = repeat_runs(run=run) or list(Run.objects.filter(pk=run.pk))
+    if any(r.is_active for r in runs):
+        return runs, False
+    total = int((run.spec or {}).get("repeat") or 1)
+    last = runs[-1]
+    waited = last.ended_at is not None and time.time() - last.ended_at.timestamp() > REPEAT_NEXT_GRACE_S
+    over = (
+        len(runs) >= total
+        or last.status != Run.Status.FINISHED
+        or last.plan_id is None
+        or (last.reason or "").startswith("Repetitions stopped")
+        or waited
+    )
+    return runs, over

@@ -30,9 +30,13 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from benchmarks import bridge
+from benchmarks.live.bus import get_bus
 from benchmarks.live.push import push_to_viewers
+from benchmarks.live.server import ServerSeconds
 from benchmarks.models import Endpoint, RequestRecord, Run, Shard, Team
 from benchmarks.services.dispatch import TaskName, enqueue_on_commit
+from benchmarks.services.runs.shard import ShardSink
+from benchmarks.services.runs.supervise import deltas_merge, seconds_persist
 from benchmarks.services.samples import run_sample_at_end
 
 log = logging.getLogger(__name__)
@@ -113,8 +117,27 @@ def mirror_stop(*, run: Run, by: AbstractBaseUser) -> bool:
     )
 
 
+class MirrorSink:
+    """The session's live stream, the way a shard's goes: records to Postgres as they finish (with
+    the session's prompt privacy applied) and per-second deltas onto the run's bus, from a helper
+    thread so the mirror's loop never waits on the database."""
+
+    def __init__(self, run: Run, shard: Shard) -> None:
+        self.run = run
+        self.shard = ShardSink(run_id=run.pk, shard_id=shard.pk, shard_index=0)
+
+    async def on_records(self, batch: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(self.shard.on_records, _private(self.run, batch))
+
+    async def on_tick(self, delta: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.shard.on_tick, delta)
+
+
 class MirrorWatch(threading.Thread):
-    """Beside the event loop: heartbeats, live counters, and the stop flag (no query in the loop)."""
+    """Beside the event loop: heartbeats, live counters, the stop flag (no query in the loop), and
+    the run's aggregator: each second it merges the session's deltas from the bus and stores and
+    pushes the seconds they completed, as a run's aggregator does, so the live view draws while the
+    session runs."""
 
     def __init__(self, *, run_id: int, shard_id: int) -> None:
         super().__init__(name=f"mirror-watch-{run_id}", daemon=True)
@@ -123,6 +146,11 @@ class MirrorWatch(threading.Thread):
         self.proxy: Any = None
         self.listening = ""
         self._stop_mirror: Any = None
+        from runner import LiveAggregate
+
+        self.aggregate = LiveAggregate()
+        self.server = ServerSeconds()
+        self.changed: set[int] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         self._stop_mirror = lambda: loop.call_soon_threadsafe(stop.set)
@@ -138,13 +166,39 @@ class MirrorWatch(threading.Thread):
         try:
             now = timezone.now()
             Shard.objects.filter(pk=self.shard_id).update(heartbeat_at=now)
-            Run.objects.filter(pk=self.run_id).update(supervisor_heartbeat_at=now, snapshot=self.counters())
+            Run.objects.filter(pk=self.run_id).update(supervisor_heartbeat_at=now)
+            self.aggregate_step()
             status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
             if status != Run.Status.RUNNING and self._stop_mirror is not None:
                 self._stop_mirror()
         except Exception:  # a database blip must not end the session
             log.exception("mirror %s watch failed", self.run_id)
             close_old_connections()
+
+    def aggregate_step(self, *, final: bool = False) -> None:
+        """Merge what the session published since the last beat; store and push the seconds it
+        completed (all of them at the end), the snapshot being the aggregate's totals with the
+        mirror's own counters over them (the run page's numbers stay production's)."""
+        messages = get_bus().drain(self.run_id, timeout=0.1)
+        self.changed |= deltas_merge(self.aggregate, messages, self.server)
+        self.changed = seconds_persist(
+            self.run_id,
+            self.aggregate,
+            self.changed,
+            checkpoint=final,
+            server=self.server,
+            final=final,
+            snapshot=self.counters(),
+        )
+        if final:
+            get_bus().discard(self.run_id)
+
+    def finish(self) -> None:
+        """After the session: the last deltas (sent after the shadow drained) drawn."""
+        try:
+            self.aggregate_step(final=True)
+        except Exception:  # the records are stored at the end whatever the live view does
+            log.exception("mirror %s: last live seconds not stored", self.run_id)
 
     def counters(self) -> dict[str, Any]:
         """Read from another thread: plain ints the loop only ever increments."""
@@ -199,14 +253,16 @@ def mirror_execute(*, run_id: int, hostname: str) -> None:
     watch.start()
     try:
         config = bridge.mirror_config(run, api_key=api_key, capture=capture)
-        summary, records = asyncio.run(_serve(config, watch))
+        summary, records = asyncio.run(_serve(config, watch, MirrorSink(run, shard)))
     except Exception as exc:  # bad settings, the port taken: said plainly on the page
         log.warning("mirror %s could not run: %s", run_id, exc)
+        get_bus().discard(run_id)  # whatever its last flush published: no view will read it
         _end(run, shard, records=[], status=Shard.Status.FAILED, error=_scrub(_why(exc), api_key))
         return
     finally:
         watch.stop()
         connection.close()  # the watch's writes left this thread's connection idle for a long time
+    watch.finish()
     try:
         if capture:
             _capture_to_dataset(run, capture)
@@ -216,7 +272,9 @@ def mirror_execute(*, run_id: int, hostname: str) -> None:
     _end(run, shard, records=_private(run, records), status=Shard.Status.FINISHED, mirror=summary)
 
 
-async def _serve(config: Any, watch: MirrorWatch) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _serve(
+    config: Any, watch: MirrorWatch, sink: MirrorSink
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from runner import mirror_records, serve_mirror
 
     stop = asyncio.Event()
@@ -230,7 +288,7 @@ async def _serve(config: Any, watch: MirrorWatch) -> tuple[dict[str, Any], list[
     def on_listening(url: str) -> None:
         watch.listening = url
 
-    summary = await serve_mirror(config, stop, on_listening, on_proxy)
+    summary = await serve_mirror(config, stop, on_listening, on_proxy, sink=sink)
     return summary, mirror_records(proxies[0])
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from benchmarks import bridge
 from benchmarks.models import Plan, PlanSchedule, Run, RunCheck
+from benchmarks.selectors.runs import repeat_runs, repeat_set_ended
 from benchmarks.services.runs.start import run_start
 from benchmarks.services.samples import samples_pair
 from runner import TargetDenied, TargetPolicy
@@ -116,8 +117,11 @@ def checks_evaluate_ended() -> list[RunCheck]:
 
 
 def check_evaluate(*, check: RunCheck) -> bool:
-    """Hold the ended run against the baseline; only the caller that flips it from pending notifies."""
+    """Hold the ended run (a repeated plan: the whole set, once its last repetition ended) against the
+    baseline; only the caller that flips it from pending notifies."""
     result = check_result(check.run, check.baseline_run, check.schedule)
+    if result is None:
+        return False  # the set's later repetitions are still to run
     claimed = RunCheck.objects.filter(pk=check.pk, status=RunCheck.Status.PENDING).update(
         **result, checked_at=timezone.now()
     )
@@ -129,9 +133,11 @@ def check_evaluate(*, check: RunCheck) -> bool:
     return True
 
 
-def check_result(run: Run, baseline: Run | None, schedule: PlanSchedule) -> dict[str, Any]:
+def check_result(run: Run, baseline: Run | None, schedule: PlanSchedule) -> dict[str, Any] | None:
     from runner import check_rules, parse_rule, regressions
 
+    if int((run.spec or {}).get("repeat") or 1) > 1:
+        return set_check_result(run, baseline, schedule)
     if not run.summary or run.status == Run.Status.FAILED:
         return _error(f"Scheduled run #{run.pk} ended {run.status} without a usable summary. {run.reason}")
     if baseline is None or not baseline.summary:
@@ -146,6 +152,61 @@ def check_result(run: Run, baseline: Run | None, schedule: PlanSchedule) -> dict
     worse = [f"{r['label']} ({r['path']}) {r['pct']:+.1f}% vs baseline" for r in found]
     status = RunCheck.Status.REGRESSED if broken or found else RunCheck.Status.OK
     message = "; ".join([*broken, *worse]) or f"No regression against run #{baseline.pk}."
+    return {"status": status, "regressions": found, "rule_results": rules, "message": message}
+
+
+def set_check_result(first: Run, baseline: Run | None, schedule: PlanSchedule) -> dict[str, Any] | None:
+    """A repeated plan's check: None until the set is over; then every headline metric's mean over
+    the finished repetitions against the baseline (its set's mean, when the baseline was repeated
+    too), a regression counting only outside the intervals when the schedule is noise-aware; rules
+    read the set's mean. A repetition that did not finish makes the check an error (an alert), with
+    what the others measured still compared."""
+    from runner import check_rules, parse_rule, repeat_mean_summary, repeat_regressions
+
+    runs, over = repeat_set_ended(run=first)
+    if not over:
+        return None
+    total = int(first.spec.get("repeat") or 1)
+    done = [r for r in runs if r.status == Run.Status.FINISHED and r.summary]
+    if not done:
+        return _error(f"None of the {total} repetitions from run #{first.pk} finished. {runs[-1].reason}")
+    if baseline is None or not baseline.summary:
+        return _error("The plan has no baseline run to compare with; pick one in its schedule.")
+    base_set = [r for r in repeat_runs(run=baseline) if r.status == Run.Status.FINISHED and r.summary]
+    base = [r.summary for r in base_set] or [baseline.summary]
+    mine = [r.summary for r in done]
+    found = repeat_regressions(
+        mine, base, threshold_pct=schedule.threshold_pct, noise_aware=schedule.noise_aware
+    )
+    rules = [
+        r.to_dict()
+        for r in check_rules(
+            repeat_mean_summary(mine),
+            [parse_rule(x) for x in schedule.rule_lines],
+            repeat_mean_summary(base),
+        )
+    ]
+    broken = [f"{r['message']} (mean of {len(mine)} repetitions)" for r in rules if r["broken"]]
+    worse = [
+        f"{r['label']} ({r['path']}) {r['pct']:+.1f}% vs baseline, mean of {r['runs']} repetitions"
+        + (f" [95% {r['ci95'][0]:.4g}–{r['ci95'][1]:.4g}]" if r["ci95"] else "")
+        for r in found
+    ]
+    unfinished = [f"#{r.pk} {r.status}" for r in runs if r not in done]
+    short = (
+        [f"Only {len(done)} of {total} repetitions finished ({', '.join(unfinished)})."]
+        if len(done) < total
+        else []
+    )
+    status = (
+        RunCheck.Status.ERROR
+        if short
+        else RunCheck.Status.REGRESSED
+        if broken or found
+        else RunCheck.Status.OK
+    )
+    of = f"across {len(done)} repetitions (mean, 95% interval)"
+    message = "; ".join([*short, *broken, *worse]) or f"No regression against run #{baseline.pk} {of}."
     return {"status": status, "regressions": found, "rule_results": rules, "message": message}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.mirror.capture import PRIVACY
 from runner.mirror.service import MirrorConfig, serve_mirror
+from runner.spec import GenericFormat
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -27,6 +28,20 @@ def _header(text: str) -> tuple[str, str]:
             raise argparse.ArgumentTypeError(f"{name.strip()}: environment variable {var} is not set")
         value = os.environ[var]
     return name.strip(), value
+
+
+def _ws_format(text: str) -> GenericFormat:
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--ws-format is not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise argparse.ArgumentTypeError("--ws-format must be a JSON object")
+    known = set(GenericFormat.__dataclass_fields__)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--ws-format: unknown fields {unknown}; known: {sorted(known)}")
+    return GenericFormat(**fields)
 
 
 def add_parser(sub: Any) -> None:
@@ -56,6 +71,13 @@ def add_parser(sub: Any) -> None:
         "--redact-header", action="append", default=[], help="also keep this header out of captures"
     )
     m.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    m.add_argument(
+        "--ws-format",
+        type=_ws_format,
+        default=None,
+        help="JSON object of generic-ws fields (kind_path, kind_map, answer_path…) to read WebSocket "
+        "sessions' frames by; default: the simulator's {\"type\": …} frames",
+    )
     m.add_argument("--json", dest="json_out", help="write the summary JSON here on SIGINT/SIGTERM")
 
 
@@ -75,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> MirrorConfig:
         redact_headers=tuple(args.redact_header),
         drain_s=args.drain,
         seed=args.seed,
+        ws_format=args.ws_format,
     )
 
 

@@ -21,9 +21,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, safe_headers, safe_path
+from runner.mirror.live import LiveFeed
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
+from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
 from runner.records import Outcome, RequestRecord
+from runner.spec import GenericFormat
 
 # Response headers that describe the hop, not the response (Content-Length is kept: same framing).
 _RESPONSE_HOP = frozenset(HOP_BY_HOP - {"content-length"})
@@ -50,6 +53,7 @@ class MirrorProxy:
         capture: CaptureWriter | None = None,
         redact_headers: tuple[str, ...] = (),
         connect_timeout_s: float = 10.0,
+        ws_format: GenericFormat | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.shadow = shadow
@@ -58,12 +62,15 @@ class MirrorProxy:
         self.redact = tuple(redact_headers) + tuple(shadow.headers if shadow else ())
         self.connect_timeout_s = connect_timeout_s
         self.production = Production()
-        self.requests = 0  # POSTs: mirrored, measured and captured
+        self.requests = 0  # POSTs and WebSocket sessions: mirrored and measured (POSTs captured)
+        self.websockets = 0  # of which WebSocket sessions
+        self.ws_format = ws_format or DEFAULT_WS_FORMAT  # how the sessions' frames are read
         self.passed_through = 0  # other methods: forwarded only
         self.t0 = perf_counter_ns()
         self.epoch0 = time.time()
         self._seq = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
+        self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -94,14 +101,14 @@ class MirrorProxy:
         headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         tap = ResponseTap(request.path, t_read, t_read)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            self.passed_through += 1
-            error = {"message": "llmperf mirror: WebSocket traffic is not mirrored", "type": "not_supported"}
-            return web.json_response({"error": error}, status=501)
+            return await relay(self, request, headers)
         if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
             self.passed_through += 1
             return await self._forward(request, headers, body, tap, measure=False)
         rid = f"m{next(self._seq)}"
         self.requests += 1
+        if self.live is not None:
+            self.live.started(t_read)
         if self.shadow is not None:
             shadow_headers = {k: v for k, v in headers.items() if not is_secret_header(k, self.redact)}
             self.shadow.offer(ShadowJob(rid, request.method, request.path_qs, shadow_headers, body, t_read))
@@ -182,6 +189,16 @@ class MirrorProxy:
             tap.fail(Outcome.CANCELLED, "the caller left before the response ended")
         return resp
 
+    def finish_ws(self, rid: str, tap: FrameTap, end: int) -> None:
+        """A WebSocket session's production record (sessions are not captured: replays send HTTP)."""
+        try:
+            rec = self.production.records[rid] = tap.record(rid, end)
+            if self.live is not None:
+                self.live.finished(0, rid, rec, end)
+        except Exception as exc:  # measuring must never fail the caller's session
+            if len(self.production.errors) < 100:
+                self.production.errors.append(f"{rid}: {exc!r}")
+
     def _overhead(self, t_read: int, t_issue: int, t_received: int) -> None:
         """The proxy's own share of the time to first byte: before sending, and between receiving a
         chunk and having written it to the caller."""
@@ -193,6 +210,8 @@ class MirrorProxy:
         try:
             rec = tap.record(rid, end)
             self.production.records[rid] = rec
+            if self.live is not None:
+                self.live.finished(0, rid, rec, end)
             if self.capture is not None:
                 self.capture.write(
                     t_s=(t_read - self.t0) / 1e9,

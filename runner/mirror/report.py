@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.mirror.live import record_row
 from runner.pairing import compare_pairs
 from runner.records import RequestRecord
 from runner.summary import distribution, summarize
@@ -33,6 +34,7 @@ def mirror_summary(proxy: Any, duration_s: float) -> dict[str, Any]:
         shadow_block = {**pool.counts.to_dict(), **summarize(list(shadow.values()), duration_s=duration_s)}
     out: dict[str, Any] = {
         "requests": proxy.requests,
+        "websockets": proxy.websockets,
         "passed_through": proxy.passed_through,
         "duration_s": duration_s,
         "overhead_ms": overhead,
@@ -50,11 +52,5 @@ def mirror_records(proxy: Any) -> list[dict[str, Any]]:
     """Both sides' records as one paired A/B run's: production is variant 0, the shadow variant 1,
     each pair sharing the mirror's request id as its prompt id (request ids get a side prefix)."""
     pool = proxy.shadow
-    sides = [(0, "prod", proxy.production.records), (1, "shadow", pool.records if pool is not None else {})]
-    out = []
-    for variant, prefix, records in sides:
-        for rid, rec in list(records.items()):
-            row = rec.to_dict()
-            row.update(request_id=f"{prefix}-{rid}", prompt_id=rid, variant=variant)
-            out.append(row)
-    return out
+    sides = [(0, proxy.production.records), (1, pool.records if pool is not None else {})]
+    return [record_row(variant, rid, rec) for variant, records in sides for rid, rec in list(records.items())]

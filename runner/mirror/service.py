@@ -14,11 +14,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from runner.engine import Sink
 from runner.mirror.capture import CaptureWriter, Privacy
+from runner.mirror.live import FLUSH_S, LiveFeed
 from runner.mirror.proxy import MirrorProxy
 from runner.mirror.report import mirror_summary
 from runner.mirror.shadow import ShadowPool
 from runner.monitor import EngineMonitor
+from runner.spec import GenericFormat
 
 
 @dataclass(slots=True)
@@ -37,6 +40,9 @@ class MirrorConfig:
     redact_headers: tuple[str, ...] = ()
     drain_s: float = 10.0  # after a stop: how long queued and in-flight shadow copies may finish
     seed: int = 0
+    # how WebSocket sessions' frames are read (runner.spec.GenericFormat's fields); None = the
+    # simulator's {"type": …} frames
+    ws_format: GenericFormat | None = None
 
     def check(self) -> None:
         """Refuse junk before anything listens: every problem at once, said plainly."""
@@ -69,10 +75,14 @@ async def serve_mirror(
     stop: asyncio.Event,
     on_listening: Callable[[str], None] | None = None,
     on_proxy: Callable[[MirrorProxy], None] | None = None,
+    *,
+    sink: Sink | None = None,
 ) -> dict[str, Any]:
     """Serve until ``stop`` is set; returns the summary (see :func:`mirror_summary`). ``on_proxy``
     gets the proxy before it listens, for a host that watches its counters or keeps its records
-    (:func:`runner.mirror.report.mirror_records`)."""
+    (:func:`runner.mirror.report.mirror_records`). ``sink`` gets both sides' records and per-second
+    stats deltas every second while the session runs, and the last ones after the shadow drained
+    (:mod:`runner.mirror.live`), as the engine streams a shard's."""
     config.check()
     capture_file = Path(config.capture).open("ab") if config.capture else None  # noqa: SIM115
     pool = (
@@ -85,6 +95,7 @@ async def serve_mirror(
             timeout_s=config.shadow_timeout_s,
             seed=config.seed,
             model=config.shadow_model,
+            ws_format=config.ws_format,
         )
         if config.shadow
         else None
@@ -94,12 +105,18 @@ async def serve_mirror(
         shadow=pool,
         capture=CaptureWriter(capture_file, config.capture_prompts) if capture_file else None,
         redact_headers=config.redact_headers,
+        ws_format=config.ws_format,
     )
+    if sink is not None:
+        proxy.live = LiveFeed(proxy.t0)
+        if pool is not None:
+            pool.live = proxy.live
     if on_proxy is not None:
         on_proxy(proxy)
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     monitor = EngineMonitor()
+    flusher: asyncio.Task[None] | None = None
     t0 = perf_counter_ns()
     try:
         host, _, port = config.listen.rpartition(":")
@@ -108,6 +125,8 @@ async def serve_mirror(
         if on_listening is not None:
             on_listening(_bound_url(runner, host))
         monitor.start()
+        if sink is not None:
+            flusher = asyncio.create_task(_flush_every_second(proxy, sink, monitor, stop))
         await stop.wait()
     finally:
         duration = (perf_counter_ns() - t0) / 1e9
@@ -117,6 +136,11 @@ async def serve_mirror(
             await pool.close(config.drain_s)
         if capture_file is not None:
             capture_file.close()
+        if sink is not None:
+            stop.set()
+            if flusher is not None:
+                await asyncio.gather(flusher, return_exceptions=True)
+            await _flush(proxy, sink, {"engine": monitor.last_second()}, final=True)
     summary = mirror_summary(proxy, duration)
     # the mirror watching itself, as the engine does: a saturated proxy says so
     own = monitor.report(
@@ -133,6 +157,30 @@ async def serve_mirror(
     )
     summary["mirror"] = {"verdict": "saturated" if own["saturated"] else "ok", **{k: own[k] for k in keys}}
     return summary
+
+
+async def _flush_every_second(
+    proxy: MirrorProxy, sink: Sink, monitor: EngineMonitor, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FLUSH_S)
+        if not stop.is_set():
+            await _flush(proxy, sink, {"engine": monitor.last_second()})
+
+
+async def _flush(proxy: MirrorProxy, sink: Sink, extra: dict[str, Any], final: bool = False) -> None:
+    """Never raises: a sink that fails costs the live view, not the session (the host stores every
+    record again at the end)."""
+    assert proxy.live is not None
+    rows, delta = proxy.live.flush(perf_counter_ns(), final=final, extra=extra)
+    try:
+        if rows:
+            await sink.on_records(rows)
+        await sink.on_tick(delta)
+    except Exception as exc:
+        if len(proxy.production.errors) < 100:
+            proxy.production.errors.append(f"live sink failed: {exc!r}")
 
 
 def _bound_url(runner: web.AppRunner, host: str) -> str:

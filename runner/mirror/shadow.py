@@ -19,8 +19,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from runner.mirror.live import LiveFeed
 from runner.mirror.tap import ResponseTap
+from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
 from runner.records import Outcome, RequestRecord
+from runner.spec import GenericFormat
 
 
 @dataclass(slots=True)
@@ -31,6 +34,7 @@ class ShadowJob:
     headers: dict[str, str]
     body: bytes
     queued_ns: int
+    ws: WsCopy | None = None  # a WebSocket session's copy: the caller's frames, as they come
 
 
 @dataclass(slots=True)
@@ -65,10 +69,12 @@ class ShadowPool:
         timeout_s: float = 120.0,
         seed: int = 0,
         model: str = "",
+        ws_format: GenericFormat | None = None,
     ) -> None:
         self.origin = origin.rstrip("/")
         self.model = model  # the shadow serves its model under another name: the copies say so
         self.headers = dict(headers)
+        self.ws_format = ws_format or DEFAULT_WS_FORMAT
         self.sample = sample
         self.timeout_s = timeout_s
         self.counts = ShadowCounts()
@@ -79,6 +85,7 @@ class ShadowPool:
         self._concurrency = max(1, concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -129,9 +136,14 @@ class ShadowPool:
         assert self._session is not None
         sent = perf_counter_ns()
         self.counts.sent += 1
-        tap = ResponseTap(job.path, sent, sent)  # shadow latency counts from its own send
+        if self.live is not None:
+            self.live.started(sent)
         headers = {**job.headers, **self.headers}
-        body = _with_model(job.body, self.model) if self.model else job.body
+        if job.ws is not None:
+            await self._send_ws(job, job.ws, headers)
+            return
+        tap = ResponseTap(job.path, sent, sent)  # shadow latency counts from its own send
+        body = with_model(job.body, self.model) if self.model else job.body
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with self._session.request(
@@ -150,10 +162,32 @@ class ShadowPool:
             tap.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
         self._finish(job, tap)
 
-    def _finish(self, job: ShadowJob, tap: ResponseTap) -> None:
-        rec = tap.record(job.request_id, perf_counter_ns())
+    async def _send_ws(self, job: ShadowJob, copy: WsCopy, headers: dict[str, str]) -> None:
+        """A WebSocket session's copy: the same containment, timeout and counting as a request's."""
+        assert self._session is not None
+        tap = FrameTap(self.ws_format)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await send_copy(self._session, ws_url(self.origin, job.path), headers, copy, tap, self.model)
+        except asyncio.CancelledError:
+            tap.fail(Outcome.CANCELLED, "mirror stopped while the shadow session was open")
+            self._finish(job, tap)
+            raise
+        except TimeoutError:
+            tap.fail(Outcome.TIMEOUT, f"shadow did not finish within {self.timeout_s:g} s")
+        except aiohttp.WSServerHandshakeError as exc:  # refused the upgrade: measured as that status
+            tap.status = exc.status
+        except (aiohttp.ClientError, OSError) as exc:
+            tap.fail(Outcome.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+        self._finish(job, tap)
+
+    def _finish(self, job: ShadowJob, tap: ResponseTap | FrameTap) -> None:
+        end = perf_counter_ns()
+        rec = tap.record(job.request_id, end)
         rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
         self.records[job.request_id] = rec
+        if self.live is not None:
+            self.live.finished(1, job.request_id, rec, end)
         if rec.ok:
             self.counts.succeeded += 1
         else:
@@ -161,7 +195,7 @@ class ShadowPool:
             self.counts.failures[rec.outcome] = self.counts.failures.get(rec.outcome, 0) + 1
 
 
-def _with_model(body: bytes, model: str) -> bytes:
+def with_model(body: bytes, model: str) -> bytes:
     """The body with its ``model`` replaced; a body that is not a JSON object goes as it came."""
     try:
         obj = orjson.loads(body)

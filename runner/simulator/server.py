@@ -463,6 +463,9 @@ async def _ws_session(
         record.status = 400
         await send(WsWire(_context(config, record, None)).stream_error(str(exc)))
         return
+    if config.body_seeded:  # as over HTTP: the words follow the prompt alone (mirrors, replays)
+        number = zlib.crc32(" ".join(ask.words).encode())
+        record.request_id = request.headers.get("x-request-id") or f"{number:08x}"
     wire = WsWire(_context(config, record, ask))
     judged = _judge(sim, config, (record, number), ask, fault, wire)
     if not isinstance(judged, Exchange):

@@ -222,6 +222,29 @@ def test_capacity_profile_keeps_the_search_settings_and_runs_as_one_shard(cast, 
     assert shard.profile.kind == "rate"  # the study keys never reach RunSpec
 
 
+def test_a_kv_reuse_profile_saves_previews_and_runs_as_one_shard_of_users(cast, client_for):
+    from benchmarks.services.runs.start import run_start
+
+    client = client_for(cast.alice)
+    data = {**PROFILE_BASE, "name": "kv", "kind": "kv_reuse", "users": "3", "spawn_rate": "10"}
+    response = client.post(reverse("profile_create"), data)
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    profile = LoadProfile.objects.get(name="kv")
+    spec = bridge.profile_spec(profile)
+    assert spec.kind == "users" and spec.users == 3  # each pass's users send every prompt once
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "preview-data" in page.content.decode()
+    missing = client.post(reverse("profile_create"), {**data, "name": "kv2", "users": ""})
+    assert missing.status_code == 400 and "Required for a “kv_reuse” profile" in str(
+        missing.context["form"].errors["users"]
+    )
+    cast.plan.profile, cast.plan.shard_count = profile, 4
+    cast.plan.save()
+    run = run_start(plan=cast.plan, by=cast.alice)
+    assert run.shard_count == 1 and run.spec["kv_reuse"] == {}
+    assert bridge.shard_spec(run, index=0, count=1, api_key="").profile.kind == "users"
+
+
 def test_capacity_profile_form_explains_a_backwards_range(cast, client_for):
     data = {**PROFILE_BASE, "name": "bad", "kind": "capacity", **CAPACITY, "load_min": "50", "load_max": "5"}
     response = client_for(cast.alice).post(reverse("profile_create"), data)

@@ -460,3 +460,63 @@ def test_a_session_whose_port_is_taken_fails_with_the_reason(cast_tx, simulator)
     assert run.status == Run.Status.FAILED and "could not listen" in run.reason
     assert API_KEY not in run.reason
     assert "could not listen" in _page(cast_tx.alice, run)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_sessions_records_and_live_seconds_arrive_before_the_stop(cast_tx, simulator):
+    """The live view draws while the session runs: both sides' records are stored and per-second
+    points appear while the run is still running; at the stop nothing is stored twice."""
+    import threading
+    import time
+
+    from benchmarks.models import RunSecond
+    from benchmarks.services.mirrors import mirror_execute
+
+    shadow = make_endpoint(cast_tx.team_a, name="candidate", base_url=simulator.base_url)
+    run = mirror_start(
+        team=cast_tx.team_a,
+        shadow=shadow,
+        upstream=simulator.url,
+        listen=f"127.0.0.1:{free_port()}",
+        by=cast_tx.alice,
+        enqueue=False,
+    )
+
+    def hold() -> None:  # what the Celery task does, on a thread of its own here
+        try:
+            mirror_execute(run_id=run.pk, hostname="test")
+        finally:
+            connections.close_all()
+
+    session = threading.Thread(target=hold)
+    session.start()
+    try:
+        url = wait_for(lambda: _listening(run), 20, "the mirror to listen")
+        for i in range(4):
+            r = httpx.post(f"{url}/v1/chat/completions", json=_chat(f"live {i}"), timeout=30)
+            assert r.status_code == 200
+            time.sleep(0.4)
+
+        def drawn() -> int:
+            return sum(
+                p["completed"] for p in RunSecond.objects.filter(run=run).values_list("point", flat=True)
+            )
+
+        wait_for(lambda: RequestRecord.objects.filter(run=run).count() == 8, 10, "records while running")
+        wait_for(lambda: drawn() == 8, 10, "per-second points while running")
+        live = Run.objects.get(pk=run.pk)
+        assert live.status == Run.Status.RUNNING  # all of the above before any stop
+        assert live.snapshot["started"] == 4 and live.snapshot["listening"] == url  # production's counters
+        assert RunSecond.objects.filter(run=run).exists() and live.snapshot["ttft_p50"] is not None
+    finally:
+        mirror_stop(run=run, by=cast_tx.alice)
+        session.join(60)
+    assert not session.is_alive()
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED, run.reason
+    assert RequestRecord.objects.filter(run=run).count() == 8  # stored as they came, not again
+    assert run.shards.get().records_count == 8
+    assert (
+        sorted(RequestRecord.objects.filter(run=run).values_list("data__variant", flat=True))
+        == [0] * 4 + [1] * 4
+    )

@@ -78,3 +78,75 @@ async def test_closed_loop_users_hold_conversations_with_think_time() -> None:
         assert tokens[0] < tokens[1] < tokens[2]
         for a, b in itertools.pairwise(turns):
             assert b.scheduled_s * 1000 >= a.scheduled_s * 1000 + a.e2e_ms + 200 - 1  # think time
+
+
+def _ab(a: str, b: str, prompts: list[Prompt], profile: ProfileSpec, **kw: Any) -> RunSpec:
+    out = spec(a, prompts, profile, **kw)
+    out.variants = [out.endpoint, EndpointSpec(protocol="openai-chat", base_url=b, model="sim")]
+    return out
+
+
+def _served(*sims: SimulatorProcess) -> dict[str, dict[str, Any]]:
+    return {x["request_id"]: x for sim in sims for x in httpx.get(sim.url + "/sim/log").json()}
+
+
+@pytest.mark.parametrize("mode", ["simultaneous", "interleaved"])
+async def test_ab_each_variant_holds_its_own_copy_of_a_users_conversation(mode: str) -> None:
+    """Every turn of one copy goes to one variant (recorded on each turn), and its history is made of
+    that variant's answers: variant 1 answers 30 tokens, variant 0 answers 5, so variant 1's later
+    turns carry 25 more tokens of history per earlier turn."""
+    convo = Prompt(
+        id="c",
+        messages=[
+            {"role": "user", "content": "hello there"},
+            {"role": "user", "content": "tell me more"},
+            {"role": "user", "content": "and finally?"},
+        ],
+    )
+    profile = ProfileSpec(kind="users", users=1, spawn_rate=100, turns=3)
+    with (
+        SimulatorProcess(ttft_ms=10, itl_ms=2, output_tokens=5) as short,
+        SimulatorProcess(ttft_ms=10, itl_ms=2, output_tokens=30) as long,
+    ):
+        result = await run(_ab(short.base_url, long.base_url, [convo], profile, max_requests=1, ab_mode=mode))
+        at_short = {x["request_id"] for x in httpx.get(short.url + "/sim/log").json()}
+        served = _served(short, long)
+    assert len(result.records) == 6 and all(r.ok for r in result.records)
+    by_variant: dict[int, list[Any]] = {}
+    for r in sorted(result.records, key=lambda r: r.prompt_id):
+        by_variant.setdefault(r.variant, []).append(r)
+    assert sorted(by_variant) == [0, 1]
+    for variant, turns in by_variant.items():
+        assert [r.prompt_id for r in turns] == ["c#t1", "c#t2", "c#t3"]
+        # every turn of this copy reached this variant's server, none the other's
+        assert all((r.request_id in at_short) == (variant == 0) for r in turns)
+    tokens = {v: [served[r.request_id]["prompt_tokens"] for r in turns] for v, turns in by_variant.items()}
+    assert tokens[0][0] == tokens[1][0]  # the same first question
+    assert tokens[1][1] - tokens[0][1] == 25  # one earlier answer: 30 vs 5 tokens
+    assert tokens[1][2] - tokens[0][2] == 50  # two earlier answers
+
+
+async def test_ab_a_replayed_conversation_is_replayed_to_each_variant_with_its_own_history() -> None:
+    prompts = [
+        Prompt(id="a1", text="first question", session="A"),
+        Prompt(id="a2", text="second question", session="A"),
+    ]
+    entries = [{"t_s": 0.0, "prompt": 0}, {"t_s": 0.02, "prompt": 1}]
+    with (
+        SimulatorProcess(ttft_ms=20, itl_ms=5, output_tokens=5) as short,
+        SimulatorProcess(ttft_ms=20, itl_ms=5, output_tokens=30) as long,
+    ):
+        result = await run(
+            _ab(short.base_url, long.base_url, prompts, ProfileSpec(kind="replay", replay=entries))
+        )
+        at_short = {x["request_id"] for x in httpx.get(short.url + "/sim/log").json()}
+        served = _served(short, long)
+    recs = {(r.variant, r.prompt_id): r for r in result.records}
+    assert set(recs) == {(v, p) for v in (0, 1) for p in ("a1#t1", "a2#t2")}
+    assert all(r.ok for r in recs.values())
+    assert all((r.request_id in at_short) == (v == 0) for (v, _), r in recs.items())
+    for v in (0, 1):  # each copy's second turn waits for its own first answer
+        first, second = recs[(v, "a1#t1")], recs[(v, "a2#t2")]
+        assert second.scheduled_s * 1000 >= first.scheduled_s * 1000 + first.e2e_ms + 20 - 1  # type: ignore[operator]
+    second = {v: served[recs[(v, "a2#t2")].request_id]["prompt_tokens"] for v in (0, 1)}
+    assert second[1] - second[0] == 25

@@ -47,9 +47,9 @@ def failing_shadow() -> Iterator[SimulatorProcess]:
 async def mirror(**kwargs: Any) -> AsyncIterator[tuple[str, asyncio.Future[dict[str, Any]]]]:
     """A mirror in this event loop; the future holds its summary once the block has left."""
     stop, bound = asyncio.Event(), asyncio.get_running_loop().create_future()
-    on_proxy = kwargs.pop("on_proxy", None)
+    on_proxy, sink = kwargs.pop("on_proxy", None), kwargs.pop("sink", None)
     config = MirrorConfig(listen="127.0.0.1:0", **{"drain_s": 5.0, **kwargs})
-    task = asyncio.create_task(serve_mirror(config, stop, bound.set_result, on_proxy))
+    task = asyncio.create_task(serve_mirror(config, stop, bound.set_result, on_proxy, sink=sink))
     done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     waiter = asyncio.ensure_future(bound)
     await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -140,13 +140,6 @@ async def test_other_methods_pass_through_but_are_not_mirrored_or_captured(
     summary = done.result()
     assert summary["requests"] == 0 and summary["passed_through"] == 1
     assert summary["shadow"]["sampled"] == 0 and path.read_text() == ""
-
-
-async def test_a_websocket_upgrade_is_refused_plainly(upstream: SimulatorProcess) -> None:
-    async with mirror(upstream=upstream.url) as (url, _), aiohttp.ClientSession() as s:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await s.ws_connect(url + "/v1/ws")
-    assert err.value.status == 501
 
 
 async def test_shadow_failures_never_reach_the_caller_and_are_counted(
@@ -472,3 +465,44 @@ async def test_a_host_gets_both_sides_records_as_paired_variants(
     rows = mirror_records(proxies[0])
     assert sorted(r["variant"] for r in rows) == [0, 0, 0, 1, 1, 1]
     assert len({r["request_id"] for r in rows}) == 6 and len({r["prompt_id"] for r in rows}) == 3
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.deltas: list[dict[str, Any]] = []
+
+    async def on_records(self, batch: list[dict[str, Any]]) -> None:
+        self.rows.extend(batch)
+
+    async def on_tick(self, delta: dict[str, Any]) -> None:
+        self.deltas.append(delta)
+
+
+async def test_a_sink_gets_both_sides_records_and_per_second_deltas_while_the_session_runs(
+    upstream: SimulatorProcess, slow_shadow: SimulatorProcess
+) -> None:
+    from runner.mirror import mirror_records
+
+    sink, proxies = _Sink(), []
+    async with mirror(upstream=upstream.url, shadow=slow_shadow.url, sink=sink, on_proxy=proxies.append) as (
+        url,
+        done,
+    ):
+        for i in range(4):
+            await post(url + "/v1/chat/completions", chat(f"live {i}"))
+        for _ in range(60):  # the flusher hands them over within about a second, before any stop
+            if len(sink.rows) == 8:
+                break
+            await asyncio.sleep(0.1)
+        live_rows = len(sink.rows)
+        live = [d for d in sink.deltas if not d["final"]]
+    assert live_rows == 8, "the records were not streamed while the session ran"
+    windows = [w for d in live for w in d["windows"].values()]
+    assert sum(w["completed"] for w in windows) == 8 and sum(w["started"] for w in windows) == 8
+    assert sink.deltas[-1]["final"] and all("engine" in d for d in sink.deltas)
+    assert sorted(r["request_id"] for r in sink.rows) == sorted(
+        r["request_id"] for r in mirror_records(proxies[0])
+    )
+    assert sorted(r["variant"] for r in sink.rows) == [0] * 4 + [1] * 4
+    assert done.result()["errors"] == []

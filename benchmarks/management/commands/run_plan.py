@@ -3,6 +3,11 @@
 Starts the plan, waits for the run to end, prints the comparison with the baseline, and exits 1 when
 the run did not finish cleanly, a ``--fail-on`` rule breaks, or (with ``--regression-pct``) any overall
 metric is worse than the baseline by more than that, outside run-to-run noise. Exit 2: bad arguments.
+
+A plan with repeat N: ``--wait`` waits for every repetition, prints each one and the set's mean and
+95 % interval per headline metric, and gates on the set: rules read the set's means (the baseline's
+set's, when it was repeated too), a regression must lie outside the intervals, and a repetition that
+did not finish fails the gate.
 """
 
 from __future__ import annotations
@@ -15,10 +20,20 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from benchmarks.models import Plan, Run
 from benchmarks.presenters.compare import comparison_build
-from benchmarks.selectors.runs import progress
+from benchmarks.selectors.runs import progress, repeat_runs, repeat_set_ended
 from benchmarks.services.runs.start import run_start
 from benchmarks.services.samples import samples_pair
-from runner import Rule, check_rules, format_table, parse_rule, regressions
+from runner import (
+    Rule,
+    check_rules,
+    format_table,
+    parse_rule,
+    regressions,
+    repeat_combine,
+    repeat_lines,
+    repeat_mean_summary,
+    repeat_regressions,
+)
 
 POLL_S = 1.0
 
@@ -57,29 +72,94 @@ class Command(BaseCommand):
         if opts["regression_pct"] is not None and baseline is None:
             raise CommandError("--regression-pct needs --baseline RUN", returncode=2)
         run = run_start(plan=plan, by=_user(opts["user"], plan))  # type: ignore[arg-type]
-        self.stdout.write(f"Run {run.pk} of plan “{plan.name}” started.")
+        total = int(run.spec.get("repeat") or 1)
+        self.stdout.write(
+            f"Run {run.pk} of plan “{plan.name}” started."
+            + (f" It is repetition 1 of {total}." if total > 1 else "")
+        )
         if not opts["wait"]:
             return
-        run = self._wait(run, opts["timeout"] or (plan.duration_s or 0) + plan.drain_s + 600)
-        failures = self._report(run, baseline, rules, opts["regression_pct"])
+        runs = self._wait(run, opts["timeout"] or ((plan.duration_s or 0) + plan.drain_s + 600) * total)
+        if total > 1:
+            failures = self._report_set(runs, total, baseline, rules, opts["regression_pct"])
+        else:
+            failures = self._report(runs[0], baseline, rules, opts["regression_pct"])
         if failures:
             raise CommandError(f"gate failed: {'; '.join(failures)}", returncode=1)
         self.stdout.write(self.style.SUCCESS("gate passed"))
 
-    def _wait(self, run: Run, timeout_s: float) -> Run:
+    def _wait(self, run: Run, timeout_s: float) -> list[Run]:
+        """Until the run — a repeated plan: its whole set — has ended; the set's runs, first first."""
         deadline = time.monotonic() + timeout_s
         last_note = 0.0
         while True:
-            run.refresh_from_db()
-            if not run.is_active:
-                return run
+            runs, over = repeat_set_ended(run=run)
+            if over:
+                return runs
+            current = next((r for r in reversed(runs) if r.is_active), runs[-1])
             if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still {run.status} after {timeout_s:g} s", returncode=1)
+                raise CommandError(
+                    f"run {current.pk} still {current.status} after {timeout_s:g} s", returncode=1
+                )
             if time.monotonic() - last_note >= 10:
-                done, _ = progress(run, run.snapshot or {})
-                self.stderr.write(f"run {run.pk}: {run.status} {done:.0%}")
+                done, _ = progress(current, current.snapshot or {})
+                of = (
+                    f" (repetition {current.repeat_index + 1})"
+                    if len(runs) > 1 or current.repeat_of_id
+                    else ""
+                )
+                self.stderr.write(f"run {current.pk}{of}: {current.status} {done:.0%}")
                 last_note = time.monotonic()
             time.sleep(POLL_S)
+
+    def _report_set(
+        self,
+        runs: list[Run],
+        total: int,
+        baseline: Run | None,
+        rules: list[Rule],
+        regression_pct: float | None,
+    ) -> list[str]:
+        """A repeated plan: every repetition, the set's intervals, and the gate on the set."""
+        failures = []
+        for r in runs:
+            line = f"Repetition {r.repeat_index + 1} of {total}: run {r.pk} {r.status}. {r.reason}"
+            self.stdout.write(line.rstrip())
+        done = [r for r in runs if r.status == Run.Status.FINISHED and r.summary]
+        if len(done) < total:
+            failures.append(f"only {len(done)} of {total} repetitions finished")
+        if not done:
+            return failures
+        mine = [r.summary for r in done]
+        for line in repeat_lines(repeat_combine(mine)):
+            self.stdout.write(line)
+        base: list[dict[str, Any]] = []
+        if baseline is not None:
+            base_set = [r for r in repeat_runs(run=baseline) if r.status == Run.Status.FINISHED and r.summary]
+            base = [r.summary for r in base_set] or [baseline.summary]
+            self.stdout.write(
+                f"baseline: run {baseline.pk}" + (f" and its set ({len(base)} runs)" if len(base) > 1 else "")
+            )
+        mean = repeat_mean_summary(mine)
+        for result in check_rules(mean, rules, repeat_mean_summary(base) if base else None):
+            self.stdout.write(f"{result.message} (mean of {len(mine)} repetitions)")
+            if result.broken:
+                failures.append(str(result.rule))
+        if regression_pct is not None and base:
+            found = repeat_regressions(mine, base, threshold_pct=regression_pct, noise_aware=True)
+            for r in found:
+                ci = f", 95% [{r['ci95'][0]:.4g}, {r['ci95'][1]:.4g}]" if r["ci95"] else ""
+                self.stdout.write(
+                    f"regression: {r['path']} {r['pct']:+.1f}% ({r['baseline']:g} → {r['value']:g}, "
+                    f"mean of {r['runs']} repetitions{ci})"
+                )
+            if found:
+                worst = max(found, key=lambda r: abs(r["pct"]))
+                failures.append(
+                    f"{len(found)} metrics regressed > {regression_pct:g}% across the repetitions "
+                    f"(worst {worst['path']} {worst['pct']:+.1f}%)"
+                )
+        return failures
 
     def _report(
         self, run: Run, baseline: Run | None, rules: list[Rule], regression_pct: float | None

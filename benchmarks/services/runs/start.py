@@ -32,7 +32,7 @@ def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None 
         dataset_version=version,
         variant=variant,
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),
-        shard_count=1 if "capacity" in study else plan.shard_count,
+        shard_count=1 if "capacity" in study or "kv_reuse" in study else plan.shard_count,
         repeat_of=repeat_of,
         repeat_index=(repeat_of.repetitions.count() + 1) if repeat_of else 0,
     )

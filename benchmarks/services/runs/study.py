@@ -1,5 +1,6 @@
 """What a shard runs besides (or instead of) plain load: the capacity search (a capacity run has one
-shard, which drives the search level by level) and the server's metrics, scraped by shard 0 only —
+shard, which drives the search level by level), the KV-cache reuse passes (one shard: every prompt
+cold, then warm) and the server's metrics, scraped by shard 0 only —
 one scraper per run — through the run's target policy. A failed scrape is reported in
 ``summary["server_metrics"]["errors"]`` and never fails the shard."""
 
@@ -11,7 +12,15 @@ from typing import Any
 
 from benchmarks.live.server import per_second
 from benchmarks.models import Run
-from runner import RunResult, RunSpec, ScraperThread, attach_server_view, capacity_blocking, run_blocking
+from runner import (
+    RunResult,
+    RunSpec,
+    ScraperThread,
+    attach_server_view,
+    capacity_blocking,
+    kv_reuse_blocking,
+    run_blocking,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +36,8 @@ def shard_run_engine(
     sink_env: dict[str, str] | None = None,
 ) -> RunResult:
     """Plain load goes through the writer process when ``sink_command`` is given; shard 0 of a run
-    that scrapes server metrics, and a capacity search, keep the in-process sink they decorate."""
+    that scrapes server metrics, a capacity search and a KV-cache reuse run keep the in-process sink
+    they decorate."""
     urls = (run.spec.get("server_metrics") or []) if shard_index == 0 else []
     scraper = _scraper_start(urls, spec)
     if scraper is not None:
@@ -36,6 +46,8 @@ def shard_run_engine(
     try:
         if capacity is not None and shard_index == 0:
             result = capacity_blocking(spec, capacity, sink=sink, should_cancel=should_cancel)
+        elif run.spec.get("kv_reuse") is not None and shard_index == 0:
+            result = kv_reuse_blocking(spec, sink=sink, should_cancel=should_cancel)
         elif scraper is None and sink_command:
             result = run_blocking(
                 spec, sink_command=sink_command, sink_env=sink_env, should_cancel=should_cancel

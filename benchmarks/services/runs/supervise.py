@@ -34,14 +34,14 @@ def run_supervise(*, run_id: int, token: str) -> None:
     changed: set[int] = set()
     last_persist = last_checkpoint = 0.0
     while True:
-        changed |= _merge(aggregate, bus.drain(run_id, timeout=0.5), server)
+        changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.5), server)
         if time.monotonic() - last_persist < PERSIST_EVERY_S:
             continue
         if not _still_mine(run_id, token):
             return  # the reaper handed this run to a new aggregator
         checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if changed:
-            changed = _persist(  # the seconds still in progress wait for the next round
+            changed = seconds_persist(  # the seconds still in progress wait for the next round
                 run_id, aggregate, changed, checkpoint=checkpoint, server=server
             )
             last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
@@ -50,13 +50,13 @@ def run_supervise(*, run_id: int, token: str) -> None:
         if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
             break
     # sent just before the last shard ended
-    changed |= _merge(aggregate, bus.drain(run_id, timeout=0.2), server)
-    _persist(run_id, aggregate, changed, checkpoint=True, server=server, final=True)
+    changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.2), server)
+    seconds_persist(run_id, aggregate, changed, checkpoint=True, server=server, final=True)
     bus.discard(run_id)
     run_finalize(run_id=run_id)
 
 
-def _merge(aggregate: Any, messages: list[dict[str, Any]], server: ServerSeconds) -> set[int]:
+def deltas_merge(aggregate: Any, messages: list[dict[str, Any]], server: ServerSeconds) -> set[int]:
     """Merge deltas; returns the seconds they touched."""
     touched: set[int] = set()
     for message in messages:
@@ -72,7 +72,7 @@ def _still_mine(run_id: int, token: str) -> bool:
     )
 
 
-def _persist(
+def seconds_persist(
     run_id: int,
     aggregate: Any,
     changed: set[int],
@@ -80,8 +80,10 @@ def _persist(
     checkpoint: bool,
     server: ServerSeconds,
     final: bool = False,
+    snapshot: dict[str, Any] | None = None,
 ) -> set[int]:
-    """Stores and pushes the complete seconds among ``changed``; returns the ones still in progress."""
+    """Stores and pushes the complete seconds among ``changed``; returns the ones still in progress.
+    ``snapshot`` adds to (and wins over) the aggregate's totals, e.g. a mirror session's counters."""
     points, pending = _changed_points(aggregate, changed, final=final)
     rows = [server.decorate(row) for row in points]
     RunSecond.objects.bulk_create(
@@ -90,7 +92,7 @@ def _persist(
         unique_fields=["run", "t"],
         update_fields=["point"],
     )
-    fields: dict[str, Any] = {"snapshot": aggregate.snapshot()}
+    fields: dict[str, Any] = {"snapshot": {**aggregate.snapshot(), **(snapshot or {})}}
     if checkpoint:
         fields["live"] = aggregate.to_dict()
     Run.objects.filter(pk=run_id).update(**fields)

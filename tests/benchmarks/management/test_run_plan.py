@@ -89,3 +89,50 @@ def test_unknown_plan_exits_2(db):
     with pytest.raises(CommandError, match="no plan") as raised:
         call_command("run_plan", "no such plan")
     assert raised.value.returncode == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_repeated_plan_is_waited_for_to_its_last_repetition_and_gated_on_the_set():
+    from benchmarks.models import Run
+
+    cast = make_cast()
+    plan = cast.plan
+    plan.duration_s, plan.repeat = 2.0, 2
+    plan.save()
+    try:
+        with (
+            SimulatorProcess(ttft_ms=50, itl_ms=5, output_tokens=16) as sim,
+            workers(("gate", "load,celery")),
+        ):
+            cast.endpoint.base_url = sim.base_url
+            cast.endpoint.save()
+            first = manage(plan.pk, "--wait")
+            assert first.returncode == 0, first.stdout + first.stderr
+            baseline = run_id(first)
+            runs = list(Run.objects.filter(plan=plan, pk__gte=baseline).order_by("pk"))
+            assert [r.status for r in runs] == ["finished", "finished"]  # both ended before it returned
+            assert "Repetition 2 of 2: run" in first.stdout and "across 2 repetitions" in first.stdout
+
+            httpx.post(f"{sim.url}/sim/config", json={"ttft_ms": 250}, timeout=5).raise_for_status()
+            slow = manage(
+                plan.pk,
+                "--wait",
+                "--baseline",
+                baseline,
+                "--fail-on",
+                "ttft_ms.p50>+50%",
+                "--regression-pct",
+                "50",
+            )
+            assert slow.returncode == 1, slow.stdout + slow.stderr
+            assert re.search(r"ttft_ms\.p50>\+50%: .*BROKEN \(mean of 2 repetitions\)", slow.stdout)
+            assert re.search(r"^regression: ttft_ms\.p50 \+\d+.*mean of 2 repetitions", slow.stdout, re.M)
+            assert (
+                "gate failed" in slow.stderr
+                and "baseline: run" in slow.stdout
+                and "and its set (2 runs)" in slow.stdout
+            )
+            assert Run.objects.filter(plan=plan, pk__gte=baseline, status="finished").count() == 4
+    finally:
+        connections.close_all()

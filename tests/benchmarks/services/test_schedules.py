@@ -194,3 +194,64 @@ def test_schedule_form(cast, client_for):
     assert "Nightly at 3:00 UTC" in client.get(reverse("plan_detail", args=[cast.plan.pk])).content.decode()
     assert client_for(cast.vera).get(url).status_code == 403
     assert client_for(cast.carol).get(url).status_code == 404
+
+
+# ---------------------------------------------------------------------------- repeated scheduled plans
+
+
+def _finish(run: Run, ttft: float, status: str = Run.Status.FINISHED) -> Run:
+    run.status, run.ended_at = status, timezone.now()
+    run.summary = {
+        "requests": {"total": 10, "succeeded": 10, "failed": 0},
+        "throughput": {"qpm": 600.0, "output_tokens_per_s": 100.0},
+        "ttft_ms": {"p50": ttft, "p99": ttft * 2, "count": 10},
+        "success_rate": 1.0,
+    }
+    run.save()
+    return run
+
+
+def _scheduled_set(cast, ttfts: list[float], *, fail_at: int | None = None, **schedule_fields) -> RunCheck:
+    """A plan with repeat N started by its schedule; each repetition ends with the given TTFT and the
+    check is looked at after each one (it must wait for the last)."""
+    from benchmarks.services.runs.start import run_repeat_next
+    from benchmarks.services.schedules import scheduled_run_start
+
+    cast.plan.repeat = len(ttfts)
+    cast.plan.save()
+    baseline = _finish(Run.objects.create(team=cast.team_a, plan=cast.plan, spec={}), 100.0)
+    schedule = schedule_for(cast, baseline, **schedule_fields)
+    run = scheduled_run_start(schedule=schedule)
+    for i, ttft in enumerate(ttfts):
+        _finish(run, ttft, Run.Status.FAILED if i == fail_at else Run.Status.FINISHED)
+        if i == fail_at:
+            break
+        if i < len(ttfts) - 1:
+            assert checks_evaluate_ended() == [], "checked before the set's last repetition ended"
+            run = run_repeat_next(run=run)
+    assert run_repeat_next(run=run) is None
+    assert len(checks_evaluate_ended()) == 1
+    return RunCheck.objects.get(schedule=schedule)
+
+
+def test_a_repeated_scheduled_plan_is_checked_once_on_the_mean_of_all_its_repetitions(cast, no_dispatch):
+    check = _scheduled_set(cast, [130.0, 131.0, 129.0])  # 30 % slower, every time: a regression
+    assert check.status == "regressed" and "mean of 3 repetitions" in check.message
+    ttft = next(r for r in check.regressions if r["path"] == "ttft_ms.p50")
+    assert ttft["value"] == 130.0 and ttft["runs"] == 3 and ttft["noise"] is False
+    assert ttft["ci95"][0] > 100.0  # the interval excludes the baseline
+
+
+def test_a_repeated_plan_whose_mean_is_worse_only_within_noise_passes(cast, no_dispatch):
+    check = _scheduled_set(cast, [60.0, 200.0, 130.0])  # mean 130, interval holding the baseline's 100
+    assert check.status == "ok" and "across 3 repetitions" in check.message
+
+
+def test_a_repeated_plans_rules_read_the_sets_mean(cast, no_dispatch):
+    check = _scheduled_set(cast, [100.0, 102.0, 104.0], rules="ttft_ms.p50>101")
+    assert check.status == "regressed" and "ttft_ms.p50>101: 102" in check.message
+
+
+def test_a_repetition_that_failed_ends_the_set_and_alerts(cast, no_dispatch):
+    check = _scheduled_set(cast, [100.0, 100.0, 100.0], fail_at=1)
+    assert check.status == "error" and "Only 1 of 3 repetitions finished" in check.message

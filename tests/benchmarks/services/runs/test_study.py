@@ -128,3 +128,49 @@ def _page(run: Run, user) -> str:
     response = client.get(reverse("run_detail", args=[run.pk]))
     assert response.status_code == 200
     return response.content.decode()
+
+
+def test_a_kv_reuse_plan_runs_cold_then_warm_on_one_shard_and_the_page_shows_the_ttft_saved(cast_tx):
+    """Against the simulator's prefix cache (250 µs of prefill per uncached token): the cold pass pays
+    for two sizes of prompt, the warm pass for its short new tail only, per input-token bucket."""
+    from runner import SimulatorProcess
+    from tests.benchmarks.factories import make_dataset
+
+    words = "alpha beta gamma delta epsilon zeta eta theta".split()
+    texts = [" ".join(words[(i + k) % 8] for k in range(n)) for i, n in enumerate([300] * 4 + [1200] * 4)]
+    profile = LoadProfile.objects.create(
+        team=cast_tx.team_a,
+        name="kv",
+        kind="kv_reuse",
+        spec={"kind": "kv_reuse", "users": 2, "spawn_rate": 100.0},
+    )
+    plan = cast_tx.plan
+    plan.profile, plan.dataset = profile, make_dataset(cast_tx.team_a, name="long", prompts=texts)
+    plan.max_tokens, plan.shard_count, plan.bucket_edges = 4, 2, [0, 1024, 4096]
+    plan.save()
+    with (
+        SimulatorProcess(
+            prefix_cache=True, prefill_us_per_token=250, ttft_ms=20, itl_ms=2, output_tokens=4
+        ) as sim,
+        workers(("w1", "load,celery")) as (worker,),
+    ):
+        cast_tx.endpoint.base_url = sim.base_url
+        cast_tx.endpoint.save()
+        run = run_start(plan=plan, by=cast_tx.alice)
+        wait_for(lambda: _ended(run), 120, "the KV-cache reuse run to end")
+    assert run.status == Run.Status.FINISHED, (run.reason, worker.output())
+    assert run.shard_count == 1 and run.shards.get().status == Shard.Status.FINISHED
+    passes = list(RequestRecord.objects.filter(run=run).values_list("data__kv_pass", flat=True))
+    assert sorted(passes) == ["cold"] * 8 + ["warm"] * 8  # both passes stored, each prompt once
+    block = run.summary["kv_cache_reuse"]
+    rows = {row["label"]: row for row in block["buckets"]}
+    assert set(rows) == {"0–1k", "1k–4k"}, rows
+    for label, prefill_ms in (("0–1k", 75), ("1k–4k", 300)):  # ~300 and ~1200 words at 250 µs
+        row = rows[label]
+        assert row["requests"] == [4, 4]
+        assert row["warm_ttft_p50_ms"] < row["cold_ttft_p50_ms"], row
+        assert row["ttft_saved_ms"] > prefill_ms * 0.6, row
+    assert rows["1k–4k"]["ttft_saved_ms"] > rows["0–1k"]["ttft_saved_ms"]  # longer prefixes save more
+    page = _page(run, cast_tx.alice)
+    assert 'id="kv-reuse-table"' in page and "TTFT p50 warm" in page
+    assert f"{rows['1k–4k']['cold_ttft_p50_ms']:.1f} ms" in page

@@ -1,0 +1,177 @@
+"""WebSocket sessions through the mirror, against the simulator's WebSocket mode: the caller's frames
+are the upstream's, the shadow gets a copy with its own headers, both sides are measured, and the
+shadow's trouble never reaches the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from runner.simulator import SimulatorProcess
+from tests.runner.test_mirror import mirror
+
+pytestmark = pytest.mark.timeout(120)
+ASK = {"prompt": "tell me about the weather", "max_tokens": 12, "model": "m"}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(ttft_ms=20, itl_ms=2, output_tokens=12, body_seeded=True) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def slow_shadow() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(ttft_ms=120, itl_ms=4, output_tokens=12, body_seeded=True) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def failing_shadow() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(ttft_ms=5, itl_ms=1, output_tokens=4, error_rate=1.0) as proc:
+        yield proc
+
+
+async def session(
+    url: str, ask: dict[str, Any] = ASK, headers: dict[str, str] | None = None
+) -> tuple[list[tuple[str, Any]], int | None]:
+    """One WebSocket session as a caller sees it: every frame (type, data) and the close code."""
+    frames: list[tuple[str, Any]] = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(url + "/v1/ws", headers=headers or {}) as ws:
+        await ws.send_str(json.dumps(ask))
+        async for msg in ws:
+            frames.append((msg.type.name, msg.data))
+        return frames, ws.close_code
+
+
+async def test_the_callers_session_is_the_upstreams_frame_for_frame_and_both_sides_are_measured(
+    upstream: SimulatorProcess, slow_shadow: SimulatorProcess
+) -> None:
+    direct = await session(upstream.url)
+    assert direct[0][-1][0] == "TEXT" and json.loads(direct[0][-1][1])["type"] == "done"
+    async with mirror(upstream=upstream.url, shadow=slow_shadow.url) as (url, done):
+        via = [await session(url) for _ in range(3)]
+    assert all(v == direct for v in via)  # same frames, same bytes, same order, same close code
+    s = done.result()
+    assert s["requests"] == 3 and s["websockets"] == 3 and s["passed_through"] == 0
+    prod, shadow = s["production"], s["shadow"]
+    assert prod["requests"]["succeeded"] == 3 and prod["tokens"]["output"] == 36  # the usage frames
+    assert 15 < prod["ttft_ms"]["p50"] < 100  # the upstream's 20 ms, measured from the ask
+    assert shadow["sent"] == 3 and shadow["succeeded"] == 3 and shadow["requests"]["succeeded"] == 3
+    assert shadow["ttft_ms"]["p50"] > prod["ttft_ms"]["p50"] + 50  # 120 ms vs 20 ms by configuration
+    assert s["overhead_ms"]["count"] == 3 and s["overhead_ms"]["p50"] is not None
+    paired = s["paired"]
+    assert paired["pairs"] == 3 and paired["success"]["both"] == 3
+    assert paired["answers_identical"] == 3  # same seed, same ask
+
+
+async def test_a_failing_shadow_never_reaches_the_callers_session_and_is_counted(
+    upstream: SimulatorProcess, failing_shadow: SimulatorProcess
+) -> None:
+    direct = await session(upstream.url)
+    async with mirror(upstream=upstream.url, shadow=failing_shadow.url) as (url, done):
+        via = await asyncio.gather(*(session(url) for _ in range(4)))
+    assert all(v == direct for v in via)
+    c = done.result()["shadow"]
+    assert c["sent"] == 4 and c["failed"] == 4 and c["succeeded"] == 0
+    assert done.result()["production"]["requests"]["succeeded"] == 4
+
+
+async def test_an_upgrade_the_upstream_refuses_is_refused_to_the_caller_with_its_status(
+    upstream: SimulatorProcess,
+) -> None:
+    async with mirror(upstream=upstream.url) as (url, done), aiohttp.ClientSession() as s:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await s.ws_connect(url + "/v1/ws", headers={"x-sim-fault": "http_429"})
+    assert err.value.status == 429
+    assert done.result()["production"]["requests"]["failures"] == {"rate_limited": 1}
+
+
+async def test_a_session_broken_by_the_upstream_is_measured_as_failed(upstream: SimulatorProcess) -> None:
+    direct = await session(upstream.url, headers={"x-sim-fault": "stream_error"})
+    async with mirror(upstream=upstream.url) as (url, done):
+        via = await session(url, headers={"x-sim-fault": "stream_error"})
+    assert via == direct and json.loads(via[0][-1][1])["type"] == "error"
+    assert done.result()["production"]["requests"]["succeeded"] == 0
+
+
+@contextlib.asynccontextmanager
+async def hanging_ws_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A shadow that accepts the session, reads the ask, and never answers."""
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        msg = await ws.receive()
+        seen.append({**{k.lower(): v for k, v in request.headers.items()}, "(ask)": str(msg.data)})
+        await asyncio.sleep(3600)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/ws", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_hanging_shadow_gets_its_own_credentials_and_leaves_the_caller_alone(
+    upstream: SimulatorProcess,
+) -> None:
+    caller = {"Authorization": "Bearer caller-key", "x-api-key": "caller-key2", "x-trace": "kept"}
+    direct = await session(upstream.url, headers=caller)
+    async with (
+        hanging_ws_server() as (shadow, seen),
+        mirror(
+            upstream=upstream.url,
+            shadow=shadow,
+            shadow_headers={"Authorization": "Bearer shadow-key"},
+            shadow_model="candidate-7b",
+            shadow_timeout_s=0.5,
+        ) as (url, done),
+    ):
+        via = await asyncio.wait_for(session(url, headers=caller), 5)
+        for _ in range(100):
+            if done.done() or seen:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.7)  # past the shadow's timeout
+    assert via == direct
+    assert seen, "the shadow never got its copy"
+    got = seen[0]
+    assert got["authorization"] == "Bearer shadow-key" and got["x-trace"] == "kept"
+    assert "x-api-key" not in got and "caller-key" not in json.dumps(got)
+    assert json.loads(got["(ask)"]) == {**ASK, "model": "candidate-7b"}
+    c = done.result()["shadow"]
+    assert c["sent"] == 1 and c["failures"] == {"timeout": 1}
+
+
+def test_the_websocket_format_comes_from_the_command_line_and_junk_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runner.cli import build_parser
+    from runner.mirror.cli import config_from_args
+
+    argv = ["mirror", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"]
+    fmt = '{"kind_path": "event", "kind_map": {"delta": "answer"}, "answer_path": "content"}'
+    config = config_from_args(build_parser().parse_args([*argv, "--ws-format", fmt]))
+    assert config.ws_format is not None and config.ws_format.kind_path == "event"
+    assert config.ws_format.kind_map == {"delta": "answer"} and config.ws_format.answer_path == "content"
+    assert config_from_args(build_parser().parse_args(argv)).ws_format is None  # the simulator's frames
+    for junk, message in (("{oops", "not JSON"), ("[1]", "JSON object"), ('{"colour": 1}', "unknown fields")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--ws-format", junk])
+        assert message in capsys.readouterr().err
