@@ -48,9 +48,11 @@ class StreamAnalyzer:
         "failure",
         "finish_reason",
         "first_byte_ns",
+        "from_write",
         "http_status",
         "last_content_ns",
         "last_packet_ns",
+        "origin_ns",
         "packets",
         "queued_ns",
         "reconnected",
@@ -64,8 +66,12 @@ class StreamAnalyzer:
     )
 
     def __init__(self, sched_ns: int, sent_ns: int) -> None:
-        self.sched_ns = sched_ns  # latency counts from here (open loop: the scheduled time)
+        self.sched_ns = sched_ns  # open loop: the scheduled time; closed loop: the call
         self.sent_ns = sent_ns
+        # latency counts from here: the schedule, or with ``from_write`` (closed loop) the moment the
+        # request's bytes were written (transport.connection_timing), not the client's time before
+        self.origin_ns = sched_ns
+        self.from_write = False
         self.packets: list[Packet] = []
         self.usage: dict[str, int] = {}
         self.finish_reason: str | None = None
@@ -161,8 +167,8 @@ class StreamAnalyzer:
         rec.reconnected = self.reconnected
         rec.retry_after_s = self.retry_after_s
         if self.first_byte_ns is not None:
-            rec.first_byte_ms = (self.first_byte_ns - self.sched_ns) / 1e6
-        fill_timing(rec, self.packets, self.sched_ns, end_ns, keep_text)
+            rec.first_byte_ms = (self.first_byte_ns - self.origin_ns) / 1e6
+        fill_timing(rec, self.packets, self.origin_ns, end_ns, keep_text)
         self._usage_into(rec)
         rec.outcome, rec.error = self._outcome(rec)
         rec.timeout_kind, rec.stalled = self.timeout_kind, self.stalled

@@ -584,6 +584,7 @@ class Engine:
         self.capped += late and capped  # held back by max_concurrency, not by the client itself
         self.stats.started(self._second(sent), late)
         a = StreamAnalyzer(sched_ns, sent)
+        a.from_write = user >= 0  # a closed-loop user's request: from its actual send
         try:
             await self._exchange(a, ep, sdk, prompt, variant, rid)
         finally:
@@ -595,7 +596,7 @@ class Engine:
             if rec.error and self.secrets[variant]:
                 rec.error = scrub(rec.error, self.secrets[variant])  # servers echo keys in 401 bodies
             rec.shard, rec.user, rec.level, rec.variant = self.spec.shard_index, user, level, variant
-            rec.scheduled_s = (sched_ns - self.t0) / 1e9
+            rec.scheduled_s = (a.origin_ns - self.t0) / 1e9  # where the record's times count from
             rec.started_epoch = time.time() - (end - sent) / 1e9
             thinking = "".join(p.text for p in a.packets if p.kind is PacketKind.THINKING)
             self.schedule_lags.append(rec.schedule_lag_ms)

@@ -64,7 +64,9 @@ class RequestRecord:
     user: int = -1  # virtual user index; -1 in open loop
     level: int | None = None  # sweep level index
     variant: int = 0  # A/B: index into RunSpec.variants
-    scheduled_s: float = 0.0  # when it should have gone out, seconds since shard start
+    # seconds since shard start that the record's times count from: open loop, when it should have
+    # gone out; closed loop, when its bytes were written (HTTP; other transports: the call)
+    scheduled_s: float = 0.0
     started_epoch: float = 0.0  # wall clock, label only
     schedule_lag_ms: float = 0.0  # actual send - scheduled send (open loop: coordinated omission)
     connect_ms: float | None = None  # connection setup when this request had to open one

@@ -335,7 +335,15 @@ def connection_timing() -> aiohttp.TraceConfig:
         if isinstance(analyzer, StreamAnalyzer):
             analyzer.reused = True
 
+    async def wrote(_s: Any, ctx: Any, _p: Any) -> None:
+        # called just before the body goes to the socket (headers with it): a closed-loop request's
+        # latency counts from here, not from before the client's own queue to write it
+        analyzer = ctx.trace_request_ctx
+        if isinstance(analyzer, StreamAnalyzer) and analyzer.from_write:
+            analyzer.origin_ns, analyzer.from_write = perf_counter_ns(), False
+
     trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(wrote)
     trace.on_connection_create_start.append(start)
     trace.on_connection_create_end.append(end)
     trace.on_connection_reuseconn.append(reused)

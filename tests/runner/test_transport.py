@@ -220,3 +220,44 @@ async def test_arrival_is_stamped_at_the_socket_read_not_when_the_task_gets_its_
     # the stamp is the read that carried the token (to rounding of the record's ms), not the task's
     assert min(abs(first_content - r) for r in reads) < 2_000, (first_content, reads)
     assert result.engine["read_queue_ms_max"] >= 30  # the task's turn came a crowded turn later
+
+
+async def test_a_closed_loop_request_counts_from_the_write_not_from_the_clients_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp writes a request body from a task of its own (Python 3.11), which waits a whole turn
+    of a crowded loop. A closed-loop request counts from the write: the record's origin is the
+    write's stamp, later than the call by that turn, and the server's TTFT is what remains."""
+    import asyncio
+    import time
+
+    from runner import analysis
+
+    calls: list[int] = []  # when each request was made (the analyzer is built at the call)
+    made = analysis.StreamAnalyzer.__init__
+
+    def spy(self: analysis.StreamAnalyzer, sched_ns: int, sent_ns: int) -> None:
+        made(self, sched_ns, sent_ns)
+        calls.append(sent_ns)
+
+    monkeypatch.setattr(analysis.StreamAnalyzer, "__init__", spy)
+    stop = asyncio.Event()
+
+    async def busy() -> None:
+        while not stop.is_set():
+            until = time.perf_counter() + 0.002
+            while time.perf_counter() < until:
+                pass
+            await asyncio.sleep(0)
+
+    with SimulatorProcess(ttft_ms=100, itl_ms=5, output_tokens=4) as sim:
+        crowding = asyncio.gather(*(busy() for _ in range(40)))
+        result = await run(spec(sim.base_url, ProfileSpec(kind="users", users=1), max_requests=1))
+        stop.set()
+        await crowding
+    rec = result.records[0]
+    assert rec.outcome == "success", rec.error
+    origin = result.t0_ns + round(rec.scheduled_s * 1e9)
+    waited_ms = (origin - calls[0]) / 1e6
+    assert waited_ms >= 30, waited_ms  # the body's writer task waited a crowded turn
+    assert rec.ttft_ms is not None and rec.ttft_ms >= 100  # the server's own delay stays in
