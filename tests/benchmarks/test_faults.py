@@ -32,6 +32,8 @@ from tests.benchmarks.workers import database_url_under_test, wait_for, workers
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+REDIS_CUT_S = 8.0
+POSTGRES_CUT_S = 30.0
 
 
 @dataclass
@@ -103,6 +105,15 @@ def _log_text(worker) -> str:
     return Path(worker.log.name).read_text(errors="replace")
 
 
+def _outage_lines(log: str) -> list[str]:
+    """The worker's log lines about the outage (printed as evidence of who saw it and recovered)."""
+    keys = ("unreachable", " back", "spool", "Traceback")
+    lines = [line for line in log.splitlines() if any(k in line for k in keys)]
+    for line in lines[:12]:
+        print(f"[fault]   {line[:200]}")
+    return lines
+
+
 def _detect(predicate, since: float, timeout: float) -> float | None:
     """Seconds from ``since`` (time.monotonic) until ``predicate`` holds, polled every 0.1 s."""
     deadline = time.monotonic() + timeout
@@ -119,7 +130,7 @@ def _live_total(run: Run) -> tuple[int, int]:
 
 
 def test_killed_load_worker_ends_the_run_partial_with_what_it_measured(cast_tx, simulator, spool):
-    plan = _plan(cast_tx, simulator.base_url, duration_s=15.0, rate=50, arrival="constant")
+    plan = _plan(cast_tx, simulator.base_url, duration_s=12.0, rate=50, arrival="constant")
     _sim_log(simulator, clear=True)
     env = {"SHARD_SPOOL_DIR": str(spool)}
     with workers(("keeper", "load,celery"), ("victim", "load"), env=env) as (keeper, victim):
@@ -155,7 +166,7 @@ def test_killed_load_worker_ends_the_run_partial_with_what_it_measured(cast_tx, 
 
 
 def test_redis_cut_and_restored_mid_run_loses_nothing(cast_tx, simulator, spool):
-    plan = _plan(cast_tx, simulator.base_url, duration_s=20.0, rate=50, arrival="constant")
+    plan = _plan(cast_tx, simulator.base_url, duration_s=18.0, rate=50, arrival="constant")
     _sim_log(simulator, clear=True)
     with TcpProxy(6379) as proxy:
         db = os.environ["REDIS_URL"].rsplit("/", 1)[1]
@@ -168,7 +179,7 @@ def test_redis_cut_and_restored_mid_run_loses_nothing(cast_tx, simulator, spool)
             proxy.cut()
             cut_at = time.monotonic()
             detect = _detect(lambda: "Redis unreachable" in _log_text(worker), cut_at, 15)
-            time.sleep(max(0.0, 8.0 - (time.monotonic() - cut_at)))
+            time.sleep(max(0.0, REDIS_CUT_S - (time.monotonic() - cut_at)))
             proxy.restore()
             assert proxy.refused > 0  # the worker's processes did try to reconnect while it was cut
             wait_for(lambda: _ended(run), 90, "the run to end")
@@ -182,13 +193,17 @@ def test_redis_cut_and_restored_mid_run_loses_nothing(cast_tx, simulator, spool)
     )
     assert run.status == Run.Status.FINISHED, (run.reason, log[-5000:])
     assert kept == answered and run.summary["requests"]["total"] == len(kept)
-    assert "Redis unreachable" in log and "Traceback" not in log, log[-5000:]
+    lines = "\n".join(_outage_lines(log))
+    assert "Traceback" not in log, log[-5000:]
+    # the writer held its deltas back and the aggregator retried; both saw Redis come back
+    assert "Redis unreachable" in lines and "aggregator: Redis unreachable" in lines, lines
+    assert "held-back deltas sent" in lines and "aggregator: Redis back" in lines, lines
     # the live view resumed: every second's delta reached the aggregator after the restore
     assert _live_total(run) == (len(kept), len(kept))
 
 
 def test_postgres_cut_30s_mid_run_spools_and_keeps_every_record(cast_tx, simulator, spool):
-    plan = _plan(cast_tx, simulator.base_url, duration_s=45.0, rate=50, arrival="constant")
+    plan = _plan(cast_tx, simulator.base_url, duration_s=40.0, rate=50, arrival="constant")
     _sim_log(simulator, clear=True)
     with TcpProxy(int(database_url_under_test().rsplit(":", 1)[1].split("/")[0])) as proxy:
         name = database_url_under_test().rsplit("/", 1)[1]
@@ -204,7 +219,7 @@ def test_postgres_cut_30s_mid_run_spools_and_keeps_every_record(cast_tx, simulat
             proxy.cut()
             cut_at = time.monotonic()
             detect = _detect(lambda: any(spool.glob("run-*/shard-*.jsonl")), cut_at, 15)
-            time.sleep(max(0.0, 30.0 - (time.monotonic() - cut_at)))
+            time.sleep(max(0.0, POSTGRES_CUT_S - (time.monotonic() - cut_at)))
             proxy.restore()
             wait_for(lambda: _ended(run), 90, "the run to end")
             log = _log_text(worker)
@@ -224,7 +239,11 @@ def test_postgres_cut_30s_mid_run_spools_and_keeps_every_record(cast_tx, simulat
     assert run.status == Run.Status.FINISHED, (run.reason, log[-5000:])
     assert kept == answered and run.summary["requests"]["total"] == len(kept)
     assert run.shards.get().records_count == len(kept)
-    assert "spooling records" in log and not any(spool.glob("run-*/shard-*.jsonl"))
+    lines = "\n".join(_outage_lines(log))
+    assert "spooling records" in lines and "spooled records loaded" in lines, lines
+    assert "aggregator: the database unreachable" in lines and "aggregator: the database back" in lines
+    assert "heartbeat: database unreachable" in lines and "Traceback" not in log, log[-5000:]
+    assert not any(spool.glob("run-*/shard-*.jsonl"))
     assert detect is not None
 
 

@@ -211,6 +211,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
             sink_command=writer,
             sink_env=_writer_env() if writer else None,
         )
+        close_broken_connection()  # an outage during the run may have broken this thread's one
         sink.insert_missing(result.records)  # spooled if the database is still away
         until_database(
             lambda: records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records),
