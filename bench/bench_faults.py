@@ -51,9 +51,8 @@ def table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-    lines = [" | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in [head, *body]]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
+    lines = ["| " + " | ".join(str(x) for x in row) + " |" for row in [head, *body]]
+    lines.insert(1, "|" + "---|" * len(head))
     return "\n".join(lines)
 
 
