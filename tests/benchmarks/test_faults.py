@@ -156,7 +156,7 @@ def test_killed_load_worker_ends_the_run_partial_with_what_it_measured(cast_tx, 
     kept = _kept(run)
     report(
         Outcome(
-            "1 of 2 load workers SIGKILLed, 20 s run, 50 req/s",
+            "1 of 2 load workers SIGKILLed mid-run, 20 s run, 50 req/s",
             run.status,
             run.reason,
             len(kept),
