@@ -144,3 +144,24 @@ def test_no_shard_is_reaped_while_the_database_was_just_away(running, spool_dir,
     get_bus().redis.delete(outage.KEY)  # the grace is over
     reap.runs_reap_stale()
     assert Shard.objects.get(pk=shard.pk).status == Shard.Status.DEAD
+
+
+def test_the_shards_end_retries_an_unreachable_database_then_gives_up_plainly(no_outage, caplog):
+    from benchmarks.services.runs.shard import until_database
+
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("connection refused")
+
+    assert until_database(step, what="shard 1 end", patience_s=10) is True
+    assert len(calls) == 3 and "shard 1 end: database unreachable" in caplog.text
+
+    def never():
+        raise OperationalError("connection refused")
+
+    assert until_database(never, what="shard 2 end", patience_s=0) is False
+    assert "shard 2 end: database still unreachable (connection refused); giving up" in caplog.text
+    assert outage.database_recently_unreachable()
