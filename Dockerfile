@@ -5,7 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home llmperf && chown -R llmperf /app
+RUN useradd --create-home llmperf && mkdir -p /app/var/spool && chown -R llmperf /app
 USER llmperf
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "llmperf_site.asgi:application"]

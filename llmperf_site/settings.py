@@ -204,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
 # A running shard that has not heartbeated for this long is dead; a queued one never picked up too.
 SHARD_HEARTBEAT_TIMEOUT_S = env_float("SHARD_HEARTBEAT_TIMEOUT_S", 20.0)
 SHARD_START_TIMEOUT_S = env_float("SHARD_START_TIMEOUT_S", 120.0)
+# Records a shard's writer could not store while the database was unreachable wait here (JSONL per
+# run and shard) until it returns; on a shared volume if aggregators run on other machines.
+SHARD_SPOOL_DIR = Path(env_str("SHARD_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
+# How long a shard at its end waits for an unreachable database before leaving its row to the reaper.
+SHARD_DATABASE_PATIENCE_S = env_float("SHARD_DATABASE_PATIENCE_S", 120.0)
 # Shards per run when the plan says "auto" and no worker answers the inspect call.
 DEFAULT_SHARD_COUNT = env_int("DEFAULT_SHARD_COUNT", 1)
 DEMO_DATASETS_DIR = env_str("DEMO_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
@@ -19,5 +20,10 @@ def push_to_viewers(run: Run, message: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(run.ws_group, message)
+    except (
+        redis.ConnectionError,
+        redis.TimeoutError,
+    ) as exc:  # an outage: viewers catch up from the database once it is back
+        log.warning("push to run %s viewers failed: Redis unreachable (%s)", run.pk, exc)
     except Exception:  # viewers catch up from the database; a push failure must not end the run
         log.exception("push to run %s viewers failed", run.pk)

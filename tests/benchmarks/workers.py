@@ -55,7 +55,9 @@ def clear_queues() -> None:
 
 
 class Worker:
-    def __init__(self, name: str, queues: str = "load,celery", concurrency: int = 2) -> None:
+    def __init__(
+        self, name: str, queues: str = "load,celery", concurrency: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"celery-{name}-", suffix=".log", delete=False)  # noqa: SIM115
@@ -79,7 +81,7 @@ class Worker:
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=service_env(),
+            env=service_env(**(env or {})),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -117,9 +119,11 @@ class Worker:
 
 
 @contextlib.contextmanager
-def workers(*specs: tuple[str, str]) -> Iterator[list[Worker]]:
+def workers(*specs: tuple[str, str], env: dict[str, str] | None = None) -> Iterator[list[Worker]]:
+    """Workers named and subscribed as ``specs`` say; ``env`` overrides their environment (a
+    fault test points DATABASE_URL or REDIS_URL at its proxy)."""
     clear_queues()
-    started = [Worker(name, queues) for name, queues in specs]
+    started = [Worker(name, queues, env=env) for name, queues in specs]
     try:
         for w in started:
             w.wait_ready()

@@ -10,6 +10,7 @@ from django.utils import timezone
 from benchmarks import bridge
 from benchmarks.live.push import push_to_viewers
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.services.runs.spool import spool_discard, spool_load
 from benchmarks.services.runs.start import run_repeat_next
 from benchmarks.services.samples import run_sample_at_end
 
@@ -20,6 +21,9 @@ def run_finalize(*, run_id: int) -> None:
     run = Run.objects.get(pk=run_id)
     if not run.is_active:
         return
+    spooled = spool_load(run_id=run_id)  # left by writers that ended while the database was away
+    if spooled:
+        log.warning("run %s: %d spooled records loaded at finalize", run_id, spooled)
     shards = list(run.shards.all())
     records = list(RequestRecord.objects.filter(run_id=run_id).order_by("id").values_list("data", flat=True))
     try:
@@ -33,6 +37,7 @@ def run_finalize(*, run_id: int) -> None:
     Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(
         status=status, reason=reason, summary=summary, ended_at=timezone.now()
     )
+    spool_discard(run_id=run_id)
     run.refresh_from_db()
     push_to_viewers(run, {"type": "run.final", "status": run.status, "reason": run.reason})
     run_repeat_next(run=run)

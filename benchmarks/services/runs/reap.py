@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -11,6 +12,10 @@ from django.utils import timezone
 
 from benchmarks.models import Run, Shard
 from benchmarks.services.dispatch import TaskName, enqueue
+from benchmarks.services.runs.outage import DATABASE_DOWN, database_recently_unreachable, database_unreachable
+from benchmarks.services.runs.spool import spool_load, spool_runs
+
+log = logging.getLogger(__name__)
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -39,7 +44,12 @@ def shards_reap_stale(*, run_id: int | None = None) -> int:
 
 
 def runs_reap_stale() -> int:
-    """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one."""
+    """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one;
+    records spooled here by writers that ended while the database was away are loaded. Silence is
+    not trusted until the database has been back for SHARD_HEARTBEAT_TIMEOUT_S."""
+    spools_load()
+    if database_recently_unreachable():
+        return 0
     shards_reap_stale()
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.SHARD_HEARTBEAT_TIMEOUT_S)
@@ -58,3 +68,17 @@ def runs_reap_stale() -> int:
         status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
     )
     return handed
+
+
+def spools_load() -> int:
+    """Load every spool on this machine whose database insert can go through now."""
+    loaded = 0
+    for run_id in spool_runs():
+        try:
+            loaded += spool_load(run_id=run_id)
+        except DATABASE_DOWN:
+            database_unreachable()
+            break
+        except Exception:  # one bad spool must not stop the reaper
+            log.exception("loading the spool of run %s failed", run_id)
+    return loaded

@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -20,45 +22,100 @@ from benchmarks.crypto import SecretUnreadable
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
 from benchmarks.services.runs.grades import records_grades_store
+from benchmarks.services.runs.outage import DATABASE_DOWN, close_broken_connection, database_unreachable
+from benchmarks.services.runs.spool import spool_append, spool_load, spool_pending
 from runner import scrub_secrets
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0
+WRITER_PATIENCE_S = 10.0  # a writer at end of input waits this long for Redis or the database
 
 
 class ShardSink:
-    """Called by the engine from its sink thread: records to Postgres, deltas to the aggregator."""
+    """Called by the engine from its sink thread: records to Postgres, deltas to the aggregator.
+
+    While the database is unreachable, record batches go to the local spool instead (nothing
+    measured is dropped) and are loaded from it first once a later batch finds the database back."""
 
     def __init__(self, *, run_id: int, shard_id: int, shard_index: int) -> None:
         self.run_id, self.shard_id, self.shard_index = run_id, shard_id, shard_index
         self.bus = get_bus()
         self.seen: set[str] = set()
+        self.spooled = 0  # records put in the spool during this sink's life
+        self.outage = False
 
     def on_records(self, batch: list[dict[str, Any]]) -> None:
+        for record in batch:
+            record.setdefault("shard", self.shard_index)
         try:
+            self._reload_spool()
             self._insert(batch)
+            if self.outage:
+                log.warning("shard %s: database back, spooled records loaded", self.shard_id)
+                self.outage = False
+        except DATABASE_DOWN as exc:
+            self._spool(batch, exc)
         finally:
             connection.close()  # this thread belongs to the engine; don't leave a connection behind
 
     def on_tick(self, delta: dict[str, Any]) -> None:
         self.bus.publish(self.run_id, {"shard": self.shard_index, "delta": delta})
 
+    def finish(self, patience_s: float = 0.0) -> None:
+        """At the end of the stream: deltas held back by a Redis outage, and the spool, given
+        ``patience_s`` to go through; what is left stays spooled for finalize or the reaper."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._reload_spool()
+                flushed = self.bus.flush()
+            except DATABASE_DOWN:
+                database_unreachable()
+                flushed = False
+            finally:
+                connection.close()
+            if (flushed and not spool_pending(run_id=self.run_id, shard_index=self.shard_index)) or (
+                time.monotonic() >= deadline
+            ):
+                return
+            time.sleep(0.5)
+
     def insert_missing(self, records: list[Any]) -> int:
         """Records the engine returned but that never reached the database (the last partial second,
-        or a writer process that died): checked against the rows, so nothing measured is lost."""
-        stored = set(
-            RequestRecord.objects.filter(run_id=self.run_id, shard_index=self.shard_index).values_list(
-                "request_id", flat=True
+        or a writer process that died): checked against the rows, so nothing measured is lost. With
+        the database unreachable they all go to the spool (loading it skips rows already stored)."""
+        try:
+            self._reload_spool()
+            stored = set(
+                RequestRecord.objects.filter(run_id=self.run_id, shard_index=self.shard_index).values_list(
+                    "request_id", flat=True
+                )
             )
-        )
-        missing = [r.to_dict() for r in records if r.request_id not in stored]
-        if missing:
-            self._insert(missing)
-        return len(missing)
+            missing = [r.to_dict() for r in records if r.request_id not in stored]
+            if missing:
+                for record in missing:
+                    record.setdefault("shard", self.shard_index)
+                self._insert(missing)
+            return len(missing)
+        except DATABASE_DOWN as exc:
+            self._spool([r.to_dict() for r in records], exc)
+            return len(records)
+        finally:
+            connection.close()
+
+    def _spool(self, batch: list[dict[str, Any]], exc: Exception) -> None:
+        database_unreachable()
+        if not self.outage:
+            log.warning("shard %s: database unreachable (%s); spooling records", self.shard_id, exc)
+            self.outage = True
+        spool_append(run_id=self.run_id, shard_index=self.shard_index, records=batch)
+        self.spooled += len(batch)
+
+    def _reload_spool(self) -> None:
+        if spool_pending(run_id=self.run_id, shard_index=self.shard_index):
+            spool_load(run_id=self.run_id, shard_index=self.shard_index)
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
-        for record in batch:
-            record.setdefault("shard", self.shard_index)
         rows = [bridge.record_row(self.run_id, r) for r in batch]
         RequestRecord.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
         self.seen.update(str(r["request_id"]) for r in batch)
@@ -74,6 +131,7 @@ class ShardWatch(threading.Thread):
         self.shard_id, self.run_id = shard_id, run_id
         self.cancel = threading.Event()
         self.stopped = threading.Event()
+        self.outage = False
 
     def should_cancel(self) -> bool:
         return self.cancel.is_set()
@@ -91,9 +149,17 @@ class ShardWatch(threading.Thread):
             status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
             if status != Run.Status.RUNNING:
                 self.cancel.set()
-        except Exception:  # a database blip must not kill the heartbeat thread
+        except DATABASE_DOWN as exc:  # an outage: beat again next second, the reaper waits for it
+            database_unreachable()
+            if not self.outage:
+                log.warning("shard %s heartbeat: database unreachable (%s)", self.shard_id, exc)
+            self.outage = True
+            close_broken_connection()
+        except Exception:  # anything else must not kill the heartbeat thread either
             log.exception("shard %s heartbeat failed", self.shard_id)
             close_old_connections()
+        else:
+            self.outage = False
 
     def stop(self) -> None:
         self.stopped.set()
@@ -145,17 +211,20 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
             sink_command=writer,
             sink_env=_writer_env() if writer else None,
         )
-        sink.insert_missing(result.records)
-        records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
+        close_broken_connection()  # an outage during the run may have broken this thread's one
+        sink.insert_missing(result.records)  # spooled if the database is still away
+        until_database(
+            lambda: records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records),
+            what=f"shard {shard_id} verdicts",
+        )
         for problem in result.errors:
             log.warning("shard %s: %s", shard_id, scrub_secrets(problem, secrets))
     except Exception as exc:
         log.exception("shard %s failed", shard_id)
-        shard_end(
-            shard_id=shard_id,
-            status=Shard.Status.FAILED,
-            ended_by="error",
-            error=scrub_secrets(f"{type(exc).__name__}: {exc}", secrets),
+        failure = scrub_secrets(f"{type(exc).__name__}: {exc}", secrets)
+        until_database(
+            lambda: shard_end(shard_id=shard_id, status=Shard.Status.FAILED, ended_by="error", error=failure),
+            what=f"shard {shard_id} end",
         )
         return
     finally:
@@ -166,14 +235,36 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
     error = scrub_secrets(
         str(result.summary.get("error", "") or result.engine.get("error", "") or ""), secrets
     )
-    shard_end(
-        shard_id=shard_id,
-        status=status,
-        ended_by=result.ended_by,
-        error=error,
-        engine=result.engine,
-        summary=result.summary,
+    until_database(
+        lambda: shard_end(
+            shard_id=shard_id,
+            status=status,
+            ended_by=result.ended_by,
+            error=error,
+            engine=result.engine,
+            summary=result.summary,
+        ),
+        what=f"shard {shard_id} end",
     )
+
+
+def until_database(step: Callable[[], object], *, what: str, patience_s: float | None = None) -> bool:
+    """Run ``step``; while the database is unreachable, try again every second for up to
+    ``patience_s`` (SHARD_DATABASE_PATIENCE_S). False if it never answered (the shard's row then
+    goes stale and the reaper ends it; its records wait in the spool for finalize)."""
+    deadline = time.monotonic() + (settings.SHARD_DATABASE_PATIENCE_S if patience_s is None else patience_s)
+    while True:
+        try:
+            step()
+            return True
+        except DATABASE_DOWN as exc:
+            database_unreachable()
+            close_broken_connection()
+            if time.monotonic() >= deadline:
+                log.error("%s: database still unreachable (%s); giving up", what, exc)
+                return False
+            log.warning("%s: database unreachable (%s); retrying", what, exc)
+            time.sleep(1.0)
 
 
 def shard_sink_command(*, run_id: int, shard_id: int, shard_index: int) -> list[str]:
@@ -199,7 +290,10 @@ def shard_sink_serve(*, run_id: int, shard_id: int, shard_index: int, stream: IO
     """The writer process's side: records to Postgres, deltas to the aggregator, until EOF."""
     from runner import serve_sink
 
-    return serve_sink(ShardSink(run_id=run_id, shard_id=shard_id, shard_index=shard_index), stream)
+    sink = ShardSink(run_id=run_id, shard_id=shard_id, shard_index=shard_index)
+    handed = serve_sink(sink, stream)
+    sink.finish(patience_s=WRITER_PATIENCE_S)  # the shard's task spools what is still missing
+    return handed
 
 
 def shard_end(*, shard_id: int, status: str, ended_by: str, error: str = "", **extra: Any) -> None:

@@ -5,55 +5,103 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 
-from benchmarks.live.bus import get_bus
+from benchmarks.live.bus import REDIS_DOWN, get_bus
 from benchmarks.live.push import push_to_viewers
 from benchmarks.live.server import ServerSeconds
 from benchmarks.models import Run, RunSecond, Shard
 from benchmarks.selectors.runs import live_payload
 from benchmarks.services.runs.finalize import run_finalize
+from benchmarks.services.runs.outage import (
+    DATABASE_DOWN,
+    close_broken_connection,
+    database_recently_unreachable,
+    database_unreachable,
+)
 from benchmarks.services.runs.reap import shards_reap_stale
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 1.0
 CHECKPOINT_EVERY_S = 10.0  # the full aggregate (histograms) is big: saved less often, for a successor
 QPM_WINDOW_S = 10  # a second's QPM looks back this far, so a change ripples this far forward
+RETRY_S = 0.5  # an outage: try again this often
+T = TypeVar("T")
 
 
 def run_supervise(*, run_id: int, token: str) -> None:
+    """Survives outages: a database or Redis error is logged once, the step is tried again half a
+    second later, and nothing merged so far is dropped. Shards are not reaped until the database
+    has been back for SHARD_HEARTBEAT_TIMEOUT_S (their heartbeats were lost with it, not them)."""
     from runner import LiveAggregate
 
-    run = Run.objects.get(pk=run_id)
+    run = _until_up(lambda: Run.objects.get(pk=run_id), run_id)
     aggregate = LiveAggregate.from_dict(run.live) if run.live else LiveAggregate()
     server = ServerSeconds()  # shard 0's server gauges per second (live view only)
     bus = get_bus()
     changed: set[int] = set()
     last_persist = last_checkpoint = 0.0
+    down: str | None = None  # what is unreachable right now, for one log line per outage
     while True:
-        changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.5), server)
-        if time.monotonic() - last_persist < PERSIST_EVERY_S:
+        try:
+            changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.5), server)
+            if time.monotonic() - last_persist < PERSIST_EVERY_S:
+                continue
+            if not _still_mine(run_id, token):
+                return  # the reaper handed this run to a new aggregator
+            checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
+            if changed:
+                changed = seconds_persist(  # the seconds still in progress wait for the next round
+                    run_id, aggregate, changed, checkpoint=checkpoint, server=server
+                )
+                last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
+            last_persist = time.monotonic()
+            if not database_recently_unreachable():
+                shards_reap_stale(run_id=run_id)
+            if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
+                break
+        except (*DATABASE_DOWN, *REDIS_DOWN) as exc:
+            down = _outage(run_id, exc, down)
             continue
-        if not _still_mine(run_id, token):
-            return  # the reaper handed this run to a new aggregator
-        checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
-        if changed:
-            changed = seconds_persist(  # the seconds still in progress wait for the next round
-                run_id, aggregate, changed, checkpoint=checkpoint, server=server
-            )
-            last_checkpoint = time.monotonic() if checkpoint else last_checkpoint
-        last_persist = time.monotonic()
-        shards_reap_stale(run_id=run_id)
-        if not Shard.objects.filter(run_id=run_id, status__in=Shard.ACTIVE).exists():
-            break
+        if down is not None:
+            log.warning("run %s aggregator: %s back", run_id, down)
+            down = None
     # sent just before the last shard ended
-    changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.2), server)
-    seconds_persist(run_id, aggregate, changed, checkpoint=True, server=server, final=True)
-    bus.discard(run_id)
-    run_finalize(run_id=run_id)
+    changed |= _until_up(lambda: deltas_merge(aggregate, bus.drain(run_id, timeout=0.2), server), run_id)
+    _until_up(
+        lambda: seconds_persist(run_id, aggregate, changed, checkpoint=True, server=server, final=True),
+        run_id,
+    )
+    _until_up(lambda: bus.discard(run_id), run_id)
+    _until_up(lambda: run_finalize(run_id=run_id), run_id)
+
+
+def _outage(run_id: int, exc: Exception, down: str | None) -> str:
+    what = "the database" if isinstance(exc, DATABASE_DOWN) else "Redis"
+    if isinstance(exc, DATABASE_DOWN):
+        database_unreachable()
+        close_broken_connection()
+    if down != what:
+        log.warning("run %s aggregator: %s unreachable (%s); retrying", run_id, what, exc)
+    time.sleep(RETRY_S)
+    return what
+
+
+def _until_up(step: Callable[[], T], run_id: int) -> T:
+    down: str | None = None
+    while True:
+        try:
+            value = step()
+        except (*DATABASE_DOWN, *REDIS_DOWN) as exc:
+            down = _outage(run_id, exc, down)
+            continue
+        if down is not None:
+            log.warning("run %s aggregator: %s back", run_id, down)
+        return value
 
 
 def deltas_merge(aggregate: Any, messages: list[dict[str, Any]], server: ServerSeconds) -> set[int]:
