@@ -42,6 +42,7 @@ from runner.mirror import MirrorConfig, mirror_records, serve_mirror
 from runner.pairing import compare_pairs
 from runner.policy import TargetDenied, TargetPolicy
 from runner.probe import single_request
+from runner.protocols.generic import GENERIC_KEYS, classify_sample, generic_format
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
@@ -108,6 +109,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "classify_sample",
+    "generic_format",
     "BUILTIN_DATASETS",
     "CAPACITY_KEYS",
     "CAPTURE_PRIVACY",
@@ -118,6 +121,7 @@ __all__ = [
     "DEFAULT_EDGES",
     "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
+    "GENERIC_KEYS",
     "METRICS",
     "PAIRED_KEYS",
     "PROMPT_META_KEYS",
