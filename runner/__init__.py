@@ -42,9 +42,9 @@ from runner.mirror import MirrorConfig, mirror_records, serve_mirror
 from runner.pairing import compare_pairs
 from runner.policy import TargetDenied, TargetPolicy
 from runner.probe import single_request
-from runner.protocols.generic import GENERIC_KEYS, classify_sample, generic_format
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
+from runner.protocols.generic import GENERIC_KEYS, classify_sample, generic_format
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.repeat import combine as repeat_combine
 from runner.replay import LAG_WARN_MS as REPLAY_LAG_WARN_MS
@@ -109,8 +109,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "classify_sample",
-    "generic_format",
     "BUILTIN_DATASETS",
     "CAPACITY_KEYS",
     "CAPTURE_PRIVACY",
@@ -165,9 +163,11 @@ __all__ = [
     "capacity_blocking",
     "capacity_sentence",
     "check_rules",
+    "classify_sample",
     "compare_pairs",
     "compare_summaries",
     "format_table",
+    "generic_format",
     "is_secret_header",
     "load_builtin",
     "load_tokenizer",

@@ -52,5 +52,5 @@ def test_misspelt_keys_bad_maps_and_broken_templates_are_refused() -> None:
         generic_format({"kind_path": "type", "kind_map": {"t": "text"}})
     with pytest.raises(ValueError, match="not valid JSON"):
         generic_format({"body_template": '{"prompt": {{prompt}}'})
-    assert GENERIC_KEYS == set(GenericFormat.__dataclass_fields__)
+    assert set(GenericFormat.__dataclass_fields__) == GENERIC_KEYS
     assert generic_format({}) == GenericFormat()
