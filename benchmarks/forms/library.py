@@ -11,6 +11,7 @@ from django import forms
 
 from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
 from benchmarks.forms.fields import JSONObjectField, NumberListField
+from benchmarks.forms.layout import Fieldsets
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
 from benchmarks.models.endpoints import KEEP_SECRET
 from benchmarks.models.plans import VARIANT_FIELDS
@@ -361,21 +362,40 @@ class ProfileForm(forms.ModelForm):
         return profile
 
 
-class PlanForm(forms.ModelForm):
+class PlanForm(Fieldsets, forms.ModelForm):
     repeat = forms.IntegerField(
         min_value=1,
         max_value=30,
         initial=1,
         required=False,
+        label="Repeat (runs)",
         help_text="Run the plan this many times, one after another: the result gives each headline "
         "metric's mean and 95% interval, and comparisons use the intervals.",
     )
-    extra_params = JSONObjectField(help_text='Passed through to the request, e.g. {"top_p": 0.9}.')
+    extra_params = JSONObjectField(
+        label="Extra request parameters (JSON)",
+        help_text='Added to every request body as they are, e.g. {"top_p": 0.9, "reasoning_effort": "high"}.',
+    )
     bucket_edges = NumberListField(
         integers=True,
         initial="0, 1024, 4096, 16384, 32768, 49152",
-        help_text="Input-token bucket edges for per-bucket rows.",
+        label="Input-token bucket edges (tokens)",
+        help_text="Every result is also reported per bucket of prompt length; comma-separated, increasing.",
     )
+
+    FIELDSETS = (
+        ("Target", "What is sent, and where.", ("name", "endpoint", "dataset", "max_tokens", "temperature",
+                                                "extra_params", "prompt_template")),
+        ("Load", "How many users or requests, and which prompts they draw.",
+         ("profile", "sample_order", "buckets", "bucket_weights")),
+        ("Stop conditions", "The run ends at whichever comes first.", ("duration_s", "max_requests", "drain_s")),
+        ("SLOs", "What a request must meet to count as good (goodput, attainment, capacity).",
+         ("slo_ttft_ms", "slo_tokens_per_s", "slo_e2e_ms", "length_is_failure")),
+        ("Analysis", "How results are grouped and what is kept with them.", ("bucket_edges", "notes")),
+        ("Variant tags", "What this deployment is, shown as column headers in comparisons and filterable "
+                         "on the runs list.", VARIANT_FIELDS),
+        ("Scale", "How the load is generated.", ("shard_count", "repeat")),
+    )  # fmt: skip
 
     class Meta:
         model = Plan
@@ -404,6 +424,79 @@ class PlanForm(forms.ModelForm):
             *VARIANT_FIELDS,
             "notes",
         ]
+        labels = {
+            "name": "Plan name",
+            "endpoint": "Endpoint",
+            "dataset": "Dataset",
+            "profile": "Load profile",
+            "max_tokens": "Max output tokens per request",
+            "temperature": "Temperature",
+            "prompt_template": "Prompt template",
+            "duration_s": "Duration (s)",
+            "max_requests": "Max requests",
+            "drain_s": "Drain time (s)",
+            "slo_ttft_ms": "TTFT SLO (ms)",
+            "slo_tokens_per_s": "Tokens/s SLO (per request)",
+            "slo_e2e_ms": "End-to-end SLO (ms)",
+            "length_is_failure": "Count length-capped answers as failures",
+            "sample_order": "Prompt order",
+            "buckets": "Only these input buckets",
+            "bucket_weights": "Bucket weights (JSON)",
+            "shard_count": "Shards",
+            "quantization": "Quantization",
+            "speculative": "Speculative decoding",
+            "pd_separation": "Prefill/decode split",
+            "tp": "Tensor parallel (TP)",
+            "dp": "Data parallel (DP)",
+            "pp": "Pipeline parallel (PP)",
+            "ep": "Expert parallel (EP)",
+            "hardware": "Hardware",
+            "engine_name": "Serving engine",
+            "engine_version": "Engine version",
+            "notes": "Notes",
+        }
+        help_texts = {
+            "name": "How the plan is listed, e.g. “qwen3-32b int4, 32 users, long prompts”.",
+            "endpoint": "The server the load goes to; its tokenizer counts tokens and its prices give the cost.",
+            "dataset": "The prompts sent; each run pins the version it sent.",
+            "profile": "Users or request rate over time; its shape is drawn below.",
+            "max_tokens": "Sent as max_tokens; a prompt's own max_tokens wins. Reasoning models spend it on "
+            "thinking too.",
+            "temperature": "Blank: the server's default. 0 to 2.",
+            "prompt_template": "Text with one {prompt} placeholder each prompt is put into; blank = the "
+            "dataset's default template.",
+            "duration_s": "How long load is generated. Blank: until Max requests.",
+            "max_requests": "Stop after this many requests. Blank: until the duration ends.",
+            "drain_s": "After the end, requests still in flight get this long to finish; later ones are "
+            "timeouts, never hidden.",
+            "slo_ttft_ms": "Time to first token a request must meet. Blank: no TTFT objective.",
+            "slo_tokens_per_s": "Decode speed a request must reach. Blank: no speed objective.",
+            "slo_e2e_ms": "Whole-request time a request must meet. Blank: no end-to-end objective.",
+            "length_is_failure": "An answer stopped by max_tokens is a success flagged length-capped unless "
+            "this is ticked.",
+            "sample_order": "Sequential sends the dataset in order (runs pair by item), shuffled is seeded, "
+            "weighted picks a bucket per request by its weight.",
+            "shard_count": "Load generators the run is split over; 0 = one per live load worker.",
+            "quantization": "e.g. bf16, fp8, int4, awq.",
+            "speculative": "e.g. MTP, eagle, a draft model; blank = none.",
+            "pd_separation": "e.g. 1P3D; blank = not disaggregated.",
+            "tp": "GPUs a layer is split over.",
+            "dp": "Replicas serving in parallel.",
+            "pp": "Pipeline stages.",
+            "ep": "GPUs the experts are spread over (MoE).",
+            "hardware": "e.g. 8×H100 80GB.",
+            "engine_name": "e.g. vLLM, SGLang, TGI.",
+            "engine_version": "e.g. 0.8.5.",
+            "notes": "Anything a colleague should know when reading the results.",
+        }
+        error_messages = {
+            "name": {"required": "Give the plan a name, so its runs can be found."},
+            "endpoint": {"required": "Pick the endpoint to send load to (add one under Endpoints first)."},
+            "dataset": {"required": "Pick the prompts to send (add MATH-500 in one click under Datasets)."},
+            "profile": {"required": "Pick a load profile (users or a request rate; add one under Profiles)."},
+            "max_tokens": {"required": "Say how many output tokens a request may take, e.g. 256."},
+            "drain_s": {"required": "Give the drain time in seconds, e.g. 30 (0 cuts requests at the end)."},
+        }
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -412,6 +505,8 @@ class PlanForm(forms.ModelForm):
         self.fields["dataset"].queryset = team_queryset("dataset", team)
         self.fields["profile"].queryset = team_queryset("profile", team)
         plan_buckets_setup(self, team)
+        for name in ("buckets", "bucket_weights"):
+            self.fields[name].label = self.Meta.labels[name]
 
     def clean_repeat(self) -> int:
         return self.cleaned_data.get("repeat") or 1

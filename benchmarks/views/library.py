@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,6 +15,7 @@ from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
+from benchmarks.presenters.plans import plan_form_preview
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
@@ -63,6 +64,7 @@ PLANS = crud.Entity(
     "plan",
     _plan_form,
     [("endpoint", "Endpoint"), ("dataset", "Dataset"), ("profile", "Profile")],
+    template_form="benchmarks/plans/form.html",
 )
 ENTITIES = {e.prefix: e for e in (ENDPOINTS, PROFILES, PLANS)}  # datasets: views/datasets.py
 
@@ -91,6 +93,15 @@ def object_clone(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 @team_required
 def object_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return crud.delete_view(request, ENTITIES[kind], pk)
+
+
+@team_required
+@require_POST
+def plan_preview(request: TeamRequest) -> HttpResponse:
+    """What the plan form describes, before it is saved or run (JSON for the form's panel)."""
+    form = PlanForm(request.POST, team=request.team)
+    form.is_valid()  # the preview needs the cleaned choices, not a valid form
+    return JsonResponse(plan_form_preview(form=form))
 
 
 @team_required
