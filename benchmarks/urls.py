@@ -41,6 +41,7 @@ accounts_urls = [
 
 library_urls = [
     *[p for segment, kind in KINDS.items() for p in _crud(segment, kind)],
+    path("endpoints/stream-check/", library.endpoint_stream_check, name="endpoint_stream_check"),
     path("endpoints/<int:pk>/", library.endpoint_detail, name="endpoint_detail"),
     path("endpoints/<int:pk>/test/", library.endpoint_test, name="endpoint_test"),
     path("profiles/<int:pk>/", library.profile_detail, name="profile_detail"),

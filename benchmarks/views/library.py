@@ -13,6 +13,7 @@ from benchmarks import bridge
 from benchmarks.charts.profiles import capacity_figure, profile_figure
 from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
+from benchmarks.forms.stream_format import StreamFormatForm
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
 from benchmarks.presenters.plans import plan_form_preview
@@ -49,6 +50,7 @@ ENDPOINTS = crud.Entity(
     _endpoint_form,
     [("protocol", "Protocol"), ("base_url", "Base URL"), ("model", "Model")],
     save=_endpoint_save,
+    template_form="benchmarks/endpoints/form.html",
 )
 PROFILES = crud.Entity(
     LoadProfile,
@@ -93,6 +95,20 @@ def object_clone(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 @team_required
 def object_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return crud.delete_view(request, ENTITIES[kind], pk)
+
+
+SAMPLE_MAX_CHARS = 100_000
+
+
+@team_required
+@require_POST
+def endpoint_stream_check(request: HttpRequest) -> HttpResponse:
+    """A pasted sample stream, line by line, as the endpoint form's stream format reads it (JSON)."""
+    form = StreamFormatForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": {name: list(errors) for name, errors in form.errors.items()}})
+    sample = (request.POST.get("stream_sample") or "")[:SAMPLE_MAX_CHARS]
+    return JsonResponse({"rows": form.classify(sample)})
 
 
 @team_required

@@ -126,3 +126,16 @@ def test_a_missing_choice_says_what_to_do(cast, client_for):
     assert errors["endpoint"] == ["Pick the endpoint to send load to (add one under Endpoints first)."]
     assert "Give the drain time in seconds" in errors["drain_s"][0]
     assert "<legend>Stop conditions</legend>" in response.content.decode()
+
+
+def test_the_profile_form_is_grouped_labelled_and_helped():
+    from benchmarks.forms.library import ProfileForm
+
+    form = ProfileForm()
+    grouped = [f.name for g in form.fieldsets() for f in g["fields"]]
+    assert sorted(grouped) == sorted(form.fields)
+    for name, field in form.fields.items():
+        assert field.help_text, f"{name} has no help text"
+        if name.endswith("_s"):
+            assert field.label.endswith("(s)"), f"{name}: no unit in {field.label!r}"
+    assert form.fields["spawn_rate"].label == "Spawn rate (users/s)"
