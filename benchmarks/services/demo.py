@@ -55,6 +55,9 @@ QUANTIZED: dict[str, Any] = REASONING | {
 # The synthetic set: prompts of exact Qwen3 lengths in every bucket from 1k to 48k.
 SYNTHETIC_BUCKETS = {"1024-4096": 8, "4096-16384": 6, "16384-32768": 4, "32768-49152": 4}
 SYNTHETIC_SEED = 15
+# Items each compared variant sends: the first 40 of MATH-500 hold 1 item the baseline answers
+# wrongly and 9 the INT4 variant does (seed 15), a difference McNemar's test tells from noise.
+COMPARE_REQUESTS = 40
 
 
 @dataclass(slots=True)
@@ -67,9 +70,16 @@ class DemoObjects:
 
 @transaction.atomic
 def demo_seed(
-    *, reasoning_url: str, quantized_url: str, password: str, duration_s: float = 60.0, short_s: float = 6.0
+    *,
+    reasoning_url: str,
+    quantized_url: str,
+    password: str,
+    duration_s: float = 60.0,
+    compare_requests: int = COMPARE_REQUESTS,
 ) -> DemoObjects:
-    """Create (or refresh) the demo login, team, endpoints, datasets, profiles and plans."""
+    """Create (or refresh) the demo login, team, endpoints, datasets, profiles and plans. The compared
+    variants each send the first ``compare_requests`` MATH-500 items in order, so their answers pair
+    item by item (McNemar's test in the comparison)."""
     user, _ = get_user_model().objects.get_or_create(
         username=USERNAME, defaults={"email": "demo@example.com"}
     )
@@ -89,18 +99,29 @@ def demo_seed(
     users8, _ = LoadProfile.objects.update_or_create(
         team=team, name="Ramp to 8 users", defaults={"kind": "users", "spec": {"users": 8, "spawn_rate": 2.0}}
     )
+    at_once, _ = LoadProfile.objects.update_or_create(
+        team=team,
+        name="8 users at once",
+        defaults={"kind": "users", "spec": {"users": 8, "spawn_rate": 100.0}},
+    )
     live_plan = _plan(team, "Demo: 8 users against the reasoning simulator", reasoning, math, users8)
     live_plan.duration_s = duration_s
     live_plan.save(update_fields=["duration_s"])
     variants = [
         _plan(
-            team, f"Demo: {tag.upper()} on MATH-500, {short_s:g} s", endpoint, math, users8, quantization=tag
+            team,
+            f"Demo: {tag.upper()} on {compare_requests} MATH-500 items",
+            endpoint,
+            math,
+            at_once,
+            quantization=tag,
         )
         for tag, endpoint in (("bf16", reasoning), ("int4", quantized))
     ]
     for plan in variants:
-        plan.duration_s, plan.drain_s = short_s, 10.0
-        plan.save(update_fields=["duration_s", "drain_s"])
+        # ends after its items; the duration only bounds a simulator that stopped answering
+        plan.max_requests, plan.duration_s, plan.drain_s = compare_requests, 120.0, 10.0
+        plan.save(update_fields=["max_requests", "duration_s", "drain_s"])
     return DemoObjects(user=user, team=team, live_plan=live_plan, variant_plans=variants)
 
 

@@ -11,6 +11,7 @@
   const body = check.querySelector("tbody");
   let timer = null;
   let seq = 0;
+  let leaving = false; // saving: no new check may race the page's navigation
 
   function showFormat() {
     const generic = protocol.value.startsWith("generic");
@@ -27,6 +28,7 @@
   }
 
   async function classify() {
+    if (leaving) return;
     const mine = ++seq;
     if (!sample.value.trim()) {
       body.replaceChildren();
@@ -57,6 +59,7 @@
     clearTimeout(timer);
     timer = setTimeout(classify, 250);
   }
+  form.addEventListener("submit", () => { leaving = true; clearTimeout(timer); });
   protocol.addEventListener("change", showFormat);
   sample.addEventListener("input", later);
   if (formatSet) {

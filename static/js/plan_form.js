@@ -8,8 +8,10 @@
   const num = (v, digits) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, {maximumFractionDigits: digits}));
   let timer = null;
   let seq = 0;
+  let leaving = false; // saving: no new preview may race the page's navigation
 
   async function refresh() {
+    if (leaving) return;
     const mine = ++seq;
     const response = await fetch(panel.dataset.url, {method: "POST", body: new FormData(form), credentials: "same-origin"});
     if (mine !== seq) return; // a later change already asked again
@@ -38,6 +40,7 @@
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);
   }
+  form.addEventListener("submit", () => { leaving = true; clearTimeout(timer); });
   form.addEventListener("input", later);
   form.addEventListener("change", later);
   refresh();

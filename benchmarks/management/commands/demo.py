@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from benchmarks.services.demo import QUANTIZED, REASONING, demo_compare, demo_seed
+from benchmarks.services.demo import COMPARE_REQUESTS, QUANTIZED, REASONING, demo_compare, demo_seed
 from benchmarks.services.runs.start import run_start
 
 
@@ -36,7 +36,10 @@ class Command(BaseCommand):
             "--duration", type=float, default=60.0, help="live demo run's duration in seconds"
         )
         parser.add_argument(
-            "--short", type=float, default=6.0, help="duration of each compared variant's run in seconds"
+            "--compare-requests",
+            type=int,
+            default=COMPARE_REQUESTS,
+            help="MATH-500 items each compared variant sends (the same items, in order)",
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -51,7 +54,7 @@ class Command(BaseCommand):
                 quantized_url=quantized.base_url,
                 password=password,
                 duration_s=opts["duration"],
-                short_s=opts["short"],
+                compare_requests=opts["compare_requests"],
             )
             url = f"http://{opts['host']}:{opts['port']}/"
             comparison = run = None
