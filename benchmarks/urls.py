@@ -41,9 +41,11 @@ accounts_urls = [
 
 library_urls = [
     *[p for segment, kind in KINDS.items() for p in _crud(segment, kind)],
+    path("endpoints/stream-check/", library.endpoint_stream_check, name="endpoint_stream_check"),
     path("endpoints/<int:pk>/", library.endpoint_detail, name="endpoint_detail"),
     path("endpoints/<int:pk>/test/", library.endpoint_test, name="endpoint_test"),
     path("profiles/<int:pk>/", library.profile_detail, name="profile_detail"),
+    path("plans/preview/", library.plan_preview, name="plan_preview"),
     path("plans/<int:pk>/", library.plan_detail, name="plan_detail"),
     path("plans/<int:pk>/start/", library.plan_start, name="plan_start"),
 ]

@@ -211,7 +211,6 @@ SHARD_SPOOL_DIR = Path(env_str("SHARD_SPOOL_DIR", str(BASE_DIR / "var" / "spool"
 SHARD_DATABASE_PATIENCE_S = env_float("SHARD_DATABASE_PATIENCE_S", 120.0)
 # Shards per run when the plan says "auto" and no worker answers the inspect call.
 DEFAULT_SHARD_COUNT = env_int("DEFAULT_SHARD_COUNT", 1)
-DEMO_DATASETS_DIR = env_str("DEMO_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets"))
 # Dataset uploads above these limits are refused with a message saying which limit was hit.
 DATASET_MAX_MB = env_int("DATASET_MAX_MB", 100)
 DATASET_MAX_ITEMS = env_int("DATASET_MAX_ITEMS", 100_000)

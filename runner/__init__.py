@@ -44,6 +44,7 @@ from runner.policy import TargetDenied, TargetPolicy
 from runner.probe import single_request
 from runner.profiles import preview as profile_preview
 from runner.profiles import split_run
+from runner.protocols.generic import GENERIC_KEYS, classify_sample, generic_format
 from runner.records import FAILURE_CLASSES, Outcome, Packet, PacketKind, RequestRecord
 from runner.repeat import combine as repeat_combine
 from runner.repeat import lines as repeat_lines
@@ -121,6 +122,7 @@ __all__ = [
     "DEFAULT_EDGES",
     "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
+    "GENERIC_KEYS",
     "METRICS",
     "PAIRED_KEYS",
     "PROMPT_META_KEYS",
@@ -164,9 +166,11 @@ __all__ = [
     "capacity_blocking",
     "capacity_sentence",
     "check_rules",
+    "classify_sample",
     "compare_pairs",
     "compare_summaries",
     "format_table",
+    "generic_format",
     "is_secret_header",
     "kv_reuse_blocking",
     "load_builtin",

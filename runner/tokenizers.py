@@ -20,6 +20,7 @@ import functools
 import importlib.util
 import math
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -189,7 +190,13 @@ def load_tokenizer(ref: str | None) -> Tokenizer:
     key = ALIASES.get(key, key)
     if not key.startswith("pkg:"):
         key = str(Path(key).expanduser().resolve())
-    return _load_cached(key)
+    # One load at a time: threads importing transformers at once (an embedded worker counting a
+    # dataset while a shard starts) can see it half-initialised ("cannot import name AutoTokenizer").
+    with _LOAD_LOCK:
+        return _load_cached(key)
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,13 +11,15 @@ from django import forms
 
 from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
 from benchmarks.forms.fields import JSONObjectField, NumberListField
+from benchmarks.forms.layout import Fieldsets
+from benchmarks.forms.stream_format import FIELD_NAMES, add_stream_fields, clean_stream_format
 from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
 from benchmarks.models.endpoints import KEEP_SECRET
 from benchmarks.models.plans import VARIANT_FIELDS
 from benchmarks.selectors.objects import in_team
 
 
-class EndpointForm(forms.ModelForm):
+class EndpointForm(Fieldsets, forms.ModelForm):
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -30,7 +32,6 @@ class EndpointForm(forms.ModelForm):
         "(X-Api-Key, Cookie, anything naming a key, token or secret) are stored encrypted and shown as "
         "••••; leave •••• to keep a stored value.",
     )
-    generic = JSONObjectField(help_text="Only for generic-sse / generic-ws: stream format paths (JSON).")
     base_url = forms.CharField(
         max_length=500, help_text="e.g. http://10.0.0.5:8000/v1 or http://vllm:8000/v1"
     )
@@ -61,12 +62,59 @@ class EndpointForm(forms.ModelForm):
             "price_in_per_1k",
             "price_out_per_1k",
             "currency",
-            "generic",
             "metrics_urls",
         ]
+        labels = {
+            "name": "Endpoint name",
+            "protocol": "Protocol",
+            "base_url": "Base URL",
+            "model": "Model name",
+            "timeout_connect_s": "Connect timeout (s)",
+            "timeout_first_byte_s": "First-token timeout (s)",
+            "timeout_idle_s": "Idle timeout between tokens (s)",
+            "timeout_total_s": "Total timeout per request (s)",
+            "max_input_tokens": "Context: max input tokens",
+            "max_output_tokens": "Max output tokens",
+            "tokenizer": "Tokenizer",
+            "max_event_bytes": "Largest stream event (bytes)",
+            "price_in_per_1k": "Price per 1k input tokens",
+            "price_out_per_1k": "Price per 1k output tokens",
+            "currency": "Currency",
+        }
+        help_texts = {
+            "name": "How the endpoint is listed, e.g. “vllm-a100 qwen3-32b”.",
+            "protocol": "The API it speaks. generic-sse / generic-ws: describe its stream format below.",
+            "model": "Sent as the request's model; blank for servers that serve one model.",
+            "timeout_connect_s": "Opening a connection may take this long.",
+            "timeout_first_byte_s": "Until the first token (prefill included); long prompts need more.",
+            "timeout_idle_s": "Longest silence between tokens; heartbeats do not count as tokens.",
+            "timeout_total_s": "A whole request may take this long.",
+            "max_input_tokens": "Prompts longer than this are flagged on the dataset page.",
+            "max_output_tokens": "A plan's max_tokens may not exceed this.",
+            "tokenizer": "Counts tokens as the server does: qwen3 (shipped), a tokenizer.json path or folder; "
+            "blank = a labelled characters/4 estimate.",
+            "max_event_bytes": "One SSE event or WebSocket message larger than this ends the request as a "
+            "protocol error (1 MiB = 1048576).",
+            "price_in_per_1k": "For the cost of runs and plans; 0 = free.",
+            "price_out_per_1k": "Output tokens include thinking tokens, as servers bill them.",
+            "currency": "Three letters, e.g. USD or EUR.",
+        }
+
+    FIELDSETS = (
+        ("Target", "Where requests go and how they are authorised.",
+         ("name", "protocol", "base_url", "model", "api_key", "clear_api_key", "headers")),
+        ("Stream format", "Only for generic-sse / generic-ws: how to read a provider's own stream. Paste a "
+                          "sample below to see each line classified before saving.", FIELD_NAMES),
+        ("Limits and timeouts", "", ("timeout_connect_s", "timeout_first_byte_s", "timeout_idle_s",
+                                     "timeout_total_s", "max_input_tokens", "max_output_tokens", "max_event_bytes")),
+        ("Tokens and prices", "", ("tokenizer", "price_in_per_1k", "price_out_per_1k", "currency")),
+        ("Server metrics", "", ("metrics_urls",)),
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        add_stream_fields(self, self.instance.generic if self.instance.pk else None)
+        self.fields["clear_api_key"].help_text = "Tick to delete the stored key on save."
         if self.instance.pk:
             self.initial["metrics_urls"] = "\n".join(self.instance.metrics_urls or [])
         if self.instance.pk and self.instance.secret_header_names:
@@ -134,10 +182,54 @@ class EndpointForm(forms.ModelForm):
         for name in data.get("headers") or {}:
             if name.lower() == "authorization":
                 self.add_error("headers", "Put the key in the API key field, where it is encrypted.")
+        clean_stream_format(self, data)
+        if "generic" in data:
+            self.instance.generic = data["generic"]
         return data
 
 
-class ProfileForm(forms.ModelForm):
+# Profile fields in words, with units, and what each does: (label, help text).
+PROFILE_TEXT: dict[str, tuple[str, str]] = {
+    "name": ("Profile name", "How the profile is listed, e.g. “ramp to 32 users”."),
+    "kind": ("Kind", "Users (closed loop: each sends, waits for the answer, sends again), stages, a request rate "
+                     "(open loop), a sweep of levels, a replay of recorded arrivals, or a capacity search."),
+    "users": ("Users", "Concurrent users, each with one request in flight."),
+    "spawn_rate": ("Spawn rate (users/s)", "How fast users are added until all have started."),
+    "hold_s": ("Hold (s)", "How long all users keep going before the ramp down; 0 = until the plan's end."),
+    "ramp_down_s": ("Ramp down (s)", "Users stop one by one over this long; 0 = all at once."),
+    "stages": ("Stages (JSON)", 'Each stage ramps to its target over its duration, e.g. '
+                                '[{"duration_s": 30, "target": 4}, {"duration_s": 30, "target": 8}].'),
+    "stage_mode": ("Stage targets are", "Users (closed loop) or a request rate (open loop)."),
+    "rate": ("Request rate", "Requests sent whether or not earlier ones answered (open loop)."),
+    "rate_unit": ("Rate unit", "Per second or per minute."),
+    "arrival": ("Arrivals", "Poisson: random gaps with the rate's mean (realistic traffic); constant: even gaps."),
+    "sweep_levels": ("Sweep levels", "Users or requests/s per level, comma-separated, e.g. 1, 2, 4, 8."),
+    "sweep_mode": ("Sweep changes", "Users or rate change per level; a thinking budget keeps the users and "
+                                    "changes the budget."),
+    "budget_param": ("Budget parameter", "The request field each level sets: max_tokens or reasoning_effort."),
+    "budget_levels": ("Budget levels", "Comma-separated, e.g. 512, 2048, 8192 for max_tokens or low, medium, high."),
+    "level_duration_s": ("Time per level (s)", "How long each sweep level lasts."),
+    "replay": ("Replay schedule (JSON)", "Empty: a timed dataset's recorded arrivals. Or a JSON list, "
+                                         'e.g. [{"t_s": 0, "prompt": 0}, {"t_s": 0.5, "prompt": 1}].'),
+    "speed": ("Replay speed (×)", "2 = twice as fast as recorded, 10 = ten times."),
+    "max_concurrency": ("Max in flight (requests)", "Open loop: at most this many requests at once; 0 = unbounded."),
+    "seed": ("Seed", "The same seed gives the same arrival times and prompt order."),
+    "turns": ("Turns per conversation", "Each user holds a conversation of this many of a dataset item's "
+                                        "user turns, the model's own answers as history (1 = single requests)."),
+    "think_s": ("Think time between turns (s)", "How long a user waits after an answer before the next turn."),
+    "mode": ("Search", "A request rate (open loop) or a number of users (closed loop)."),
+    "load_min": ("Lowest level", "Requests/s or users the search starts at; it doubles from here."),
+    "load_max": ("Highest level", "The search never goes above this."),
+    "attainment": ("SLO attainment", "Share of requests that must meet every objective of the plan, e.g. 0.99."),
+    "level_min_requests": ("Requests per level", "At least this many in each level's steady window."),
+    "min_level_s": ("Steady window (s)", "How long each level is measured after its warm-up."),
+    "warmup_s": ("Warm-up trimmed (s)", "The start of each level, left out of its verdict."),
+    "tolerance": ("Bisect to", "Relative width of the final bracket, e.g. 0.05 = within 5 %."),
+    "per_bucket": ("One search per input bucket", "A separate capacity for each input-token bucket."),
+}  # fmt: skip
+
+
+class ProfileForm(Fieldsets, forms.ModelForm):
     users = forms.IntegerField(min_value=1, initial=1, required=False)
     spawn_rate = forms.FloatField(min_value=0.001, initial=1.0, required=False, help_text="users per second")
     hold_s = forms.FloatField(min_value=0, initial=0, required=False, help_text="0 = hold to the end")
@@ -258,12 +350,28 @@ class ProfileForm(forms.ModelForm):
         "budget_levels",
     )
 
+    FIELDSETS = (
+        ("Profile", "", ("name", "kind")),
+        ("Users", "A closed loop: each user waits for its answer before sending again.",
+         ("users", "spawn_rate", "hold_s", "ramp_down_s", "turns", "think_s")),
+        ("Stages", "", ("stages", "stage_mode")),
+        ("Rate", "An open loop: requests go out on schedule whatever the server does.", ("rate", "rate_unit")),
+        ("Sweep", "Throughput against latency: one level after another.",
+         ("sweep_levels", "sweep_mode", "level_duration_s", "budget_param", "budget_levels")),
+        ("Replay", "", ("replay", "speed")),
+        ("Capacity at SLO", "The highest load that holds the plan's SLOs; the objectives are the plan's.",
+         CAPACITY_FIELDS),
+        ("Arrivals", "", ("arrival", "max_concurrency", "seed")),
+    )  # fmt: skip
+
     class Meta:
         model = LoadProfile
         fields = ["name", "kind"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name, (label, help_text) in PROFILE_TEXT.items():
+            self.fields[name].label, self.fields[name].help_text = label, help_text
         if self.instance.pk:
             for name in (*self.SPEC_FIELDS, *self.CAPACITY_FIELDS):
                 value = self.instance.spec.get(name)
@@ -362,21 +470,40 @@ class ProfileForm(forms.ModelForm):
         return profile
 
 
-class PlanForm(forms.ModelForm):
+class PlanForm(Fieldsets, forms.ModelForm):
     repeat = forms.IntegerField(
         min_value=1,
         max_value=30,
         initial=1,
         required=False,
+        label="Repeat (runs)",
         help_text="Run the plan this many times, one after another: the result gives each headline "
         "metric's mean and 95% interval, and comparisons use the intervals.",
     )
-    extra_params = JSONObjectField(help_text='Passed through to the request, e.g. {"top_p": 0.9}.')
+    extra_params = JSONObjectField(
+        label="Extra request parameters (JSON)",
+        help_text='Added to every request body as they are, e.g. {"top_p": 0.9, "reasoning_effort": "high"}.',
+    )
     bucket_edges = NumberListField(
         integers=True,
         initial="0, 1024, 4096, 16384, 32768, 49152",
-        help_text="Input-token bucket edges for per-bucket rows.",
+        label="Input-token bucket edges (tokens)",
+        help_text="Every result is also reported per bucket of prompt length; comma-separated, increasing.",
     )
+
+    FIELDSETS = (
+        ("Target", "What is sent, and where.", ("name", "endpoint", "dataset", "max_tokens", "temperature",
+                                                "extra_params", "prompt_template")),
+        ("Load", "How many users or requests, and which prompts they draw.",
+         ("profile", "sample_order", "buckets", "bucket_weights")),
+        ("Stop conditions", "The run ends at whichever comes first.", ("duration_s", "max_requests", "drain_s")),
+        ("SLOs", "What a request must meet to count as good (goodput, attainment, capacity).",
+         ("slo_ttft_ms", "slo_tokens_per_s", "slo_e2e_ms", "length_is_failure")),
+        ("Analysis", "How results are grouped and what is kept with them.", ("bucket_edges", "notes")),
+        ("Variant tags", "What this deployment is, shown as column headers in comparisons and filterable "
+                         "on the runs list.", VARIANT_FIELDS),
+        ("Scale", "How the load is generated.", ("shard_count", "repeat")),
+    )  # fmt: skip
 
     class Meta:
         model = Plan
@@ -405,6 +532,79 @@ class PlanForm(forms.ModelForm):
             *VARIANT_FIELDS,
             "notes",
         ]
+        labels = {
+            "name": "Plan name",
+            "endpoint": "Endpoint",
+            "dataset": "Dataset",
+            "profile": "Load profile",
+            "max_tokens": "Max output tokens per request",
+            "temperature": "Temperature",
+            "prompt_template": "Prompt template",
+            "duration_s": "Duration (s)",
+            "max_requests": "Max requests",
+            "drain_s": "Drain time (s)",
+            "slo_ttft_ms": "TTFT SLO (ms)",
+            "slo_tokens_per_s": "Tokens/s SLO (per request)",
+            "slo_e2e_ms": "End-to-end SLO (ms)",
+            "length_is_failure": "Count length-capped answers as failures",
+            "sample_order": "Prompt order",
+            "buckets": "Only these input buckets",
+            "bucket_weights": "Bucket weights (JSON)",
+            "shard_count": "Shards",
+            "quantization": "Quantization",
+            "speculative": "Speculative decoding",
+            "pd_separation": "Prefill/decode split",
+            "tp": "Tensor parallel (TP)",
+            "dp": "Data parallel (DP)",
+            "pp": "Pipeline parallel (PP)",
+            "ep": "Expert parallel (EP)",
+            "hardware": "Hardware",
+            "engine_name": "Serving engine",
+            "engine_version": "Engine version",
+            "notes": "Notes",
+        }
+        help_texts = {
+            "name": "How the plan is listed, e.g. “qwen3-32b int4, 32 users, long prompts”.",
+            "endpoint": "The server the load goes to; its tokenizer counts tokens and its prices give the cost.",
+            "dataset": "The prompts sent; each run pins the version it sent.",
+            "profile": "Users or request rate over time; its shape is drawn below.",
+            "max_tokens": "Sent as max_tokens; a prompt's own max_tokens wins. Reasoning models spend it on "
+            "thinking too.",
+            "temperature": "Blank: the server's default. 0 to 2.",
+            "prompt_template": "Text with one {prompt} placeholder each prompt is put into; blank = the "
+            "dataset's default template.",
+            "duration_s": "How long load is generated. Blank: until Max requests.",
+            "max_requests": "Stop after this many requests. Blank: until the duration ends.",
+            "drain_s": "After the end, requests still in flight get this long to finish; later ones are "
+            "timeouts, never hidden.",
+            "slo_ttft_ms": "Time to first token a request must meet. Blank: no TTFT objective.",
+            "slo_tokens_per_s": "Decode speed a request must reach. Blank: no speed objective.",
+            "slo_e2e_ms": "Whole-request time a request must meet. Blank: no end-to-end objective.",
+            "length_is_failure": "An answer stopped by max_tokens is a success flagged length-capped unless "
+            "this is ticked.",
+            "sample_order": "Sequential sends the dataset in order (runs pair by item), shuffled is seeded, "
+            "weighted picks a bucket per request by its weight.",
+            "shard_count": "Load generators the run is split over; 0 = one per live load worker.",
+            "quantization": "e.g. bf16, fp8, int4, awq.",
+            "speculative": "e.g. MTP, eagle, a draft model; blank = none.",
+            "pd_separation": "e.g. 1P3D; blank = not disaggregated.",
+            "tp": "GPUs a layer is split over.",
+            "dp": "Replicas serving in parallel.",
+            "pp": "Pipeline stages.",
+            "ep": "GPUs the experts are spread over (MoE).",
+            "hardware": "e.g. 8×H100 80GB.",
+            "engine_name": "e.g. vLLM, SGLang, TGI.",
+            "engine_version": "e.g. 0.8.5.",
+            "notes": "Anything a colleague should know when reading the results.",
+        }
+        error_messages = {
+            "name": {"required": "Give the plan a name, so its runs can be found."},
+            "endpoint": {"required": "Pick the endpoint to send load to (add one under Endpoints first)."},
+            "dataset": {"required": "Pick the prompts to send (add MATH-500 in one click under Datasets)."},
+            "profile": {"required": "Pick a load profile (users or a request rate; add one under Profiles)."},
+            "max_tokens": {"required": "Say how many output tokens a request may take, e.g. 256."},
+            "drain_s": {"required": "Give the drain time in seconds, e.g. 30 (0 cuts requests at the end)."},
+        }
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -413,6 +613,8 @@ class PlanForm(forms.ModelForm):
         self.fields["dataset"].queryset = team_queryset("dataset", team)
         self.fields["profile"].queryset = team_queryset("profile", team)
         plan_buckets_setup(self, team)
+        for name in ("buckets", "bucket_weights"):
+            self.fields[name].label = self.Meta.labels[name]
 
     def clean_repeat(self) -> int:
         return self.cleaned_data.get("repeat") or 1

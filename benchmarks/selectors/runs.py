@@ -19,6 +19,16 @@ def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
     return Run.objects.filter(plan=plan).order_by("-created_at")
 
 
+def endpoint_last_e2e(*, endpoint_id: int) -> tuple[int, float] | None:
+    """(run id, E2E p50 in ms) of the endpoint's latest finished run that measured one, or None."""
+    finished = Run.objects.filter(endpoint_id=endpoint_id, status=Run.Status.FINISHED).order_by("-created_at")
+    for run_id, summary in finished.values_list("pk", "summary")[:5]:
+        p50 = ((summary or {}).get("e2e_ms") or {}).get("p50")
+        if isinstance(p50, int | float) and p50 > 0:
+            return run_id, float(p50)
+    return None
+
+
 def runs_filtered(
     *,
     team: Team,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -13,8 +13,10 @@ from benchmarks import bridge
 from benchmarks.charts.profiles import capacity_figure, profile_figure
 from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
+from benchmarks.forms.stream_format import StreamFormatForm
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
+from benchmarks.presenters.plans import plan_form_preview
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
@@ -48,6 +50,7 @@ ENDPOINTS = crud.Entity(
     _endpoint_form,
     [("protocol", "Protocol"), ("base_url", "Base URL"), ("model", "Model")],
     save=_endpoint_save,
+    template_form="benchmarks/endpoints/form.html",
 )
 PROFILES = crud.Entity(
     LoadProfile,
@@ -63,6 +66,7 @@ PLANS = crud.Entity(
     "plan",
     _plan_form,
     [("endpoint", "Endpoint"), ("dataset", "Dataset"), ("profile", "Profile")],
+    template_form="benchmarks/plans/form.html",
 )
 ENTITIES = {e.prefix: e for e in (ENDPOINTS, PROFILES, PLANS)}  # datasets: views/datasets.py
 
@@ -91,6 +95,29 @@ def object_clone(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 @team_required
 def object_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return crud.delete_view(request, ENTITIES[kind], pk)
+
+
+SAMPLE_MAX_CHARS = 100_000
+
+
+@team_required
+@require_POST
+def endpoint_stream_check(request: HttpRequest) -> HttpResponse:
+    """A pasted sample stream, line by line, as the endpoint form's stream format reads it (JSON)."""
+    form = StreamFormatForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": {name: list(errors) for name, errors in form.errors.items()}})
+    sample = (request.POST.get("stream_sample") or "")[:SAMPLE_MAX_CHARS]
+    return JsonResponse({"rows": form.classify(sample)})
+
+
+@team_required
+@require_POST
+def plan_preview(request: TeamRequest) -> HttpResponse:
+    """What the plan form describes, before it is saved or run (JSON for the form's panel)."""
+    form = PlanForm(request.POST, team=request.team)
+    form.is_valid()  # the preview needs the cleaned choices, not a valid form
+    return JsonResponse(plan_form_preview(form=form))
 
 
 @team_required

@@ -154,3 +154,80 @@ class GenericParser(ChunkParser):
 
 def _str(value: Any) -> str | None:
     return str(value) if value not in (None, "", False) else None
+
+
+GENERIC_KEYS = frozenset(GenericFormat.__dataclass_fields__)
+
+
+def generic_format(values: dict[str, Any]) -> GenericFormat:
+    """A format from a mapping, refusing what a typo would otherwise drop silently: unknown keys,
+    a kind map whose values are not packet kinds, a template that is not JSON once filled."""
+    unknown = sorted(set(values) - GENERIC_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown stream-format keys {', '.join(unknown)}; known: {', '.join(sorted(GENERIC_KEYS))}"
+        )
+    kind_map = values.get("kind_map") or {}
+    if not isinstance(kind_map, dict) or any(str(v) not in _KINDS for v in kind_map.values()):
+        raise ValueError(f"kind map values must be packet kinds: {', '.join(sorted(_KINDS))}")
+    fmt = GenericFormat(**{k: v for k, v in values.items() if v is not None})
+    problem = check_template(fmt)
+    if problem:
+        raise ValueError(problem)
+    return fmt
+
+
+def classify_sample(fmt: GenericFormat, sample: str) -> list[dict[str, Any]]:
+    """Each line of a pasted stream (SSE ``data:``/``event:``/``:`` lines, or one JSON message per line
+    as a WebSocket sends them) as the generic parser reads it: ``{"line", "packets", "note"}`` with the
+    packet kinds it yields (thinking, answer, usage, heartbeat, done, error…), ``unknown`` when the
+    line is not one the format can read. The same parser and analyzer as a run, so what it shows
+    is what a run would measure."""
+    from runner.analysis import StreamAnalyzer
+    from runner.protocols.base import ProtocolError
+
+    analyzer = StreamAnalyzer(0, 0)
+    parser = GenericParser(analyzer, fmt)
+    event = "message"
+    rows: list[dict[str, Any]] = []
+    for number, raw in enumerate(sample.splitlines()[:500], start=1):
+        line = raw.strip()
+        if not line:
+            event = "message"
+            continue
+        if line.startswith("event:"):
+            event = line[6:].strip() or "message"
+            rows.append({"line": number, "text": raw[:300], "packets": [], "note": f"event name {event!r}"})
+            continue
+        if line.startswith(":"):
+            name, data = "comment", line[1:]
+        else:
+            name, data = event, line[5:].strip() if line.startswith("data:") else line
+        before, reason, error = len(analyzer.packets), analyzer.finish_reason, analyzer.error
+        try:
+            parser.event(name, data, number)
+        except ProtocolError as exc:
+            rows.append({"line": number, "text": raw[:300], "packets": ["unknown"], "note": str(exc)})
+            continue
+        kinds = [p.kind.value for p in analyzer.packets[before:]]
+        note = ""
+        if analyzer.finish_reason != reason:
+            note = f"finish reason {analyzer.finish_reason!r}"
+        if analyzer.error != error:
+            note = f"error: {analyzer.error}"
+        text = "".join(p.text for p in analyzer.packets[before:])
+        if text:
+            note = (note + "; " if note else "") + f"text {text[:80]!r}"
+        if kinds == ["heartbeat"] and name not in ("comment", "ping") and not _known_kind(fmt, parser, data):
+            what = "its kind is not in the map" if fmt.kind_path else "no path of the format matched"
+            kinds, note = ["unknown"], f"{what}: read as a keep-alive"
+        rows.append({"line": number, "text": raw[:300], "packets": kinds, "note": note})
+    return rows
+
+
+def _known_kind(fmt: GenericFormat, parser: GenericParser, data: str) -> bool:
+    """With a kind field: the line's kind maps to a packet kind (a mapped keep-alive is known)."""
+    if not fmt.kind_path or data.strip() == fmt.done_sentinel:
+        return False
+    raw = dig(load_object(data), parser.kind_path)
+    return _KINDS.get(fmt.kind_map.get(str(raw), str(raw))) is not None

@@ -13,8 +13,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runner.simulator.tokens import WordSource
+from runner.simulator.tokens import WordSource, token_pieces
+
+if TYPE_CHECKING:
+    from runner.tokenizers import Tokenizer
 
 __all__ = ["EFFORT", "AnswerKey", "KeyItem", "ScriptedWords", "leak_words", "reply_words", "thinking_words"]
 
@@ -93,20 +97,16 @@ class AnswerKey:
         return found
 
 
-def _tokens(text: str) -> list[str]:
-    return [" " + word for word in text.split()]
+def thinking_words(tok: Tokenizer | None = None) -> list[str]:
+    return token_pieces(tok, THINKING_PREAMBLE)
 
 
-def thinking_words() -> list[str]:
-    return _tokens(THINKING_PREAMBLE)
+def reply_words(item: KeyItem, tok: Tokenizer | None = None) -> list[str]:
+    return token_pieces(tok, f"The final answer is $\\boxed{{{item.answer}}}$.")
 
 
-def reply_words(item: KeyItem) -> list[str]:
-    return _tokens(f"The final answer is $\\boxed{{{item.answer}}}$.")
-
-
-def leak_words() -> list[str]:
-    return _tokens(LEAK_PREAMBLE)
+def leak_words(tok: Tokenizer | None = None) -> list[str]:
+    return token_pieces(tok, LEAK_PREAMBLE)
 
 
 class ScriptedWords:

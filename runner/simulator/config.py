@@ -79,6 +79,11 @@ class SimConfig:
     )
     wrong_rate: float = _opt(0.0, "share of the key's items answered wrongly (exactly round(R*N), by seed)")
     leak_rate: float = _opt(0.0, "share of answers that open with reasoning text (a leak)")
+    tokenizer: str = _opt(
+        "",
+        "count prompt tokens and cut scripted text in this tokenizer (qwen3, a tokenizer.json or folder), "
+        "so reported usage equals a client's count with it; empty = one word per token",
+    )
     body_seeded: bool = _opt(
         False,
         "output words follow the prompt and seed, ids and timestamps the body: not arrival order or clock",

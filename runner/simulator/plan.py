@@ -30,6 +30,8 @@ class Ask:
     include_usage: bool
     ignore_eos: bool = False  # vLLM extension: generate exactly max_tokens
     reasoning_effort: str = "medium"  # scales the thinking a request asks for (EFFORT)
+    messages: list[dict[str, Any]] | None = None  # chat messages as sent (a tokenizer counts these)
+    text: str = ""  # the prompt's text when there are no messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ def parse_chat(body: Any) -> Ask:
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         ignore_eos=body.get("ignore_eos") is True,
         reasoning_effort=_effort(body),
+        messages=[m for m in messages if isinstance(m, dict)],
     )
 
 
@@ -122,14 +125,16 @@ def parse_completions(body: Any) -> Ask:
     if "prompt" not in body:
         raise BadRequest("prompt is required")
     options = body.get("stream_options") or {}
+    text = prompt_text(body["prompt"])
     return Ask(
-        words=prompt_text(body["prompt"]).split(),
+        words=text.split(),
         model=str(body.get("model") or ""),
         max_tokens=_max_tokens(body, "max_tokens"),
         stream=body.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         ignore_eos=body.get("ignore_eos") is True,
         reasoning_effort=_effort(body),
+        text=text,
     )
 
 
@@ -144,7 +149,13 @@ def parse_messages(body: Any) -> Ask:
         max_tokens=_max_tokens(body, "max_tokens"),
         stream=body.get("stream") is True,
         include_usage=True,  # Anthropic always reports usage
+        messages=_with_system(messages, body.get("system")),
     )
+
+
+def _with_system(messages: list[Any], system: Any) -> list[dict[str, Any]]:
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [m for m in messages if isinstance(m, dict)]
 
 
 def parse_ws(body: Any) -> Ask:
@@ -157,6 +168,8 @@ def parse_ws(body: Any) -> Ask:
         max_tokens=_max_tokens(body, "max_tokens"),
         stream=True,
         include_usage=True,
+        messages=[m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else None,
+        text=text,
     )
 
 
@@ -176,8 +189,17 @@ def pick_fault(config: SimConfig, rng: random.Random, forced: str | None) -> str
     return None
 
 
-def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int, number: int = 0) -> Plan:
-    """Thinking counts against ``max_tokens`` as on real servers: a cut inside thinking leaves no answer."""
+def make_plan(
+    config: SimConfig,
+    ask: Ask,
+    fault: str | None,
+    cached_tokens: int,
+    number: int = 0,
+    *,
+    prompt_tokens: int | None = None,
+) -> Plan:
+    """Thinking counts against ``max_tokens`` as on real servers: a cut inside thinking leaves no answer.
+    ``prompt_tokens``: the prompt's count in the configured tokenizer; one per word without one."""
     want_thinking = round(config.thinking_tokens * EFFORT[ask.reasoning_effort])
     want_answer = config.output_tokens
     if fault == "empty":
@@ -191,7 +213,8 @@ def make_plan(config: SimConfig, ask: Ask, fault: str | None, cached_tokens: int
     answer = min(want_answer, budget - thinking)
     cut = thinking + answer < want_thinking + want_answer
     length = cut or fault == "truncated" or (ask.ignore_eos and ask.max_tokens is not None)
-    prompt_tokens = len(ask.words)
+    prompt_tokens = len(ask.words) if prompt_tokens is None else prompt_tokens
+    cached_tokens = min(cached_tokens, prompt_tokens)
     prefill_ns = round(config.prefill_us_per_token * 1_000 * max(0, prompt_tokens - cached_tokens))
     return Plan(
         fault=fault,

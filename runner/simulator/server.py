@@ -41,7 +41,7 @@ from runner.simulator.plan import (
     parse_ws,
     pick_fault,
 )
-from runner.simulator.tokens import PrefixCache, WordSource
+from runner.simulator.tokens import PrefixCache, WordSource, count_prompt, load_sim_tokenizer
 from runner.simulator.wire import (
     AnthropicWire,
     ChatWire,
@@ -104,6 +104,7 @@ class Simulator:
         self.counters = ServerCounters()
 
         self.key = load_key(config)
+        self.tokenizer = load_sim_tokenizer(config.tokenizer)
 
     def connection(self, protocol: Any) -> list[int]:
         entry = self.connections.get(id(protocol))
@@ -117,6 +118,8 @@ class Simulator:
         key_of = (config.answer_key, config.wrong_rate, config.seed)
         if key_of != (self.config.answer_key, self.config.wrong_rate, self.config.seed):
             self.key = load_key(config)  # a bad key raises before anything changes
+        if config.tokenizer != self.config.tokenizer:
+            self.tokenizer = load_sim_tokenizer(config.tokenizer)
         if config.seed != self.config.seed:
             self.rng, self.requests = random.Random(config.seed), 0
         self.config = config
@@ -298,21 +301,32 @@ async def _accept(
     except ValueError as exc:  # BadRequest, JSON and UTF-8 errors
         return _error(make_wire(_context(config, record, None)), record, 400, str(exc))
     wire = make_wire(_context(config, record, ask))
-    judged = _judge(sim, config, (record, number), ask, fault, wire)
+    tok = sim.tokenizer
+    # a long prompt takes milliseconds to count: off the loop, so other streams keep their pace
+    counted = await asyncio.to_thread(count_prompt, tok, ask) if tok is not None else None
+    judged = _judge(sim, config, (record, number), ask, fault, wire, counted)
     if isinstance(judged, Exchange):
         return judged
     return _error(wire, record, *judged)
 
 
 def _judge(
-    sim: Simulator, config: SimConfig, admitted: tuple[Record, int], ask: Ask, fault: str | None, wire: Wire
+    sim: Simulator,
+    config: SimConfig,
+    admitted: tuple[Record, int],
+    ask: Ask,
+    fault: str | None,
+    wire: Wire,
+    counted: int | None = None,
 ) -> Exchange | tuple[int, str]:
-    """Early rejections as ``(status, message)``; otherwise the plan for an accepted request."""
+    """Early rejections as ``(status, message)``; otherwise the plan for an accepted request.
+    ``counted``: the prompt's tokens in the configured tokenizer (None: one per word)."""
     record, number = admitted
-    record.fault, record.prompt_tokens = fault, len(ask.words)
-    limit = _overflows(config, fault, len(ask.words))
+    prompt_tokens = len(ask.words) if counted is None else counted
+    record.fault, record.prompt_tokens = fault, prompt_tokens
+    limit = _overflows(config, fault, prompt_tokens)
     if limit is not None:
-        return 400, wire.context_message(len(ask.words), limit)
+        return 400, wire.context_message(prompt_tokens, limit)
     if fault in HTTP_FAULTS:
         return HTTP_FAULTS[fault]
     cached = sim.cache.lookup_and_insert(ask.words) if config.prefix_cache else 0
@@ -321,20 +335,21 @@ def _judge(
     leaked = fault is None and config.leak_rate > 0 and sim.rng.random() < config.leak_rate
     words = WordSource(config.seed, number)
     if item is None and not leaked:
-        plan = make_plan(config, ask, fault, cached, number)
+        plan = make_plan(config, ask, fault, cached, number, prompt_tokens=prompt_tokens)
         sim.counters.admitted(plan)
         return Exchange(sim, config, record, ask, plan, wire, words)
     # a scripted reply: reasoning preamble in the thinking, the key's answer boxed (after a leak)
-    answer = [*(leak_words() if leaked else []), *(reply_words(item) if item else [])]
+    tok = sim.tokenizer
+    answer = [*(leak_words(tok) if leaked else []), *(reply_words(item, tok) if item else [])]
+    preamble = thinking_words(tok) if item else []
     scripted = config
     if item is not None:
-        thinking = max(config.thinking_tokens, len(thinking_words()))
+        thinking = max(config.thinking_tokens, len(preamble))
         scripted = dataclasses.replace(config, thinking_tokens=thinking, output_tokens=len(answer))
-    plan = make_plan(scripted, ask, fault, cached, number)
+    plan = make_plan(scripted, ask, fault, cached, number, prompt_tokens=prompt_tokens)
     sim.counters.admitted(plan)
     record.answer_id, record.leaked = (item.id if item else None), leaked
     record.answered_wrong = item is not None and item.wrong
-    preamble = thinking_words() if item else []
     return Exchange(
         sim, config, record, ask, plan, wire, ScriptedWords(words, plan.thinking, preamble, answer)
     )

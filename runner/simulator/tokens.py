@@ -1,7 +1,12 @@
-"""Tokens as the simulator counts them: one whitespace-separated word = one token.
+"""Tokens as the simulator counts them: one whitespace-separated word = one token, or, with
+``--tokenizer``, the tokens of a real tokenizer.
 
-Input: the words of the prompt (for chat, every message's text joined). Output: words of a small
-fixed English vocabulary, each with a leading space, drawn from a per-request seeded RNG.
+Input: the words of the prompt (for chat, every message's text joined); with a tokenizer, the
+prompt's count in it (chat messages through its chat template, as a chat server counts them).
+Output: words of a small fixed English vocabulary, each with a leading space, drawn from a
+per-request seeded RNG — every one of them a single token in Qwen3's vocabulary too; scripted text
+(reasoning preambles, boxed answers) is cut into the tokenizer's own pieces, one piece per token,
+so the reported usage equals the count a client makes of the streamed text with that tokenizer.
 """
 
 from __future__ import annotations
@@ -9,7 +14,11 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.simulator.plan import Ask
+    from runner.tokenizers import Tokenizer
 
 VOCAB: tuple[str, ...] = tuple(
     " " + word
@@ -103,6 +112,49 @@ def prompt_text(prompt: Any) -> str:
     if isinstance(prompt, list):
         return " ".join(str(p) for p in prompt)
     return ""
+
+
+def load_sim_tokenizer(ref: str) -> Tokenizer | None:
+    """The configured tokenizer, or None (one word per token). Raises ``ValueError`` if it cannot load."""
+    if not ref:
+        return None
+    from runner.tokenizers import TokenizerError, load_tokenizer
+
+    try:
+        tok = load_tokenizer(ref)
+    except TokenizerError as exc:
+        raise ValueError(f"tokenizer {ref}: {exc}") from None
+    bad = [w for w in VOCAB if tok.count(w) != 1]
+    if bad:  # filler words must stay one token each, or usage and the client's count part ways
+        raise ValueError(f"tokenizer {ref} splits the simulator's filler words {bad[:5]} into several tokens")
+    return tok
+
+
+def count_prompt(tok: Tokenizer, ask: Ask) -> int:
+    """The prompt's input tokens as a server with ``tok`` reports them."""
+    if ask.messages:
+        return int(tok.count_messages(ask.messages))
+    return int(tok.count(ask.text))
+
+
+def token_pieces(tok: Tokenizer | None, text: str) -> list[str]:
+    """``text`` as one string per token: its words (each with a leading space) without a tokenizer,
+    else the tokenizer's pieces of ``" " + text``. A character that spans several byte-level tokens
+    goes out whole with its first token and empty strings for the rest, so the pieces join to
+    ``text`` and their number is its count."""
+    if tok is None:
+        return [" " + word for word in text.split()]
+    pieces: list[str] = []
+    pending: list[int] = []
+    for token_id in tok.encode(" " + text):
+        pending.append(token_id)
+        piece = tok.decode(pending)
+        if "\ufffd" not in piece:
+            pieces += [piece, *[""] * (len(pending) - 1)]
+            pending = []
+    if pending:
+        pieces += [tok.decode(pending), *[""] * (len(pending) - 1)]
+    return pieces
 
 
 class WordSource:

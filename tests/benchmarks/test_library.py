@@ -211,9 +211,8 @@ def test_capacity_profile_keeps_the_search_settings_and_runs_as_one_shard(cast, 
         "per_bucket": True,
     }
     assert bridge.profile_spec(profile).kind == "rate"  # the search replaces the load level by level
-    assert (
-        "Capacity: SLO attainment" in client.get(reverse("profile_edit", args=[profile.pk])).content.decode()
-    )
+    edit = client.get(reverse("profile_edit", args=[profile.pk])).content.decode()
+    assert "<legend>Capacity at SLO</legend>" in edit and "SLO attainment" in edit
     cast.plan.profile, cast.plan.shard_count = profile, 4
     cast.plan.save()
     run = run_start(plan=cast.plan, by=cast.alice)

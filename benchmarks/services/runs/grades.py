@@ -39,6 +39,16 @@ def _store(run_id: int, shard_index: int, records: Iterable[Any]) -> int:
     ]
     table = RequestRecord._meta.db_table
     changed = 0
+    if connection.vendor != "postgresql":  # embedded mode's SQLite: no ::jsonb, JSON1's merge patch
+        with connection.cursor() as cursor:
+            for request_id, patch in patches:
+                cursor.execute(
+                    f"UPDATE {table} SET data = json_patch(data, %s) "
+                    "WHERE run_id = %s AND shard_index = %s AND request_id = %s",
+                    [patch, run_id, shard_index, request_id],
+                )
+                changed += cursor.rowcount
+        return changed
     with connection.cursor() as cursor:
         for start in range(0, len(patches), CHUNK):
             chunk = patches[start : start + CHUNK]
