@@ -1,5 +1,5 @@
-"""A run's figures (distributions, per-request points, the live series, one request's packets), from
-plain data; titles and units come from the metric registry."""
+"""A run's figures (distributions from stored histograms and percentiles, the live series, one
+request's packets), from plain data; titles and units come from the metric registry."""
 
 from __future__ import annotations
 
@@ -8,44 +8,45 @@ from typing import Any
 import plotly.graph_objects as go
 
 from benchmarks.charts.base import LAYOUT, Figure, out
-from runner import METRICS
+
+BINS = 40
+CDF_POINTS = 200
 
 
-def ttft_histogram(values: list[float]) -> Figure:
-    m = METRICS["ttft_ms"]
-    fig = go.Figure(go.Histogram(x=values, nbinsx=40, name=m.label))
-    fig.update_layout(title=f"{m.label} distribution", xaxis_title=m.unit, yaxis_title="requests", **LAYOUT)
+def stored_histogram(hist: Any, scale: float, title: str, unit: str, y_title: str = "requests") -> Figure:
+    """A distribution drawn from a stored HDR histogram (the run's merged live sketch, 3 significant
+    digits): its recorded values re-binned into ``BINS`` bars. Bounded whatever the run's size."""
+    values = [
+        (v.value_iterated_to / scale, v.count_at_value_iterated_to) for v in hist.get_recorded_iterator()
+    ]
+    xs, counts = [], []
+    if values:
+        lo, hi = values[0][0], values[-1][0]
+        width = (hi - lo) / BINS or 1.0
+        bins = [0] * BINS
+        for value, count in values:
+            bins[min(int((value - lo) / width), BINS - 1)] += count
+        xs = [lo + (i + 0.5) * width for i in range(BINS)]
+        counts = bins
+    fig = go.Figure(go.Bar(x=xs, y=counts, name=title))
+    fig.update_layout(title=title, xaxis_title=unit, yaxis_title=y_title, bargap=0.02, **LAYOUT)
     return out(fig)
 
 
-def cdf(values: list[float], title: str, unit: str = "ms") -> Figure:
-    ordered = sorted(values)
-    n = len(ordered)
-    fig = go.Figure(go.Scatter(x=ordered, y=[(i + 1) / n for i in range(n)], mode="lines", name=title))
+def stored_cdf(hist: Any, scale: float, title: str, unit: str) -> Figure:
+    """The CDF of a stored HDR histogram at ``CDF_POINTS`` quantiles."""
+    qs = [100.0 * i / CDF_POINTS for i in range(1, CDF_POINTS + 1)] if hist.get_total_count() else []
+    xs = [hist.get_value_at_percentile(q) / scale for q in qs]
+    fig = go.Figure(go.Scatter(x=xs, y=[q / 100 for q in qs], mode="lines", name=title))
     fig.update_layout(title=title, xaxis_title=unit, yaxis_title="fraction of requests", **LAYOUT)
     return out(fig)
 
 
-def itl_histogram(values: list[float]) -> Figure:
-    m = METRICS["itl_ms"]
-    fig = go.Figure(go.Histogram(x=values, nbinsx=50, name=m.label))
-    fig.update_layout(title=f"{m.label} distribution", xaxis_title=m.unit, yaxis_title="gaps", **LAYOUT)
-    return out(fig)
-
-
-def per_request_scatter(rows: list[dict[str, Any]], metric: str, title: str, unit: str) -> Figure:
-    """One point per request; ``customdata`` carries the record id so a click opens its timeline."""
-    fig = go.Figure(
-        go.Scatter(
-            x=[r["t"] for r in rows],
-            y=[r[metric] for r in rows],
-            customdata=[r["id"] for r in rows],
-            mode="markers",
-            marker={"size": 6},
-            name=title,
-        )
-    )
-    fig.update_layout(title=title, xaxis_title="seconds since start", yaxis_title=unit, **LAYOUT)
+def percentile_bars(block: dict[str, Any], title: str, unit: str) -> Figure:
+    """A summary distribution (exact percentiles over the raw records) as bars: min, p50 … p99, max."""
+    keys = [k for k in ("min", "p50", "p90", "p95", "p99", "max") if block.get(k) is not None]
+    fig = go.Figure(go.Bar(x=keys, y=[block[k] for k in keys], name=title))
+    fig.update_layout(title=title, xaxis_title="percentile", yaxis_title=unit, **LAYOUT)
     return out(fig)
 
 

@@ -498,7 +498,10 @@ def test_run_page_shows_every_metric_per_bucket_and_the_audit(cast, client_for):
         assert label in table, label
     audit = page.split('id="token-audit"')[1]
     assert "50.0%" in audit and "1 of 1 requests" in audit
-    assert reverse("run_request", args=[run.pk, record.pk]) in audit.split('id="audit-flagged"')[1]
+    flagged = audit.split('id="audit-flagged" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert flagged.startswith(reverse("run_requests", args=[run.pk]) + "?audit=disagrees")
+    listed = client_for(cast.alice).get(flagged).content.decode()
+    assert reverse("run_request_detail", args=[run.pk, record.pk]) in listed.split('id="requests-table"')[1]
     assert run_token_audit(run)["disagreeing"] == 1
 
 
