@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import BooleanField, Case, F, FloatField, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
 
 from benchmarks.models import RequestRecord, Run
-from benchmarks.selectors.token_audit import DISAGREES, THRESHOLD, num
+from benchmarks.selectors.token_audit import COUNTS, DISAGREES, TABLE, THRESHOLD, num
 
 SORTS = {  # ?sort= → (label, ORDER BY); ties broken by id so pages never overlap
     "worst": (
@@ -28,7 +28,7 @@ SORTS = {  # ?sort= → (label, ORDER BY); ties broken by id so pages never over
 COLUMNS = ("id", "request_id", "prompt_id", "shard_index", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s")
 DATA_KEYS = ("variant", "level", "error", "http_status", "usage_output_tokens", "client_output_tokens")
 # the count that placed a prompt in its bucket (runner.summary._bucket_tokens): the dataset's, else usage
-BUCKET_TOKENS = f"coalesce({num('client_input_tokens')}, input_tokens::float8)"
+BUCKET_TOKENS = f"coalesce({num('client_input_tokens')}, r.input_tokens::float8)"
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,22 @@ def run_requests(*, run: Run, where: RequestFilter) -> QuerySet[RequestRecord]:
     elif where.outcome:
         records = records.filter(outcome=where.outcome)
     bucket = next((b for b in run_buckets(run) if b["label"] == where.bucket), None)
+    conditions: list[str] = []
+    params: list[Any] = []
     if bucket is not None:
-        tokens = RawSQL(BUCKET_TOKENS, (), output_field=FloatField())
-        records = records.alias(bucket_tokens=tokens).filter(bucket_tokens__gte=bucket["lo"] or 0)
+        conditions.append(f"{BUCKET_TOKENS} >= %s")
+        params.append(bucket["lo"] or 0)
         if bucket["hi"] is not None:
-            records = records.filter(bucket_tokens__lt=bucket["hi"])
+            conditions.append(f"{BUCKET_TOKENS} < %s")
+            params.append(bucket["hi"])
+    if where.audit_disagrees:
+        conditions.append(DISAGREES.replace("%(threshold)s", "%s"))
+        params.append(where.audit_threshold)
+    if conditions:  # the record's counts read out of its JSON once per row (token_audit.COUNTS)
+        sql = f"SELECT r.id FROM {TABLE} r {COUNTS} WHERE r.run_id = %s AND " + " AND ".join(conditions)
+        records = records.filter(id__in=RawSQL(sql, (run.pk, *params)))
     if where.variant is not None:
         records = records.filter(data__variant=where.variant)
-    if where.audit_disagrees:
-        disagrees = RawSQL(
-            DISAGREES.replace("%(threshold)s", "%s"), (where.audit_threshold,), output_field=BooleanField()
-        )
-        records = records.alias(disagrees=disagrees).filter(disagrees=True)
     order = SORTS.get(where.sort, SORTS["worst"])[1]
     failed_first = Case(When(outcome="success", then=Value(1)), default=Value(0), output_field=IntegerField())
     return records.alias(failed_first=failed_first).order_by(*order, "id")

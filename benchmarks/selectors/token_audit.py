@@ -21,9 +21,19 @@ THRESHOLD = 0.05  # the summary's rule: a share of the client's output count
 STORED_KEYS = ("totals", "cost", "threshold_pct")  # runner's own token_audit lacks these
 
 
+TABLE = RequestRecord._meta.db_table
+AUDIT_KEYS = ("usage_output_tokens", "client_output_tokens", "usage_input_tokens", "client_input_tokens")
+# Each record's counts read out of its JSON once (a record's ``data`` is large and stored compressed:
+# every ``data->'key'`` would decompress it again), as jsonb so a value of the wrong type is no error.
+COUNTS = (
+    f"CROSS JOIN LATERAL jsonb_to_record(r.data) AS x({', '.join(f'{k} jsonb' for k in AUDIT_KEYS)}, "
+    "tokens_estimated jsonb)"
+)
+
+
 def num(key: str) -> str:
-    """A record's numeric JSON field as SQL (NULL when missing or not a number: never a cast error)."""
-    return f"(CASE WHEN jsonb_typeof(data->'{key}') = 'number' THEN (data->>'{key}')::float8 END)"
+    """One of ``COUNTS``' fields as a number (NULL when missing or not a number: never a cast error)."""
+    return f"(CASE WHEN jsonb_typeof(x.{key}) = 'number' THEN (x.{key})::float8 END)"
 
 
 UO, CO = num("usage_output_tokens"), num("client_output_tokens")
@@ -40,9 +50,9 @@ SELECT count(*),
        coalesce(sum({UI}) FILTER (WHERE {PAIRED_IN}), 0),
        coalesce(sum({CI}) FILTER (WHERE {PAIRED_IN}), 0),
        count(*) FILTER (WHERE {DISAGREES}),
-       bool_or(data->'tokens_estimated' = 'true'::jsonb),
+       bool_or(x.tokens_estimated = 'true'::jsonb),
        coalesce(sum({UI}), 0), coalesce(sum({UO}), 0), coalesce(sum({CI}), 0), coalesce(sum({CO}), 0)
-FROM {RequestRecord._meta.db_table} WHERE run_id = %(run)s
+FROM {TABLE} r {COUNTS} WHERE r.run_id = %(run)s
 """
 
 
