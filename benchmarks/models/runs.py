@@ -139,10 +139,18 @@ class RequestRecord(models.Model):
     tokens_per_s = models.FloatField(null=True)
     input_tokens = models.IntegerField(null=True)
     output_tokens = models.IntegerField(null=True)
+    # what the run page's token audit and per-request table filter on, as columns so they never open
+    # ``data`` (large, stored compressed) row by row
+    variant = models.PositiveSmallIntegerField(default=0)
+    usage_input_tokens = models.IntegerField(null=True)
+    client_input_tokens = models.IntegerField(null=True)
+    usage_output_tokens = models.IntegerField(null=True)
+    client_output_tokens = models.IntegerField(null=True)
     data = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["started_epoch", "id"]
+        indexes = [models.Index(fields=["run", "outcome", "started_epoch"], name="record_run_outcome")]
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "shard_index", "request_id"], name="one_record_per_request"

@@ -40,13 +40,15 @@ def request_filter(run: Run, query: QueryDict) -> RequestFilter:
 
 def requests_page(run: Run, query: QueryDict) -> dict[str, Any]:
     where = request_filter(run, query)
-    page = Paginator(run_requests(run=run, where=where), PER_PAGE).get_page(int_param(query.get("page"), 1))
+    # the page's ids first (sorted in the index-only columns), then those few rows' details
+    ids = run_requests(run=run, where=where).values_list("id", flat=True)
+    page = Paginator(ids, PER_PAGE).get_page(int_param(query.get("page"), 1))
     rest = query.copy()
     rest.pop("page", None)
     return {
         "run": run,
         "page": page,
-        "rows": request_rows(page),
+        "rows": request_rows(list(page.object_list)),
         "where": where,
         "page_query": rest.urlencode(),
         "sorts": [(key, label) for key, (label, _) in SORTS.items()],

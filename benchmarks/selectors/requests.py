@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import BooleanField, Case, F, IntegerField, JSONField, QuerySet, TextField, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from benchmarks.models import RequestRecord, Run
-from benchmarks.selectors.token_audit import COUNTS, DISAGREES, TABLE, THRESHOLD, num
+from benchmarks.selectors.token_audit import DISAGREES, THRESHOLD
+from runner import FAILURE_CLASSES
 
 SORTS = {  # ?sort= → (label, ORDER BY); ties broken by id so pages never overlap
     "worst": (
@@ -25,10 +27,22 @@ SORTS = {  # ?sort= → (label, ORDER BY); ties broken by id so pages never over
     "tokens_per_s": ("Tokens/s, slowest first", (F("tokens_per_s").asc(nulls_last=True),)),
     "output_tokens": ("Output tokens, most first", (F("output_tokens").desc(nulls_last=True),)),
 }
-COLUMNS = ("id", "request_id", "prompt_id", "shard_index", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s")
-DATA_KEYS = ("variant", "level", "error", "http_status", "usage_output_tokens", "client_output_tokens")
+COLUMNS = (
+    "id",
+    "request_id",
+    "prompt_id",
+    "shard_index",
+    "variant",
+    "outcome",
+    "ttft_ms",
+    "e2e_ms",
+    "tokens_per_s",
+    "usage_output_tokens",
+    "client_output_tokens",
+)
+DATA_KEYS = ("level", "error", "http_status")  # read from ``data`` for one page's rows only
 # the count that placed a prompt in its bucket (runner.summary._bucket_tokens): the dataset's, else usage
-BUCKET_TOKENS = f"coalesce({num('client_input_tokens')}, r.input_tokens::float8)"
+BUCKET_TOKENS = "coalesce(client_input_tokens, input_tokens)"
 
 
 @dataclass(frozen=True)
@@ -53,49 +67,52 @@ def run_buckets(run: Run) -> list[dict[str, Any]]:
 def run_requests(*, run: Run, where: RequestFilter) -> QuerySet[RequestRecord]:
     records = RequestRecord.objects.filter(run=run)
     if where.outcome == "failed":
-        records = records.exclude(outcome="success")
+        records = records.filter(outcome__in=FAILURE_CLASSES)
     elif where.outcome:
         records = records.filter(outcome=where.outcome)
     bucket = next((b for b in run_buckets(run) if b["label"] == where.bucket), None)
-    conditions: list[str] = []
-    params: list[Any] = []
     if bucket is not None:
-        conditions.append(f"{BUCKET_TOKENS} >= %s")
-        params.append(bucket["lo"] or 0)
+        tokens = RawSQL(BUCKET_TOKENS, (), output_field=IntegerField())
+        records = records.alias(bucket_tokens=tokens).filter(bucket_tokens__gte=bucket["lo"] or 0)
         if bucket["hi"] is not None:
-            conditions.append(f"{BUCKET_TOKENS} < %s")
-            params.append(bucket["hi"])
+            records = records.filter(bucket_tokens__lt=bucket["hi"])
     if where.audit_disagrees:
-        conditions.append(DISAGREES.replace("%(threshold)s", "%s"))
-        params.append(where.audit_threshold)
-    if conditions:  # the record's counts read out of its JSON once per row (token_audit.COUNTS)
-        sql = f"SELECT r.id FROM {TABLE} r {COUNTS} WHERE r.run_id = %s AND " + " AND ".join(conditions)
-        records = records.filter(id__in=RawSQL(sql, (run.pk, *params)))
+        sql = DISAGREES.replace("%(threshold)s", "%s")
+        disagrees = RawSQL(sql, (where.audit_threshold,), output_field=BooleanField())
+        records = records.alias(disagrees=disagrees).filter(disagrees=True)
     if where.variant is not None:
-        records = records.filter(data__variant=where.variant)
+        records = records.filter(variant=where.variant)
     order = SORTS.get(where.sort, SORTS["worst"])[1]
     failed_first = Case(When(outcome="success", then=Value(1)), default=Value(0), output_field=IntegerField())
     return records.alias(failed_first=failed_first).order_by(*order, "id")
 
 
-def request_rows(page: Any) -> list[dict[str, Any]]:
-    """One page's rows: the indexed columns and a few small data keys (never packets or ITLs)."""
-    keys = {f"d_{k}": _key(k) for k in DATA_KEYS}
-    return [
-        {**{k: row[k] for k in COLUMNS}, **{k[2:]: row[k] for k in keys}}
-        for row in page.object_list.values(*COLUMNS, **keys)
-    ]
-
-
-def _key(name: str) -> Any:
-    return KT(f"data__{name}")
+def request_rows(ids: list[int]) -> list[dict[str, Any]]:
+    """One page's rows, in the page's order: the columns and a few small data keys (never packets
+    or ITLs), read for these ids only."""
+    keys = {f"d_{k}": KT(f"data__{k}") for k in DATA_KEYS}
+    found = {row["id"]: row for row in RequestRecord.objects.filter(id__in=ids).values(*COLUMNS, **keys)}
+    return [{k.removeprefix("d_"): v for k, v in found[i].items()} for i in ids if i in found]
 
 
 def run_variants(run: Run) -> list[int]:
     return list(range(len((run.spec or {}).get("variants") or [])))
 
 
-def run_records_stream(*, run: Run, chunk_size: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Every record (id, data), oldest first, over a server-side cursor: constant memory."""
+def run_records_stream(*, run: Run, chunk_size: int = 2000) -> Iterator[tuple[int, str]]:
+    """Every record (id, its data as JSON text, never parsed here), oldest first, over a server-side
+    cursor: constant memory whatever the run's size."""
     records = RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
-    return records.values_list("id", "data").iterator(chunk_size=chunk_size)
+    text = Cast("data", TextField())
+    return records.annotate(text=text).values_list("id", "text").iterator(chunk_size=chunk_size)
+
+
+BULKY = ("packets", "itl_ms", "answer_text")  # per-request arrays and text: in the JSONL, not the CSV
+
+
+def run_record_fields(*, run: Run, chunk_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every record's scalar fields (its data less ``BULKY``, dropped in Postgres), oldest first, over
+    a server-side cursor: the per-request CSV's rows."""
+    records = RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
+    slim = RawSQL("data - %s::text[]", (list(BULKY),), output_field=JSONField())
+    return records.annotate(slim=slim).values_list("slim", flat=True).iterator(chunk_size=chunk_size)

@@ -22,22 +22,10 @@ STORED_KEYS = ("totals", "cost", "threshold_pct")  # runner's own token_audit la
 
 
 TABLE = RequestRecord._meta.db_table
-AUDIT_KEYS = ("usage_output_tokens", "client_output_tokens", "usage_input_tokens", "client_input_tokens")
-# Each record's counts read out of its JSON once (a record's ``data`` is large and stored compressed:
-# every ``data->'key'`` would decompress it again), as jsonb so a value of the wrong type is no error.
-COUNTS = (
-    f"CROSS JOIN LATERAL jsonb_to_record(r.data) AS x({', '.join(f'{k} jsonb' for k in AUDIT_KEYS)}, "
-    "tokens_estimated jsonb)"
-)
-
-
-def num(key: str) -> str:
-    """One of ``COUNTS``' fields as a number (NULL when missing or not a number: never a cast error)."""
-    return f"(CASE WHEN jsonb_typeof(x.{key}) = 'number' THEN (x.{key})::float8 END)"
-
-
-UO, CO = num("usage_output_tokens"), num("client_output_tokens")
-UI, CI = num("usage_input_tokens"), num("client_input_tokens")
+# the counts are columns of their own (``RequestRecord.usage_output_tokens`` …): no record's ``data``
+# — large and stored compressed — is opened
+UO, CO = "usage_output_tokens", "client_output_tokens"
+UI, CI = "usage_input_tokens", "client_input_tokens"
 PAIRED_OUT = f"{UO} IS NOT NULL AND {CO} IS NOT NULL"
 PAIRED_IN = f"{UI} IS NOT NULL AND {CI} IS NOT NULL"
 DISAGREES = f"({PAIRED_OUT} AND abs({UO} - {CO}) > %(threshold)s * greatest(1, {CO}))"
@@ -50,20 +38,25 @@ SELECT count(*),
        coalesce(sum({UI}) FILTER (WHERE {PAIRED_IN}), 0),
        coalesce(sum({CI}) FILTER (WHERE {PAIRED_IN}), 0),
        count(*) FILTER (WHERE {DISAGREES}),
-       bool_or(x.tokens_estimated = 'true'::jsonb),
        coalesce(sum({UI}), 0), coalesce(sum({UO}), 0), coalesce(sum({CI}), 0), coalesce(sum({CO}), 0)
-FROM {TABLE} r {COUNTS} WHERE r.run_id = %(run)s
+FROM {TABLE} WHERE run_id = %(run)s
 """
+IDS_SHOWN = 50  # the engine's own audit names the first 50 disagreeing requests; so does the stored one
+IDS_SQL = (
+    f"SELECT request_id FROM {TABLE} WHERE run_id = %(run)s AND {DISAGREES} ORDER BY id LIMIT {IDS_SHOWN}"
+)
 
 
 def token_audit_summary(run: Run, *, threshold: float = THRESHOLD) -> dict[str, Any]:
-    """Totals, discrepancy %, how many requests disagree and the costs by each count, from one
-    aggregate query (constant memory whatever the run's size)."""
+    """Totals, discrepancy %, how many requests disagree (and the first few by id) and the costs by
+    each count, from one aggregate query and one short list (constant memory whatever the run's size)."""
     with connection.cursor() as cursor:
         cursor.execute(AUDIT_SQL, {"run": run.pk, "threshold": threshold})
         row = cursor.fetchone()
-    requests, compared, usage_out, client_out, usage_in, client_in, disagreeing, estimated = row[:8]
-    all_usage_in, all_usage_out, all_client_in, all_client_out = (int(v) for v in row[8:])
+        cursor.execute(IDS_SQL, {"run": run.pk, "threshold": threshold})
+        ids = [request_id for (request_id,) in cursor.fetchall()]
+    requests, compared, usage_out, client_out, usage_in, client_in, disagreeing = row[:7]
+    all_usage_in, all_usage_out, all_client_in, all_client_out = (int(v) for v in row[7:])
     totals = {
         "usage_out": int(usage_out),
         "client_out": int(client_out),
@@ -78,8 +71,13 @@ def token_audit_summary(run: Run, *, threshold: float = THRESHOLD) -> dict[str, 
         "discrepancy_out_pct": _pct(totals["usage_out"], totals["client_out"]),
         "discrepancy_in_pct": _pct(totals["usage_in"], totals["client_in"]),
         "disagreeing": disagreeing,
-        "estimated": bool(estimated),
+        "estimated": bool(((run.summary or {}).get("tokens") or {}).get("estimated")),  # the summary's
         "cost": _costs(run, all_usage_in, all_usage_out, all_client_in, all_client_out),
+        # the engine's own keys (runner.summary.token_audit), kept so the stored shape only grows
+        "usage_output_tokens": totals["usage_out"],
+        "client_output_tokens": totals["client_out"],
+        "discrepancy_pct": _pct(totals["usage_out"], totals["client_out"]),
+        "disagreeing_ids": ids,
     }
 
 

@@ -181,20 +181,30 @@ def test_the_token_audit_is_one_aggregation_stored_at_finalize(cast):
         (expected["usage_out"] - expected["client_out"]) * 100 / expected["client_out"]
     )
     assert stored == token_audit_summary(run)
+    # a superset of the engine's own audit: the stored shape only grew
+    assert stored["usage_output_tokens"] == expected["usage_out"] and stored["discrepancy_pct"] is not None
+    assert stored["disagreeing_ids"] == [f"r{i}-0" for i in range(0, 210, 7)]
     with CaptureQueriesContext(connection) as queries:
         token_audit_summary(run)
-    assert len(queries.captured_queries) == 1
+    assert len(queries.captured_queries) == 2  # the aggregate and the first ids, whatever the size
 
 
-def test_the_audit_ignores_missing_and_non_numeric_counts_without_failing(cast):
+def test_counts_that_are_missing_or_not_numbers_are_no_count_and_no_error(cast):
     run = big_run(cast.plan, 20)
-    first, second = RequestRecord.objects.filter(run=run).order_by("id")[:2]
-    first.data["usage_output_tokens"] = "lots"
-    first.save()
-    second.data.pop("client_output_tokens")
-    second.save()
+    odd = {"request_id": "odd", "usage_output_tokens": "lots", "client_output_tokens": 12.6, "variant": 1}
+    row = bridge.record_row(run.pk, odd)
+    assert (row.usage_output_tokens, row.client_output_tokens, row.client_input_tokens, row.variant) == (
+        None,
+        13,
+        None,
+        1,
+    )
+    row.save()
+    bridge.record_row(
+        run.pk, {"request_id": "flag", "usage_output_tokens": True, "client_output_tokens": 3}
+    ).save()
     audit = token_audit_summary(run)
-    assert audit["compared"] == 18 and audit["requests"] == 20
+    assert audit["compared"] == 20 and audit["requests"] == 22
 
 
 def test_an_old_run_without_the_stored_audit_gets_it_computed_on_the_page(cast, client_for):
@@ -255,7 +265,7 @@ def test_the_requests_table_pages_without_overlap_and_shrugs_off_junk(cast, clie
 def test_a_variant_filter_shows_that_variant_only(cast, client_for):
     run = big_run(cast.plan, 40)
     Run.objects.filter(pk=run.pk).update(spec={**run.spec, "variants": [{}, {}]})
-    RequestRecord.objects.filter(run=run, request_id__in=["r1-0", "r2-0"]).update(data={"variant": 1})
+    RequestRecord.objects.filter(run=run, request_id__in=["r1-0", "r2-0"]).update(variant=1)
     rows = table(client_for(cast.alice), run, variant="1")
     assert sorted(RequestRecord.objects.get(pk=pk).request_id for pk in rows) == ["r1-0", "r2-0"]
 
@@ -301,6 +311,16 @@ def test_the_jsonl_export_streams_every_field_of_every_record(cast, client_for):
     ):
         assert key in first, key
     assert len(first["itl_ms"]) == 128 and len(first["packets"]) == 129 and first["answer_text"]
+
+
+def test_a_jsonl_line_splices_the_record_id_into_the_stored_text():
+    from benchmarks.presenters.records import jsonl_lines
+
+    rows = [(1, "{}"), (2, '{"a": "x\\ny", "b": [1, 2]}')]
+    assert [json.loads(line) for line in jsonl_lines(iter(rows))] == [
+        {"record_id": 1},
+        {"record_id": 2, "a": "x\ny", "b": [1, 2]},
+    ]
 
 
 def test_the_api_streams_the_jsonl_and_the_csv_for_the_tokens_team_only(cast):
