@@ -429,3 +429,25 @@ def test_run_again_refuses_an_endpoint_that_now_points_elsewhere(cast, client_fo
     vera = Client()
     vera.force_login(cast.vera)
     assert vera.post(reverse("run_again", args=[run.pk])).status_code == 403
+
+
+def test_the_migration_fills_the_count_columns_of_records_stored_before_them(cast):
+    import importlib
+
+    from django.db import migrations
+
+    migration = importlib.import_module("benchmarks.migrations.0014_run_page").Migration
+    backfill = next(op for op in migration.operations if isinstance(op, migrations.RunSQL))
+    data = {
+        "variant": 1,
+        "usage_output_tokens": 70,
+        "client_output_tokens": 64.0,
+        "client_input_tokens": "n/a",
+    }
+    old = RequestRecord.objects.create(run=cast.run, request_id="old", outcome="success", data=data)
+    assert old.usage_output_tokens is None  # as stored before the columns existed
+    with connection.cursor() as cursor:
+        cursor.execute(backfill.sql)
+    old.refresh_from_db()
+    assert (old.variant, old.usage_output_tokens, old.client_output_tokens) == (1, 70, 64)
+    assert old.client_input_tokens is None and old.usage_input_tokens is None
