@@ -265,8 +265,17 @@ def record_row(run_id: int, record: dict[str, Any]) -> RequestRecord:
         tokens_per_s=record.get("tokens_per_s"),
         input_tokens=record.get("input_tokens"),
         output_tokens=record.get("output_tokens"),
+        variant=int(record.get("variant") or 0),
+        **{key: _count(record.get(key)) for key in COUNT_COLUMNS},
         data=record,
     )
+
+
+COUNT_COLUMNS = ("usage_input_tokens", "client_input_tokens", "usage_output_tokens", "client_output_tokens")
+
+
+def _count(value: Any) -> int | None:
+    return round(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 # -- paired A/B -------------------------------------------------------------------------------------

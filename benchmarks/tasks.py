@@ -12,6 +12,7 @@ from benchmarks.services.datasets import synthetic_execute, token_count_execute
 from benchmarks.services.dispatch import TaskName
 from benchmarks.services.mirrors import mirror_execute
 from benchmarks.services.runs.coordinate import run_coordinate
+from benchmarks.services.runs.delete import run_delete_execute
 from benchmarks.services.runs.reap import runs_reap_stale
 from benchmarks.services.runs.shard import shard_execute
 from benchmarks.services.runs.supervise import run_supervise
@@ -61,3 +62,9 @@ def synthesize_dataset(version_id: int) -> None:
 def run_mirror(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
     """Holds a mirror session's listening socket on this worker until the session is stopped."""
     mirror_execute(run_id=run_id, hostname=self.request.hostname or "embedded")
+
+
+@shared_task(name=TaskName.DELETE_RUN, **ONCE)
+def delete_run(run_id: int) -> None:
+    """A deleted run's records, removed in chunks in the background (the page hid it at once)."""
+    run_delete_execute(run_id=run_id)

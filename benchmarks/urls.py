@@ -70,8 +70,13 @@ run_urls = [
     path("runs/", runs.run_list, name="run_list"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run_cancel"),
-    path("runs/<int:pk>/requests/<int:record_pk>/", runs.run_request, name="run_request"),
+    path("runs/<int:pk>/requests/", runs.run_requests, name="run_requests"),
+    path("runs/<int:pk>/requests/<int:record_pk>/", runs.run_request_detail, name="run_request_detail"),
     path("runs/<int:pk>/requests.csv", runs.run_requests_csv, name="run_requests_csv"),
+    path("runs/<int:pk>/records.jsonl", runs.run_export_jsonl, name="run_export_jsonl"),
+    path("runs/<int:pk>/notes/", runs.run_notes, name="run_notes"),
+    path("runs/<int:pk>/delete/", runs.run_delete_view, name="run_delete"),
+    path("runs/<int:pk>/again/", runs.run_again, name="run_again"),
     path("runs/<int:pk>/summary.json", runs.run_summary_json, name="run_summary_json"),
     re_path(rf"^runs/(?P<pk>\d+)/report\.{FMT}$", compare.run_export, name="run_export"),
     path("api/runs/<int:pk>/", runs.run_api, name="run_api"),
@@ -110,6 +115,8 @@ api_urls = [  # /api/v1/: team tokens, JSON only
     path("runs/", api.run_list, name="api_run_list"),
     path("runs/<int:pk>/", api.run_detail, name="api_run"),
     path("runs/<int:pk>/summary/", api.run_summary, name="api_run_summary"),
+    path("runs/<int:pk>/records.jsonl", api.run_records_jsonl, name="api_run_records_jsonl"),
+    path("runs/<int:pk>/requests.csv", api.run_requests_csv, name="api_run_requests_csv"),
     path("compare/", api.compare, name="api_compare"),
 ]
 

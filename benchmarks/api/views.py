@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, renderer_classes
@@ -18,6 +18,7 @@ from benchmarks.api.auth import ApiTokenAuthentication, HasTeamToken
 from benchmarks.models import Plan, Run
 from benchmarks.presenters.accuracy import summary_current
 from benchmarks.presenters.compare import comparison_build
+from benchmarks.presenters.records import records_jsonl_response, requests_csv_response
 from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_outside_team, runs_to_compare
 from benchmarks.selectors.objects import team_object_get
 from benchmarks.selectors.runs import plans_for_team, progress, runs_filtered
@@ -78,6 +79,8 @@ def _run(run: Run) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "url": reverse("api_run", args=[run.pk]),
         "summary_url": reverse("api_run_summary", args=[run.pk]),
+        "records_url": reverse("api_run_records_jsonl", args=[run.pk]),
+        "requests_csv_url": reverse("api_run_requests_csv", args=[run.pk]),
         "page": reverse("run_detail", args=[run.pk]),
     }
 
@@ -130,6 +133,18 @@ def run_summary(request: Request, pk: int) -> Response:
         )
     summary = summary_current(run.summary)
     return Response({"id": run.pk, "status": run.status, "variant": run.variant, "summary": summary})
+
+
+@endpoint("GET")
+def run_records_jsonl(request: Request, pk: int) -> StreamingHttpResponse:
+    """Every raw record of the run, one JSON object a line, streamed (the run page's JSONL)."""
+    return records_jsonl_response(_team_object(Run, request, pk))
+
+
+@endpoint("GET")
+def run_requests_csv(request: Request, pk: int) -> StreamingHttpResponse:
+    """The per-request CSV, streamed (the run page's download)."""
+    return requests_csv_response(_team_object(Run, request, pk))
 
 
 @endpoint("GET")

@@ -8,6 +8,14 @@ from benchmarks.models.plans import Plan
 from benchmarks.models.teams import TeamOwned
 
 
+class RunManager(models.Manager["Run"]):
+    """Runs as every page, list and lookup sees them: a run being deleted is gone at once (its
+    records are removed in the background, ``services/runs/delete.py``)."""
+
+    def get_queryset(self) -> models.QuerySet[Run]:
+        return super().get_queryset().filter(deleted_at=None)
+
+
 class Run(TeamOwned):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -57,9 +65,15 @@ class Run(TeamOwned):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repetitions"
     )
     repeat_index = models.PositiveSmallIntegerField(default=0)
+    notes = models.TextField(blank=True)  # the team's own words on the run, editable on its page
+    deleted_at = models.DateTimeField(null=True, blank=True)  # set on delete; the row goes in the background
+
+    objects = RunManager()
+    all_objects = models.Manager()  # the background delete's view, runs being deleted included
 
     class Meta:
         ordering = ["-created_at"]
+        base_manager_name = "all_objects"
 
     def __str__(self) -> str:
         return f"Run {self.pk} of {self.plan_name}"
@@ -125,10 +139,18 @@ class RequestRecord(models.Model):
     tokens_per_s = models.FloatField(null=True)
     input_tokens = models.IntegerField(null=True)
     output_tokens = models.IntegerField(null=True)
+    # what the run page's token audit and per-request table filter on, as columns so they never open
+    # ``data`` (large, stored compressed) row by row
+    variant = models.PositiveSmallIntegerField(default=0)
+    usage_input_tokens = models.IntegerField(null=True)
+    client_input_tokens = models.IntegerField(null=True)
+    usage_output_tokens = models.IntegerField(null=True)
+    client_output_tokens = models.IntegerField(null=True)
     data = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["started_epoch", "id"]
+        indexes = [models.Index(fields=["run", "outcome", "started_epoch"], name="record_run_outcome")]
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "shard_index", "request_id"], name="one_record_per_request"

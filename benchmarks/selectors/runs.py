@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
+from benchmarks.models import Comparison, Plan, PlanSchedule, RequestRecord, Run, RunSecond, Shard, Team
+from runner import FAILURE_CLASSES
 
 
 def plans_for_team(*, team: Team) -> QuerySet[Plan]:
@@ -84,30 +84,13 @@ def run_records(*, run: Run) -> QuerySet[RequestRecord]:
     return RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
 
 
-def run_points(*, run: Run) -> list[dict[str, Any]]:
-    """One row per request for the per-request charts: id, wall-clock start, TTFT and tokens/s."""
-    return list(run_records(run=run).values("id", "started_epoch", "ttft_ms", "tokens_per_s"))
-
-
-def run_gaps(*, run: Run, limit: int) -> list[float]:
-    """Every inter-token gap of the run's requests, pooled (at most ``limit``)."""
-    gaps: list[float] = []
-    for data in run_records(run=run).values_list("data__itl_ms", flat=True):
-        gaps.extend(data or [])
-    return gaps[:limit]
-
-
 def run_shards(*, run: Run) -> QuerySet[Shard]:
     return run.shards.order_by("index")
 
 
-def run_record_rows(*, run: Run) -> Iterator[dict[str, Any]]:
-    """Every record's data, oldest first, streamed (the CSV download)."""
-    return run_records(run=run).values_list("data", flat=True).iterator()
-
-
 def run_failures(*, run: Run, limit: int = 200) -> QuerySet[RequestRecord]:
-    return run_records(run=run).exclude(outcome="success")[:limit]
+    """The first failed requests (an index on run, outcome, start: a few rows at any run size)."""
+    return run_records(run=run).filter(outcome__in=FAILURE_CLASSES)[:limit]
 
 
 def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
@@ -199,3 +182,17 @@ def repeat_set_ended(*, run: Run) -> tuple[list[Run], bool]:
         or waited
     )
     return runs, over
+
+
+def run_uses(*, run: Run) -> dict[str, list[Any]]:
+    """What would lose this run if it were deleted: the team's saved comparisons holding it, and the
+    schedules that hold their runs against it as the baseline."""
+    return {
+        # run_ids is a JSON list: matched here, since SQLite (the embedded mode) has no JSON contains
+        "comparisons": [
+            c for c in Comparison.objects.filter(team_id=run.team_id).order_by("pk") if run.pk in c.run_ids
+        ],
+        "schedules": list(
+            PlanSchedule.objects.filter(team_id=run.team_id, baseline_run=run).select_related("plan")
+        ),
+    }

@@ -31,6 +31,7 @@ class TaskName(StrEnum):
     COUNT_TOKENS = "benchmarks.tasks.count_tokens"
     SYNTHESIZE_DATASET = "benchmarks.tasks.synthesize_dataset"
     RUN_MIRROR = "benchmarks.tasks.run_mirror"
+    DELETE_RUN = "benchmarks.tasks.delete_run"
 
 
 _pool: ThreadPoolExecutor | None = None

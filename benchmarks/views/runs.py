@@ -8,19 +8,22 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from benchmarks.decorators import team_required
+from benchmarks.forms.runs import RunNotesForm
 from benchmarks.http import TeamRequest, fraction_param, int_param
 from benchmarks.models import Endpoint, Plan, Run
-from benchmarks.presenters.exports import csv_lines
-from benchmarks.presenters.runs import CSV_FIELDS, request_page, run_page, summary_document
+from benchmarks.presenters.records import records_jsonl_response, requests_csv_response
+from benchmarks.presenters.requests import requests_page
+from benchmarks.presenters.runs import request_page, run_page, summary_document
 from benchmarks.selectors.objects import can_write, in_team, object_get
-from benchmarks.selectors.runs import live_payload, run_record_get, run_record_rows, run_series, runs_filtered
-from benchmarks.services.runs.start import run_cancel
+from benchmarks.selectors.runs import live_payload, run_record_get, run_series, run_uses, runs_filtered
+from benchmarks.services.runs.delete import CannotDelete, run_delete, run_notes_update
+from benchmarks.services.runs.start import CannotRerun, run_cancel, run_start_again
 from benchmarks.views.helpers import ensure_can_write
 
 AUDIT_THRESHOLD = 0.05  # share of the client's count a server's usage may differ by, unless ?audit_threshold=
@@ -65,7 +68,10 @@ def _without_page(query: Any) -> str:
 def run_detail(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
     threshold = fraction_param(request.GET.get("audit_threshold"), AUDIT_THRESHOLD * 100) / 100
-    context = run_page(run, audit_threshold=threshold) | {"can_edit": can_write(run, user=request.user)}
+    context = run_page(run, audit_threshold=threshold) | {
+        "can_edit": can_write(run, user=request.user),
+        "notes_form": RunNotesForm(initial={"notes": run.notes}),
+    }
     return render(request, "benchmarks/run_detail.html", context)
 
 
@@ -84,7 +90,14 @@ def run_cancel_view(request: TeamRequest, pk: int) -> HttpResponse:
 
 
 @team_required
-def run_request(request: TeamRequest, pk: int, record_pk: int) -> HttpResponse:
+def run_requests(request: TeamRequest, pk: int) -> HttpResponse:
+    """Every request of the run, a page at a time, worst first; sorted and filtered in Postgres."""
+    run = object_get(Run, user=request.user, pk=pk)
+    return render(request, "benchmarks/runs/requests.html", requests_page(run, request.GET))
+
+
+@team_required
+def run_request_detail(request: TeamRequest, pk: int, record_pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
     record = run_record_get(run=run, record_id=record_pk)
     if record is None:
@@ -93,12 +106,58 @@ def run_request(request: TeamRequest, pk: int, record_pk: int) -> HttpResponse:
 
 
 @team_required
-def run_requests_csv(request: TeamRequest, pk: int) -> HttpResponse:
+def run_export_jsonl(request: TeamRequest, pk: int) -> HttpResponse:
+    return records_jsonl_response(object_get(Run, user=request.user, pk=pk))
+
+
+@team_required
+@require_POST
+def run_notes(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
-    lines = csv_lines(list(CSV_FIELDS), run_record_rows(run=run))  # streamed over a server-side cursor
-    response = StreamingHttpResponse(lines, content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-requests.csv"'
-    return response
+    ensure_can_write(request, run)
+    form = RunNotesForm(request.POST)
+    if form.is_valid():
+        run_notes_update(run=run, notes=form.cleaned_data["notes"])
+        messages.success(request, "Notes saved.")
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect("run_detail", pk=pk)
+
+
+@team_required
+def run_delete_view(request: TeamRequest, pk: int) -> HttpResponse:
+    """A confirmation page (naming the saved comparisons and schedules that use the run), then the
+    delete on POST."""
+    run = object_get(Run, user=request.user, pk=pk)
+    ensure_can_write(request, run)
+    if request.method == "POST":
+        try:
+            run_delete(run=run, by=request.user)
+        except CannotDelete as exc:
+            messages.error(request, str(exc))
+            return redirect("run_detail", pk=pk)
+        messages.success(request, f"Run #{pk} deleted; its records are being removed in the background.")
+        return redirect("run_list")
+    return render(request, "benchmarks/runs/confirm_delete.html", {"run": run, **run_uses(run=run)})
+
+
+@team_required
+@require_POST
+def run_again(request: TeamRequest, pk: int) -> HttpResponse:
+    run = object_get(Run, user=request.user, pk=pk)
+    ensure_can_write(request, run)
+    try:
+        again = run_start_again(run=run, by=request.user)
+    except CannotRerun as exc:
+        messages.error(request, str(exc))
+        return redirect("run_detail", pk=pk)
+    messages.success(request, f"Started run #{again.pk} from run #{run.pk}'s snapshot.")
+    return redirect("run_detail", pk=again.pk)
+
+
+@team_required
+def run_requests_csv(request: TeamRequest, pk: int) -> HttpResponse:
+    return requests_csv_response(object_get(Run, user=request.user, pk=pk))
 
 
 @team_required

@@ -26,7 +26,7 @@ OBJECT_URLS = [
     ("run_requests_csv", "run", "get"),
     ("run_summary_json", "run", "get"),
     ("run_api", "run", "get"),
-    ("run_request", "record", "get"),
+    ("run_request_detail", "record", "get"),
 ]
 WRITES = [(name, kind, method) for name, kind, method in OBJECT_URLS if method == "post"]
 

@@ -84,12 +84,25 @@ def test_sign_up_plan_and_watch_a_live_run(server, page, simulator):
     assert "TTFT (ms)" in page.text_content("#summary-table")
     page.wait_for_selector("#chart-ttft_hist .main-svg")
 
-    # Clicking a request's point on a chart opens that request's packet timeline.
-    point = page.locator("#chart-ttft_points .scatterlayer .point").first
-    point.scroll_into_view_if_needed()
-    box = point.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # The requests table lists the run's requests worst first; a row opens its packet timeline.
+    page.click("#run-requests-link")
+    page.wait_for_selector("#requests-table")
+    page.locator("#requests-table tbody tr a").first.click()
     page.wait_for_selector("text=Packet timeline")
     assert "/requests/" in page.url
     assert page.locator("#packets tbody tr").count() >= 2
+
+    # Back on the run page: the conventions table opens, and the run starts again from its snapshot.
+    page.go_back()
+    page.go_back()
+    page.wait_for_selector("#headline")
+    run_url = page.url
+    assert not page.is_visible("#conventions-table")
+    page.click("#conventions summary")
+    assert page.is_visible("#conventions-table")
+    assert "vLLM bench serve" in page.text_content("#conventions-table")
+    page.click("#run-again")
+    page.wait_for_url(lambda url: url != run_url and "/runs/" in url)
+    page.wait_for_selector("#cancel-run")
+    page.click("#cancel-run")  # leave no load running behind the test
+    page.wait_for_selector("#run-status:not(:text('running'))", timeout=30_000)

@@ -485,12 +485,15 @@ def test_run_page_shows_every_metric_per_bucket_and_the_audit(cast, client_for):
     }
     run.save()
     record = run.records.get()
-    record.data |= {
+    counts = {
         "usage_output_tokens": 30,
         "client_output_tokens": 20,
         "usage_input_tokens": 9,
         "client_input_tokens": 8,
     }
+    record.data |= counts
+    for key, value in counts.items():  # the columns record_row fills from the same data
+        setattr(record, key, value)
     record.save()
     page = client_for(cast.alice).get(reverse("run_detail", args=[run.pk])).content.decode()
     table = page.split('id="bucket-table"')[1].split("</table>")[0]
@@ -498,7 +501,10 @@ def test_run_page_shows_every_metric_per_bucket_and_the_audit(cast, client_for):
         assert label in table, label
     audit = page.split('id="token-audit"')[1]
     assert "50.0%" in audit and "1 of 1 requests" in audit
-    assert reverse("run_request", args=[run.pk, record.pk]) in audit.split('id="audit-flagged"')[1]
+    flagged = audit.split('id="audit-flagged" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert flagged.startswith(reverse("run_requests", args=[run.pk]) + "?audit=disagrees")
+    listed = client_for(cast.alice).get(flagged).content.decode()
+    assert reverse("run_request_detail", args=[run.pk, record.pk]) in listed.split('id="requests-table"')[1]
     assert run_token_audit(run)["disagreeing"] == 1
 
 

@@ -171,7 +171,9 @@ def test_audit_flags_a_simulator_that_over_reports_usage(cast_tx, simulator):
     assert liar_audit["compared"] > 0 and liar_audit["disagreeing"] == liar_audit["compared"]
     assert liar_audit["discrepancy_out_pct"] == pytest.approx(50.0, abs=1.0)
     assert liar_audit["cost"]["by_usage"]["output_tokens"] > liar_audit["cost"]["by_client"]["output_tokens"]
+    assert liar_audit == runs["liar"].summary["token_audit"]  # stored at finalize, read as stored
     page = client.get(reverse("run_detail", args=[runs["liar"].pk])).content.decode()
-    flagged = page.split('id="audit-flagged"')[1]
+    flagged = page.split('id="audit-flagged" href="')[1].split('"')[0].replace("&amp;", "&")
+    listed = client.get(flagged).content.decode().split('id="requests-table"')[1]
     first = RequestRecord.objects.filter(run=runs["liar"]).first()
-    assert reverse("run_request", args=[runs["liar"].pk, first.pk]) in flagged
+    assert reverse("run_request_detail", args=[runs["liar"].pk, first.pk]) in listed

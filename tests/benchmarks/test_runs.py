@@ -83,9 +83,12 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
         "ttft_hist",
         "ttft_cdf",
         "itl_hist",
-        "tps_points",
+        "tps_hist",
+        'id="headline"',
+        "How other tools would report this run",
     ):
         assert part in page, part
+    assert "ttft_points" not in page  # no per-request chart points: the page reads bounded data
     # the worst loop stall is shown beside the p99: a stall lands in every TTFT in flight
     shown = re.search(r"event-loop lag p99 ([\d.]+) ms, max ([\d.]+) ms", page)
     assert shown and float(shown[2]) == pytest.approx(run.summary["engine"]["lag_ms_max"], abs=0.051)
@@ -100,7 +103,7 @@ def check_finished_pages(run: Run, record: RequestRecord, user) -> None:
     assert {r["outcome"] for r in rows} == {"success"}
     body = json.loads(client.get(reverse("run_summary_json", args=[run.pk])).content)
     assert body["summary"]["ttft_ms"] == run.summary["ttft_ms"] and body["variant"]["quantization"] == "fp8"
-    timeline = client.get(reverse("run_request", args=[run.pk, record.pk])).content.decode()
+    timeline = client.get(reverse("run_request_detail", args=[run.pk, record.pk])).content.decode()
     assert "Packet timeline" in timeline and "<td>answer</td>" in timeline
     listing = client.get(reverse("run_list"), {"tag": "FP8", "status": "finished", "plan": run.plan_id})
     assert f"/runs/{run.pk}/" in listing.content.decode()

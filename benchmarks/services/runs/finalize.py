@@ -10,6 +10,7 @@ from django.utils import timezone
 from benchmarks import bridge
 from benchmarks.live.push import push_to_viewers
 from benchmarks.models import RequestRecord, Run, Shard
+from benchmarks.selectors.token_audit import token_audit_summary
 from benchmarks.services.runs.spool import spool_discard, spool_load
 from benchmarks.services.runs.start import run_repeat_next
 from benchmarks.services.samples import run_sample_at_end
@@ -32,6 +33,10 @@ def run_finalize(*, run_id: int) -> None:
     except Exception as exc:
         log.exception("summary of run %s failed", run_id)
         summary, status, reason = {}, Run.Status.FAILED, f"Could not compute the summary: {exc}"
+    # --- the run page's token audit: one SQL aggregation over the stored records, kept in the summary
+    if summary:
+        summary["token_audit"] = token_audit_summary(run)
+    # ---
     if summary:  # what comparisons need of the records, while they are in memory
         run_sample_at_end(run=run, records=records, summary=summary, shards=shards)
     Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(

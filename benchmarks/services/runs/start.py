@@ -40,6 +40,46 @@ def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None 
     return run
 
 
+class CannotRerun(ValueError):
+    """A run whose snapshot cannot be sent again as it was (said in words for the page)."""
+
+
+@transaction.atomic
+def run_start_again(*, run: Run, by: AbstractBaseUser | None) -> Run:
+    """A new run of exactly ``run``'s stored snapshot (``Run.spec``: the same prompts, load, endpoint
+    settings and dataset version), whatever its plan says now; one run, even when the snapshot was one
+    of a repeated set. The key is read from the endpoint at the shard, as for any run, so the endpoint
+    must still point where the snapshot did (its key is never sent anywhere else)."""
+    if run.kind != Run.Kind.LOAD:
+        raise CannotRerun("A mirror session is not a load test: start a new session instead.")
+    if run.endpoint is None:
+        raise CannotRerun(f"Endpoint {run.endpoint_name!r} was deleted: there is no key to send with.")
+    sent = (run.spec or {}).get("endpoint") or {}
+    if [sent.get("base_url"), sent.get("model")] != [run.endpoint.base_url, run.endpoint.model]:
+        raise CannotRerun(
+            f"Endpoint {run.endpoint.name!r} now points at {run.endpoint.base_url} ({run.endpoint.model}), "
+            f"not {sent.get('base_url')} ({sent.get('model')}) as in this run: its key is not sent "
+            "to another server. Start the plan instead."
+        )
+    spec = {k: v for k, v in run.spec.items() if k not in ("run_started_epoch", "repeat")}
+    again = Run.objects.create(
+        team=run.team,
+        plan=run.plan,
+        endpoint=run.endpoint,
+        plan_name=run.plan_name,
+        endpoint_name=run.endpoint_name,
+        created_by=by,
+        spec=spec,
+        dataset_version=run.dataset_version,
+        variant=run.variant,
+        variant_text=run.variant_text,
+        shard_count=run.shard_count,
+        notes=f"Run again from the snapshot of run #{run.pk}.",
+    )
+    enqueue_on_commit(TaskName.COORDINATE_RUN, again.pk)
+    return again
+
+
 def run_cancel(*, run: Run, by: AbstractBaseUser) -> bool:
     """Queued runs end at once; running ones go to ``cancelling`` and shards stop on their next poll.
     Records measured so far are kept either way."""

@@ -92,7 +92,7 @@ def test_key_never_appears_in_any_page_or_download(cast, client_for, simulator):
         reverse(n, args=[cast.run.pk])
         for n in ("run_detail", "run_requests_csv", "run_summary_json", "run_api")
     ]
-    urls += [reverse("run_request", args=[cast.run.pk, cast.run.records.get().pk])]
+    urls += [reverse("run_request_detail", args=[cast.run.pk, cast.run.records.get().pk])]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
