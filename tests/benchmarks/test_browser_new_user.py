@@ -1,7 +1,8 @@
 """A new user's first hour, in a real browser (Debian's Chromium, headless), on the demo's data seeded
 the way ``./scripts/demo`` seeds it: two reasoning simulators, the variants' short runs run for real
 through a Celery worker and saved as a comparison. Log in, open the comparison, create a plan through
-the grouped form, read what it will do before it runs, start it, watch it finish; then describe a
+the grouped form, read what it will do before it runs, start it, watch it finish, run it again from
+its snapshot; open a run's conventions table; then describe a
 custom stream format and see a pasted sample classified before saving. No console error, failed
 request or error status on the way."""
 
@@ -80,8 +81,13 @@ def test_a_new_users_first_hour(demo, page):
     page.wait_for_selector(".main-svg")
     page.screenshot(path=str(DOCS / "demo-comparison.png"), full_page=False)
 
-    # TODO(lead, after merging the run-page branch): open one of the compared runs and its collapsible
-    # "How other tools would report this run" conventions table here, and check it names the tools.
+    # one of the compared runs: headline first, and how other tools would report it, folded
+    page.goto(f"{server}/runs/{comparison.run_ids[0]}/")
+    page.wait_for_selector("#headline")
+    assert not page.is_visible("#conventions-table")
+    page.click("#conventions summary")
+    assert page.is_visible("#conventions-table")
+    assert "vLLM bench serve" in page.text_content("#conventions-table")
 
     # a plan through the grouped form, and what it will do before it runs
     page.goto(f"{server}/plans/new/")
@@ -121,8 +127,21 @@ def test_a_new_users_first_hour(demo, page):
     assert page.text_content("#run-status") == "finished"
     assert "TTFT (ms)" in page.text_content("#summary-table")
 
-    # TODO(lead, after merging the run-page branch): press "Run again with this snapshot" here and
-    # watch the second run finish with the same snapshot.
+    # run it again from its snapshot: a new run of the same spec, watched to its end
+    first_url = page.url
+    page.click("#run-again")
+    page.wait_for_url(lambda url: url != first_url and "/runs/" in url)
+    page.wait_for_selector("#summary-table", timeout=120_000)
+    assert page.text_content("#run-status") == "finished"
+    first_id, again_id = (int(u.rstrip("/").rsplit("/", 1)[1]) for u in (first_url, page.url))
+    from benchmarks.models import Run
+
+    first, again = Run.objects.get(pk=first_id), Run.objects.get(pk=again_id)
+
+    def snapshot(run: Run) -> dict[str, object]:  # what the run sent, without when it started
+        return {k: v for k, v in run.spec.items() if k not in ("run_started_epoch", "repeat")}
+
+    assert snapshot(again) == snapshot(first) and again.plan_id == first.plan_id
 
     # a provider with its own stream format: a pasted sample is classified before saving
     page.goto(f"{server}/endpoints/new/")
