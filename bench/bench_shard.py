@@ -4,9 +4,10 @@ bench/fastserver.js. TTFT error as the glossary defines it, per request, matched
 client TTFT (from the scheduled send, as stored in Postgres) minus the server's own TTFT (arrival to
 first content chunk written).
 
-Core layout on a 2-core machine: the load worker (its engine and its writer process) pinned to core
-0; fastserver.js and the housekeeping worker (coordinator, aggregator) pinned to core 1; PostgreSQL
-and Redis, the machine's services, unpinned.
+Core layout on a 2-core machine: the load worker's engine pinned to core 0, its writer process to
+core 1 (``SHARD_WRITER_CPUS=1``; ``--writer-on-engine-core`` keeps it on core 0 for comparison);
+fastserver.js and the housekeeping worker (coordinator, aggregator) pinned to core 1; PostgreSQL and
+Redis, the machine's services, unpinned.
 
     .venv/bin/python bench/bench_shard.py                  # 100, 200, 300, 400 req/s, then 2 shards
     .venv/bin/python bench/bench_shard.py --rates 200 --seconds 10
@@ -62,13 +63,13 @@ def prepare_database() -> None:
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
 
-def worker(name: str, queues: str, core: int) -> subprocess.Popen[bytes]:
+def worker(name: str, queues: str, core: int, writer_cpus: str = "") -> subprocess.Popen[bytes]:
     celery = str(Path(sys.executable).with_name("celery"))
     argv = [celery, "-A", "llmperf_site", "worker", "-Q", queues, "-c", "1", "-n", f"{name}@bench"]
     argv += ["--without-gossip", "--without-mingle", "-l", "warning"]
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         argv = ["taskset", "-c", str(core), *argv]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHARD_WRITER_CPUS": writer_cpus}
     return subprocess.Popen(
         argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -172,17 +173,19 @@ def main() -> None:
     ap.add_argument("--rates", default="100,200,300,400")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--two-shard-rate", type=float, default=200.0)
+    ap.add_argument("--writer-on-engine-core", action="store_true", help="leave the writer on core 0")
     args = ap.parse_args()
+    writer_cpus = "" if args.writer_on_engine_core or (os.cpu_count() or 1) < 2 else "1"
     prepare_database()
     server, url = start_server(20, 2, 64)
     housekeeping = worker("house", "celery", 1)
     rows = []
     try:
-        load = worker("load1", "load", 0)
+        load = worker("load1", "load", 0, writer_cpus)
         wait_ready(["house", "load1"])
         for rate in [float(r) for r in args.rates.split(",") if r]:
             rows.append((f"{rate:g} req/s, 1 shard", one_run(url, rate, args.seconds)))
-        second = worker("load2", "load", 0)
+        second = worker("load2", "load", 0, writer_cpus)
         wait_ready(["load1", "load2"])
         rows.append(
             (f"{args.two_shard_rate:g} req/s, 2 shards", one_run(url, args.two_shard_rate, args.seconds))
@@ -194,8 +197,8 @@ def main() -> None:
         server.terminate()
         server.wait()
     print(
-        f"\ndashboard path: Celery load worker(s) on core 0 (engine + writer process), fastserver.js and the "
-        f"housekeeping worker on core 1, Postgres and Redis unpinned; {args.seconds:.0f} s per run, "
+        f"\ndashboard path: Celery load worker(s) on core 0, their writer processes on core "
+        f"{writer_cpus or 0}, fastserver.js and the housekeeping worker on core 1, Postgres and Redis unpinned; {args.seconds:.0f} s per run, "
         "64-token streams, server TTFT 20 ms, ITL 2 ms\n"
     )
     print(

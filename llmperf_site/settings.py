@@ -184,6 +184,9 @@ TARGET_DENY = env_list("TARGET_DENY", [])
 # broker work never takes the GIL from the measuring loop (embedded mode: a thread, since its live
 # bus lives in this process).
 SHARD_SINK_PROCESS = env_bool("SHARD_SINK_PROCESS", not EMBEDDED_WORKER)
+# CPUs the writer process runs on ("1", "2-3,6"); empty: the worker's own. On a load worker with
+# cores to spare, keep the writer off the core the measuring loop runs on.
+SHARD_WRITER_CPUS = env_str("SHARD_WRITER_CPUS", "")
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_IGNORE_RESULT = True
