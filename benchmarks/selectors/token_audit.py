@@ -28,7 +28,7 @@ UO, CO = "usage_output_tokens", "client_output_tokens"
 UI, CI = "usage_input_tokens", "client_input_tokens"
 PAIRED_OUT = f"{UO} IS NOT NULL AND {CO} IS NOT NULL"
 PAIRED_IN = f"{UI} IS NOT NULL AND {CI} IS NOT NULL"
-DISAGREES = f"({PAIRED_OUT} AND abs({UO} - {CO}) > %(threshold)s * greatest(1, {CO}))"
+DISAGREES = f"({PAIRED_OUT} AND abs({UO} - {CO}) > %(threshold)s * (CASE WHEN {CO} > 1 THEN {CO} ELSE 1 END))"
 
 AUDIT_SQL = f"""
 SELECT count(*),

@@ -35,7 +35,10 @@ def run_finalize(*, run_id: int) -> None:
         summary, status, reason = {}, Run.Status.FAILED, f"Could not compute the summary: {exc}"
     # --- the run page's token audit: one SQL aggregation over the stored records, kept in the summary
     if summary:
-        summary["token_audit"] = token_audit_summary(run)
+        try:
+            summary["token_audit"] = token_audit_summary(run)
+        except Exception:  # the engine's own audit stays; the page computes the full one on demand
+            log.exception("token audit of run %s failed", run_id)
     # ---
     if summary:  # what comparisons need of the records, while they are in memory
         run_sample_at_end(run=run, records=records, summary=summary, shards=shards)

@@ -60,3 +60,22 @@ def close_broken_connection() -> None:
 
     with contextlib.suppress(Exception):
         connection.close()
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a ``DATABASE_DOWN`` error is an outage to wait out: SQLite's lock (the embedded mode's
+    writers taking turns), or a database that does not answer a plain query right now. Otherwise the
+    failing statement itself is wrong (a bug, not an outage), and retrying it forever would hide it."""
+    from django.db import connection
+
+    if "database is locked" in str(exc):
+        return True
+    for attempt in range(2):  # on this thread's connection, then on a fresh one
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return False
+        except DATABASE_DOWN:
+            if attempt == 0:
+                close_broken_connection()
+    return True

@@ -22,7 +22,12 @@ from benchmarks.crypto import SecretUnreadable
 from benchmarks.live.bus import get_bus
 from benchmarks.models import RequestRecord, Run, Shard
 from benchmarks.services.runs.grades import records_grades_store
-from benchmarks.services.runs.outage import DATABASE_DOWN, close_broken_connection, database_unreachable
+from benchmarks.services.runs.outage import (
+    DATABASE_DOWN,
+    close_broken_connection,
+    database_unreachable,
+    transient,
+)
 from benchmarks.services.runs.spool import spool_append, spool_load, spool_pending
 from runner import scrub_secrets
 
@@ -104,6 +109,8 @@ class ShardSink:
             connection.close()
 
     def _spool(self, batch: list[dict[str, Any]], exc: Exception) -> None:
+        if not transient(exc):
+            raise exc  # the insert's own error, not an outage: spooling it would only defer it
         database_unreachable()
         if not self.outage:
             log.warning("shard %s: database unreachable (%s); spooling records", self.shard_id, exc)

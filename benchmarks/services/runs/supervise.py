@@ -22,6 +22,7 @@ from benchmarks.services.runs.outage import (
     close_broken_connection,
     database_recently_unreachable,
     database_unreachable,
+    transient,
 )
 from benchmarks.services.runs.reap import shards_reap_stale
 
@@ -83,6 +84,8 @@ def run_supervise(*, run_id: int, token: str) -> None:
 def _outage(run_id: int, exc: Exception, down: str | None) -> str:
     what = "the database" if isinstance(exc, DATABASE_DOWN) else "Redis"
     if isinstance(exc, DATABASE_DOWN):
+        if not transient(exc):
+            raise exc  # the statement's own error: an outage would not explain it
         database_unreachable()
         close_broken_connection()
     if down != what:

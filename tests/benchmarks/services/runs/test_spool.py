@@ -48,6 +48,14 @@ def no_outage(monkeypatch):
 
 
 @pytest.fixture
+def database_away(monkeypatch):
+    """The failures these tests raise stand for an unreachable database (the real one stays up)."""
+    from benchmarks.services.runs import shard as shard_module
+
+    monkeypatch.setattr(shard_module, "transient", lambda exc: True)
+
+
+@pytest.fixture
 def running(cast):
     run = cast.run
     run.records.all().delete()
@@ -58,7 +66,7 @@ def running(cast):
 
 
 def test_a_writer_spools_while_the_database_is_away_and_loads_it_when_it_returns(
-    running, spool_dir, no_outage, monkeypatch
+    running, spool_dir, no_outage, database_away, monkeypatch
 ):
     run, shard = running
     sink = ShardSink(run_id=run.pk, shard_id=shard.pk, shard_index=0)
@@ -88,7 +96,7 @@ def test_a_writer_spools_while_the_database_is_away_and_loads_it_when_it_returns
 
 
 def test_the_shards_end_spools_what_the_engine_kept_when_the_database_is_still_away(
-    running, spool_dir, no_outage, monkeypatch
+    running, spool_dir, no_outage, database_away, monkeypatch
 ):
     from runner import RequestRecord as EngineRecord
 
