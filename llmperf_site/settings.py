@@ -210,6 +210,11 @@ DEMO_DATASETS_DIR = env_str("DEMO_DATASETS_DIR", str(BASE_DIR.parent / "shared" 
 # Dataset uploads above these limits are refused with a message saying which limit was hit.
 DATASET_MAX_MB = env_int("DATASET_MAX_MB", 100)
 DATASET_MAX_ITEMS = env_int("DATASET_MAX_ITEMS", 100_000)
+# One row: JSON nesting levels, one line of JSONL or text (checked before parsing) and one prompt's
+# text (characters; ~1M tokens at the default). Each is refused per row, naming the limit.
+DATASET_MAX_DEPTH = env_int("DATASET_MAX_DEPTH", 64)
+DATASET_MAX_LINE_KB = env_int("DATASET_MAX_LINE_KB", 8 * 1024)
+DATASET_MAX_PROMPT_CHARS = env_int("DATASET_MAX_PROMPT_CHARS", 4_000_000)
 
 # Links in alert webhooks and e-mails point here.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")

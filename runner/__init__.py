@@ -29,6 +29,7 @@ from runner.datasets import (
     sample_lengths,
     synthesize,
 )
+from runner.datasets import Bounds as DatasetBounds
 from runner.datasets import histogram as bucket_histogram
 from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
@@ -125,6 +126,7 @@ __all__ = [
     "REPLAY_FORMATS",
     "REPLAY_LAG_WARN_MS",
     "SCHEMA_VERSION",
+    "DatasetBounds",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
