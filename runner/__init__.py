@@ -37,6 +37,17 @@ from runner.datasets.shipped import BUILTINS as BUILTIN_DATASETS
 from runner.datasets.shipped import META_KEYS as PROMPT_META_KEYS
 from runner.datasets.shipped import apply_template, load_builtin
 from runner.engine import RunResult, run
+from runner.limits import SETTINGS as LIMIT_SETTINGS
+from runner.limits import (
+    LimitExceeded,
+    Limits,
+    Problem,
+    capacity_problems,
+    endpoint_problems,
+    plan_problems,
+    profile_problems,
+    run_problems,
+)
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.mirror import PRIVACY as CAPTURE_PRIVACY
 from runner.mirror import MirrorConfig, mirror_records, serve_mirror
@@ -119,6 +130,7 @@ __all__ = [
     "DEFAULT_EDGES",
     "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
+    "LIMIT_SETTINGS",
     "METRICS",
     "PAIRED_KEYS",
     "PROMPT_META_KEYS",
@@ -130,6 +142,8 @@ __all__ = [
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
+    "LimitExceeded",
+    "Limits",
     "LiveAggregate",
     "Metric",
     "MirrorConfig",
@@ -137,6 +151,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "ParseResult",
+    "Problem",
     "ProfileSpec",
     "Prompt",
     "ReplayError",
@@ -161,10 +176,12 @@ __all__ = [
     "bucket_index",
     "bucket_labels",
     "capacity_blocking",
+    "capacity_problems",
     "capacity_sentence",
     "check_rules",
     "compare_pairs",
     "compare_summaries",
+    "endpoint_problems",
     "format_table",
     "is_secret_header",
     "load_builtin",
@@ -175,12 +192,15 @@ __all__ = [
     "parse_label",
     "parse_replay",
     "parse_rule",
+    "plan_problems",
     "profile_preview",
+    "profile_problems",
     "refresh_accuracy",
     "regressions",
     "repeat_combine",
     "run",
     "run_blocking",
+    "run_problems",
     "sample_lengths",
     "scrub_secrets",
     "select_prompts",

@@ -93,7 +93,7 @@ def run_start_view(request: Request, pk: int) -> Response:
     plan = _team_object(Plan, request, pk)
     try:
         run = run_start(plan=plan, by=request.user)
-    except ValueError as exc:  # bridge.NoPrompts: nothing to send
+    except ValueError as exc:  # bridge.RunRefused: nothing to send, or past the limits
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(_run(run), status=status.HTTP_201_CREATED)
 

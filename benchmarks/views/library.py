@@ -142,7 +142,7 @@ def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
     ensure_can_write(request, plan)
     try:
         run: Run = run_start(plan=plan, by=request.user)
-    except bridge.NoPrompts as exc:
+    except bridge.RunRefused as exc:  # nothing to send, or past the limits
         messages.error(request, str(exc))
         return redirect("plan_detail", pk=pk)
     messages.success(request, f"Run {run.pk} queued.")

@@ -144,6 +144,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
             should_cancel=watch.should_cancel,
             sink_command=writer,
             sink_env=_writer_env() if writer else None,
+            limits=bridge.limits(),  # the engine checks them again, as they are now
         )
         sink.insert_missing(result.records)
         records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records)
