@@ -252,6 +252,13 @@ LIMIT_REPLAY_S = env_float("LIMIT_REPLAY_S", 86_400.0)
 LIMIT_PREVIEW_POINTS = env_int("LIMIT_PREVIEW_POINTS", 2_000)
 LIMIT_SHARDS = env_int("LIMIT_SHARDS", 64)
 
+# Per-team quotas (a team's own max_concurrent_runs / max_load_slots overrides them): runs at once,
+# and shards at once over all its runs. A run over quota, or waiting for a free load-worker slot
+# (a worker's pool size, from Celery's inspect), stays queued with its place in line and starts
+# when a slot frees (services/runs/admit.py, from housekeeping and whenever a run ends).
+TEAM_MAX_RUNS = env_int("TEAM_MAX_RUNS", 4)
+TEAM_MAX_LOAD_SLOTS = env_int("TEAM_MAX_LOAD_SLOTS", 16)
+
 # Links in alert webhooks and e-mails point here.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # Regression alerts by e-mail (Django's SMTP settings; the console backend prints them instead).

@@ -15,6 +15,7 @@ from benchmarks.decorators import team_required, writer_required
 from benchmarks.forms.library import EndpointForm, PlanForm, ProfileForm
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
+from benchmarks.selectors.datasets import plan_over_context
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
@@ -131,6 +132,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _detail(request, PLANS, plan) | {
         "preview": _preview(plan.profile, title, plan.duration_s),
         "runs": runs_for_plan(plan=plan)[:20],
+        "over_context": plan_over_context(plan),
     }
     return render(request, "benchmarks/plan_detail.html", context)
 

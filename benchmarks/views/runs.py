@@ -19,7 +19,15 @@ from benchmarks.models import Endpoint, Plan, Run
 from benchmarks.presenters.exports import csv_lines
 from benchmarks.presenters.runs import CSV_FIELDS, request_page, run_page, summary_document
 from benchmarks.selectors.objects import can_write, in_team, object_get
-from benchmarks.selectors.runs import live_payload, run_record_get, run_record_rows, run_series, runs_filtered
+from benchmarks.selectors.runs import (
+    live_payload,
+    ordinal,
+    queue_place,
+    run_record_get,
+    run_record_rows,
+    run_series,
+    runs_filtered,
+)
 from benchmarks.services.runs.start import run_cancel
 from benchmarks.views.helpers import ensure_can_write
 
@@ -65,7 +73,11 @@ def _without_page(query: Any) -> str:
 def run_detail(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
     threshold = fraction_param(request.GET.get("audit_threshold"), AUDIT_THRESHOLD * 100) / 100
-    context = run_page(run, audit_threshold=threshold) | {"can_edit": can_write(run, user=request.user)}
+    place = queue_place(run)
+    context = run_page(run, audit_threshold=threshold) | {
+        "can_edit": can_write(run, user=request.user),
+        "queue_place": ordinal(place) if place else None,
+    }
     return render(request, "benchmarks/run_detail.html", context)
 
 

@@ -306,6 +306,30 @@ def test_changing_the_tokenizer_counts_again_without_a_version(cast, client_for)
     }
 
 
+def test_the_plan_page_flags_prompts_beyond_the_endpoints_context(cast, client_for):
+    client = client_for(cast.alice)
+    long_prompts = ["short one", "word " * 400, "another short", "word " * 900]
+    dataset = make_dataset(cast.team_a, name="mixed lengths", prompts=long_prompts)
+    plan = cast.plan
+    plan.dataset = dataset
+    plan.save()
+    url = reverse("plan_detail", args=[plan.pk])
+    assert 'id="plan-over-context"' not in client.get(url).content.decode()  # not counted yet: no claim
+    count_all(dataset)
+    counts = dataset.current_version().token_counts.get(tokenizer="estimate").counts
+    plan.endpoint.max_input_tokens = sorted(counts)[1] + 1  # the two long ones are over
+    plan.endpoint.save()
+    page = html.unescape(client.get(url).content.decode())
+    flag = page.split('id="plan-over-context"', 1)[1].split("</p>", 1)[0]
+    limit = plan.endpoint.max_input_tokens
+    assert f"2 prompts exceed the endpoint's context of {limit} tokens" in flag
+    assert "2 of 4, counted with" in flag and "estimated" in flag
+    assert f"p1 ({counts[1]} tokens), p3 ({counts[3]} tokens)" in flag
+    plan.endpoint.max_input_tokens = max(counts)
+    plan.endpoint.save()
+    assert 'id="plan-over-context"' not in client.get(url).content.decode()
+
+
 # --- analysis page -------------------------------------------------------------------------------
 
 

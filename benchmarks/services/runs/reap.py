@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from benchmarks.models import Run, Shard
 from benchmarks.services.dispatch import TaskName, enqueue
+from benchmarks.services.runs.admit import runs_admit_queued
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -39,7 +40,8 @@ def shards_reap_stale(*, run_id: int | None = None) -> int:
 
 
 def runs_reap_stale() -> int:
-    """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one."""
+    """Periodic (beat): reap shards everywhere, hand runs whose aggregator went silent to a new one,
+    and try the queue of load runs waiting for a quota or a free worker (never reaped for waiting)."""
     shards_reap_stale()
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.SHARD_HEARTBEAT_TIMEOUT_S)
@@ -54,7 +56,9 @@ def runs_reap_stale() -> int:
             enqueue(TaskName.SUPERVISE_RUN, run.pk, token)
             handed += 1
     never = now - timedelta(seconds=settings.SHARD_START_TIMEOUT_S)
-    Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=never).update(
+    # a mirror session is claimed by the worker that holds its socket: unclaimed, no worker took it
+    Run.objects.filter(kind=Run.Kind.MIRROR, status=Run.Status.QUEUED, created_at__lt=never).update(
         status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
     )
+    runs_admit_queued()
     return handed
