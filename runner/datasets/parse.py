@@ -203,7 +203,7 @@ def _rows(text: str, label: str, *, multi_turn: bool, kinds: set[str], bounds: B
     if label == "text":
         return _text_rows(text, bounds)
     if label in ("csv", "tsv"):
-        return _csv_rows(text, delimiter="\t" if label == "tsv" else ",")
+        return _csv_rows(text, delimiter="\t" if label == "tsv" else ",", bounds=bounds)
     array = label == "json" or (label == "sharegpt" and text.lstrip().startswith("["))
     values = _json_values(text, bounds) if array else _jsonl_values(text, bounds)
     return _json_rows(values, sharegpt=label == "sharegpt", multi_turn=multi_turn, kinds=kinds)
@@ -362,7 +362,10 @@ def _array_elements(text: str, start: int, bounds: Bounds) -> Iterator[tuple[int
                 where = line + text.count("\n", seen, pos)
                 raise _FileError(_depth_message(bounds.max_depth), where) from None
             line, seen = line + text.count("\n", seen, pos), pos
-            yield line, value
+            too_long = (
+                _line_too_long(text[pos:end], bounds) if end - pos > bounds.max_line_bytes // 4 else None
+            )
+            yield line, _Invalid(too_long.replace("the line", "the row")) if too_long else value
             pos = _skip_ws(text, end)
             if text.startswith(",", pos):
                 pos = _skip_ws(text, pos + 1)
@@ -521,7 +524,7 @@ def _sharegpt_turn(i: int, turn: Any) -> dict[str, Any]:
 # --- CSV -----------------------------------------------------------------------------------------
 
 
-def _csv_rows(text: str, *, delimiter: str) -> Iterator[Row]:
+def _csv_rows(text: str, *, delimiter: str, bounds: Bounds) -> Iterator[Row]:
     # Long prompts exceed csv's 128 KiB default field limit; the byte cap already bounds a field.
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -547,6 +550,10 @@ def _csv_rows(text: str, *, delimiter: str) -> Iterator[Row]:
             continue
         if len(record) != len(columns):
             yield line, f"row has {len(record)} fields; the header has {len(columns)}"
+            continue
+        wide = sum(map(len, record)) * 4 > bounds.max_line_bytes  # join only a row that may be over
+        if wide and (too_long := _line_too_long(",".join(record), bounds)):
+            yield line, too_long.replace("the line", "the row")
             continue
         try:
             yield line, _csv_item(dict(zip(columns, record, strict=True)))

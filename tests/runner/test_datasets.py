@@ -326,7 +326,23 @@ def test_a_30_mb_single_line_upload_is_refused_with_the_default_bounds() -> None
         assert [e.line for e in result.errors] == [1]
         assert "30.0 MiB; the limit is 8.0 MiB per line" in result.errors[0].reason
     as_array = parse_dataset(b'[{"prompt": "' + data + b'"}]', filename="big.json")
-    assert "the limit is 4,000,000 (DATASET_MAX_PROMPT_CHARS)" in as_array.errors[0].reason
+    assert "the row is 30.0 MiB; the limit is 8.0 MiB" in as_array.errors[0].reason
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("a.csv", b"prompt,notes\nok,short\nok," + b"n" * 2000 + b"\n"),
+        ("a.json", b'[{"prompt": "ok"},\n {"prompt": "ok", "metadata": {"n": "' + b"n" * 2000 + b'"}}]'),
+    ],
+    ids=["csv-column", "json-array-metadata"],
+)
+def test_a_row_too_large_outside_its_prompt_is_refused_by_line(filename: str, data: bytes) -> None:
+    result = parse_dataset(data, filename=filename, bounds=Bounds(max_line_bytes=1024))
+    assert not result.ok and [e.line for e in result.errors] == [3 if filename == "a.csv" else 2]
+    assert result.errors[0].reason.startswith("the row is 2,0")
+    assert "the limit is 1,024 bytes per line (DATASET_MAX_LINE_KB)" in result.errors[0].reason
+    assert parse_dataset(data, filename=filename, bounds=Bounds(max_line_bytes=4096)).ok
 
 
 # --- synthetic -----------------------------------------------------------------------------------
