@@ -211,13 +211,13 @@ def _rows(text: str, label: str, *, multi_turn: bool, kinds: set[str], bounds: B
 
 def _text_rows(text: str, bounds: Bounds) -> Iterator[Row]:
     for n, line in enumerate(text.split("\n"), 1):
-        if too_long := _line_too_long(line, bounds):
+        if too_long := line_too_long(line, bounds):
             yield n, too_long
         elif line.strip():
             yield n, DatasetItem(prompt=line.strip())
 
 
-def _line_too_long(line: str, bounds: Bounds) -> str | None:
+def line_too_long(line: str, bounds: Bounds) -> str | None:
     # len() in characters bounds the UTF-8 size from below; encode only non-ASCII lines that may be over.
     if len(line) * 4 <= bounds.max_line_bytes:
         return None
@@ -258,7 +258,7 @@ def _prompt_chars(item: DatasetItem) -> int:
     return total
 
 
-def _too_deep(value: Any, limit: int) -> bool:
+def too_deep(value: Any, limit: int) -> bool:
     """True when ``value`` nests objects or arrays more than ``limit`` levels (walked without
     recursion, so a deep value cannot exhaust the stack here)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -276,22 +276,22 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-def _depth_message(limit: int) -> str:
+def depth_message(limit: int) -> str:
     return f"nested more than {limit} levels deep (the limit, DATASET_MAX_DEPTH)"
 
 
 def _load(line: str, bounds: Bounds) -> Any:
     """One JSON value, or :class:`_Invalid` saying why not (bad JSON, too long, too deep)."""
-    if too_long := _line_too_long(line, bounds):
+    if too_long := line_too_long(line, bounds):
         return _Invalid(too_long)
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         return _Invalid(f"invalid JSON: {exc.msg} (column {exc.colno})")
     except RecursionError:  # deeper than the interpreter's stack allows: far past any bound
-        return _Invalid(_depth_message(bounds.max_depth))
-    if _too_deep(value, bounds.max_depth):
-        return _Invalid(_depth_message(bounds.max_depth))
+        return _Invalid(depth_message(bounds.max_depth))
+    if too_deep(value, bounds.max_depth):
+        return _Invalid(depth_message(bounds.max_depth))
     return value
 
 
@@ -341,7 +341,7 @@ def _json_values(text: str, bounds: Bounds) -> Iterator[tuple[int, Any]]:
     for line, value in _array_elements(text, start, bounds):
         yield (
             line,
-            _Invalid(_depth_message(bounds.max_depth)) if _too_deep(value, bounds.max_depth) else value,
+            _Invalid(depth_message(bounds.max_depth)) if too_deep(value, bounds.max_depth) else value,
         )
 
 
@@ -360,10 +360,10 @@ def _array_elements(text: str, start: int, bounds: Bounds) -> Iterator[tuple[int
                 raise _FileError(f"invalid JSON: {exc.msg} ({at})", exc.lineno) from None
             except RecursionError:  # the element's end is unknown, so the rest cannot be read
                 where = line + text.count("\n", seen, pos)
-                raise _FileError(_depth_message(bounds.max_depth), where) from None
+                raise _FileError(depth_message(bounds.max_depth), where) from None
             line, seen = line + text.count("\n", seen, pos), pos
             too_long = (
-                _line_too_long(text[pos:end], bounds) if end - pos > bounds.max_line_bytes // 4 else None
+                line_too_long(text[pos:end], bounds) if end - pos > bounds.max_line_bytes // 4 else None
             )
             yield line, _Invalid(too_long.replace("the line", "the row")) if too_long else value
             pos = _skip_ws(text, end)
@@ -552,7 +552,7 @@ def _csv_rows(text: str, *, delimiter: str, bounds: Bounds) -> Iterator[Row]:
             yield line, f"row has {len(record)} fields; the header has {len(columns)}"
             continue
         wide = sum(map(len, record)) * 4 > bounds.max_line_bytes  # join only a row that may be over
-        if wide and (too_long := _line_too_long(",".join(record), bounds)):
+        if wide and (too_long := line_too_long(",".join(record), bounds)):
             yield line, too_long.replace("the line", "the row")
             continue
         try:
