@@ -164,3 +164,14 @@ def test_a_stored_million_second_replay_previews_in_a_fixed_number_of_points(cas
     assert (
         len(client.get(reverse("profile_detail", args=[profile.pk])).context["preview"]["data"][0]["x"]) == 50
     )
+
+
+def test_plans_as_code_refuses_a_profile_past_the_limits_and_applies_nothing(cast, tmp_path):
+    from benchmarks.forms.plans_as_code import PlanFileError, plans_apply
+
+    document = {"profiles": [{"name": "flood", "kind": "users", "spec": {"users": 10**9, "spawn_rate": 1}}]}
+    with pytest.raises(
+        PlanFileError, match=r"profile 'flood': users: Users is 1,000,000,000; the limit is 10,000"
+    ):
+        plans_apply(team=cast.team_a, document=document, base_dir=tmp_path)
+    assert not LoadProfile.objects.filter(name="flood").exists()
