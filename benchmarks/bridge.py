@@ -16,12 +16,15 @@ from runner import (
     PROMPT_META_KEYS,
     EndpointSpec,
     GenericFormat,
+    Limits,
     ProfileSpec,
     Prompt,
     RunSpec,
     Slo,
     Timeouts,
     apply_template,
+    capacity_problems,
+    run_problems,
     select_prompts,
     split_run,
     summarize,
@@ -107,8 +110,42 @@ def request_params(plan: Plan) -> dict[str, Any]:
     return params
 
 
-class NoPrompts(ValueError):
+class RunRefused(ValueError):
+    """A run of the plan cannot start; the message says why."""
+
+
+class NoPrompts(RunRefused):
     """The plan would send nothing (no ready version, or no prompt in its buckets); says why."""
+
+
+class OverLimits(RunRefused):
+    """The run would be past the deployment's limits (settings LIMIT_*); names each."""
+
+
+def limits() -> Limits:
+    """The deployment's limits (settings LIMIT_*), for forms, the start service and the engine."""
+    return Limits(
+        users=settings.LIMIT_USERS,
+        spawn_rate=settings.LIMIT_SPAWN_RATE,
+        rate=settings.LIMIT_RATE,
+        duration_s=settings.LIMIT_DURATION_S,
+        requests=settings.LIMIT_REQUESTS,
+        timeout_s=settings.LIMIT_TIMEOUT_S,
+        replay_entries=settings.LIMIT_REPLAY_ENTRIES,
+        replay_s=settings.LIMIT_REPLAY_S,
+        preview_points=settings.LIMIT_PREVIEW_POINTS,
+        shards=settings.LIMIT_SHARDS,
+    )
+
+
+def run_limits_check(spec: RunSpec, study: dict[str, Any]) -> None:
+    """Raise :class:`OverLimits` naming every limit the run's spec (and capacity search) is past."""
+    bound = limits()
+    problems = run_problems(spec, bound)
+    if study.get("capacity"):
+        problems += capacity_problems(study["capacity"], bound)
+    if problems:
+        raise OverLimits("Past this deployment's limits: " + "; ".join(str(p) for p in problems) + ".")
 
 
 def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import csp.constants as _csp
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "csp",
     "benchmarks",
 ]
 
@@ -105,6 +107,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "benchmarks.middleware.CurrentTeamMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it answers a locked-out login
 ]
@@ -121,6 +124,24 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
+# Content-Security-Policy (django-csp) on every response: everything from this origin only; scripts
+# from static/ (plotly.min.js included) plus inline ones carrying this response's nonce
+# (``<script nonce="{{ CSP_NONCE }}">``); no inline event handlers. Styles may be inline (plotly sets
+# style attributes on its SVG; a style cannot run code). ``data:`` images for the empty favicon.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_csp.SELF],
+        "script-src": [_csp.SELF, _csp.NONCE],
+        "style-src": [_csp.SELF, _csp.UNSAFE_INLINE],
+        "img-src": [_csp.SELF, "data:"],
+        "connect-src": [_csp.SELF],  # the run page's websocket: same host (CSP3 'self' covers ws/wss)
+        "object-src": [_csp.NONE],
+        "base-uri": [_csp.SELF],
+        "form-action": [_csp.SELF],
+        "frame-ancestors": [_csp.NONE],
+    }
+}
+
 ROOT_URLCONF = "llmperf_site.urls"
 ASGI_APPLICATION = "llmperf_site.asgi.application"
 
@@ -135,6 +156,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "benchmarks.context_processors.teams",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -217,6 +239,32 @@ DEFAULT_SHARD_COUNT = env_int("DEFAULT_SHARD_COUNT", 1)
 # Dataset uploads above these limits are refused with a message saying which limit was hit.
 DATASET_MAX_MB = env_int("DATASET_MAX_MB", 100)
 DATASET_MAX_ITEMS = env_int("DATASET_MAX_ITEMS", 100_000)
+# One row: JSON nesting levels, one line of JSONL or text (checked before parsing) and one prompt's
+# text (characters; ~1M tokens at the default). Each is refused per row, naming the limit.
+DATASET_MAX_DEPTH = env_int("DATASET_MAX_DEPTH", 64)
+DATASET_MAX_LINE_KB = env_int("DATASET_MAX_LINE_KB", 8 * 1024)
+DATASET_MAX_PROMPT_CHARS = env_int("DATASET_MAX_PROMPT_CHARS", 4_000_000)
+
+# How large a run may be (runner.Limits): checked when a profile, endpoint or plan is saved (forms,
+# plans as code), again when a run starts, and by the engine on every shard; each refusal names the
+# setting. LIMIT_USERS also bounds open-loop requests in flight; LIMIT_RATE is requests per second.
+LIMIT_USERS = env_int("LIMIT_USERS", 10_000)
+LIMIT_SPAWN_RATE = env_float("LIMIT_SPAWN_RATE", 1_000.0)
+LIMIT_RATE = env_float("LIMIT_RATE", 10_000.0)
+LIMIT_DURATION_S = env_float("LIMIT_DURATION_S", 86_400.0)
+LIMIT_REQUESTS = env_int("LIMIT_REQUESTS", 10_000_000)
+LIMIT_TIMEOUT_S = env_float("LIMIT_TIMEOUT_S", 3_600.0)
+LIMIT_REPLAY_ENTRIES = env_int("LIMIT_REPLAY_ENTRIES", 1_000_000)
+LIMIT_REPLAY_S = env_float("LIMIT_REPLAY_S", 86_400.0)
+LIMIT_PREVIEW_POINTS = env_int("LIMIT_PREVIEW_POINTS", 2_000)
+LIMIT_SHARDS = env_int("LIMIT_SHARDS", 64)
+
+# Per-team quotas (a team's own max_concurrent_runs / max_load_slots overrides them): runs at once,
+# and shards at once over all its runs. A run over quota, or waiting for a free load-worker slot
+# (a worker's pool size, from Celery's inspect), stays queued with its place in line and starts
+# when a slot frees (services/runs/admit.py, from housekeeping and whenever a run ends).
+TEAM_MAX_RUNS = env_int("TEAM_MAX_RUNS", 4)
+TEAM_MAX_LOAD_SLOTS = env_int("TEAM_MAX_LOAD_SLOTS", 16)
 
 # Links in alert webhooks and e-mails point here.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")

@@ -29,6 +29,7 @@ from runner.datasets import (
     sample_lengths,
     synthesize,
 )
+from runner.datasets import Bounds as DatasetBounds
 from runner.datasets import histogram as bucket_histogram
 from runner.datasets import select as select_prompts
 from runner.datasets.parse import FORMATS as DATASET_FORMATS
@@ -36,6 +37,17 @@ from runner.datasets.shipped import BUILTINS as BUILTIN_DATASETS
 from runner.datasets.shipped import META_KEYS as PROMPT_META_KEYS
 from runner.datasets.shipped import apply_template, load_builtin
 from runner.engine import RunResult, run
+from runner.limits import SETTINGS as LIMIT_SETTINGS
+from runner.limits import (
+    LimitExceeded,
+    Limits,
+    Problem,
+    capacity_problems,
+    endpoint_problems,
+    plan_problems,
+    profile_problems,
+    run_problems,
+)
 from runner.metrics import CONVENTIONS, CSV_KEYS, DISTRIBUTION_KEYS, METRICS, PAIRED_KEYS, Metric
 from runner.mirror import PRIVACY as CAPTURE_PRIVACY
 from runner.mirror import MirrorConfig, mirror_records, serve_mirror
@@ -123,6 +135,7 @@ __all__ = [
     "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
     "GENERIC_KEYS",
+    "LIMIT_SETTINGS",
     "METRICS",
     "PAIRED_KEYS",
     "PROMPT_META_KEYS",
@@ -130,9 +143,12 @@ __all__ = [
     "REPLAY_FORMATS",
     "REPLAY_LAG_WARN_MS",
     "SCHEMA_VERSION",
+    "DatasetBounds",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
+    "LimitExceeded",
+    "Limits",
     "LiveAggregate",
     "Metric",
     "MirrorConfig",
@@ -140,6 +156,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "ParseResult",
+    "Problem",
     "ProfileSpec",
     "Prompt",
     "ReplayError",
@@ -164,11 +181,13 @@ __all__ = [
     "bucket_index",
     "bucket_labels",
     "capacity_blocking",
+    "capacity_problems",
     "capacity_sentence",
     "check_rules",
     "classify_sample",
     "compare_pairs",
     "compare_summaries",
+    "endpoint_problems",
     "format_table",
     "generic_format",
     "is_secret_header",
@@ -181,7 +200,9 @@ __all__ = [
     "parse_label",
     "parse_replay",
     "parse_rule",
+    "plan_problems",
     "profile_preview",
+    "profile_problems",
     "refresh_accuracy",
     "regressions",
     "repeat_combine",
@@ -190,6 +211,7 @@ __all__ = [
     "repeat_regressions",
     "run",
     "run_blocking",
+    "run_problems",
     "sample_lengths",
     "scrub_secrets",
     "select_prompts",

@@ -23,6 +23,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from runner.engine import Engine, RunResult
+from runner.limits import Limits
 from runner.spec import RunSpec
 
 SWITCH_INTERVAL_S = 0.0005
@@ -151,8 +152,9 @@ def run_blocking(
     sink_env: dict[str, str] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     poll_s: float = 0.5,
+    limits: Limits | None = None,
 ) -> RunResult:
-    """For Celery workers: own (uv)loop; ``should_cancel`` runs in a helper thread. Records and
+    """For Celery workers: own (uv)loop; ``limits`` as for :func:`runner.engine.run`; ``should_cancel`` runs in a helper thread. Records and
     deltas go to ``sink_command`` (a child process reading :func:`serve_sink`'s JSON lines) when
     given, else to ``sink`` in the helper thread. Returns once the child has written everything."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
@@ -166,7 +168,7 @@ def run_blocking(
         try:
             if pipe is not None:
                 await pipe.start()
-            result = await Engine(spec, pipe or _ThreadSink(sink, pool), cancel).run()
+            result = await Engine(spec, pipe or _ThreadSink(sink, pool), cancel, limits).run()
         finally:
             if poller is not None:
                 poller.cancel()

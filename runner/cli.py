@@ -19,6 +19,7 @@ import orjson
 from runner import cli_studies, profiles
 from runner.budget import budget_report, budget_specs, parse_budget
 from runner.engine import run
+from runner.limits import Limits, run_problems
 from runner.metrics import DISTRIBUTION_KEYS
 from runner.quality import MONITORS
 from runner.replay import REPLAY_FORMATS, Replay, ReplayError, load_replay, print_replay, replay_report
@@ -617,9 +618,21 @@ async def _run_spec(spec: RunSpec, args: argparse.Namespace, cancel: asyncio.Eve
     return summary
 
 
+def warn_past_limits(spec: RunSpec, limits: Limits | None = None) -> list[str]:
+    """The CLI runs what it is told, but says what the dashboard's default limits would refuse."""
+    lines = [
+        f"warning: {problem} — the dashboard would refuse this run; the CLI runs it"
+        for problem in run_problems(spec, limits or Limits())
+    ]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
+
+
 async def _run(args: argparse.Namespace) -> int:
     parse_tags(args.tag)  # a bad tag is refused before any load
     spec = build_spec(args)
+    warn_past_limits(spec)
     cancel = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,7 @@ from runner import profiles
 from runner.accuracy import grade_records
 from runner.analysis import StreamAnalyzer
 from runner.conversations import Conversation, remember, turn_prompt, user_turns
+from runner.limits import LimitExceeded, Limits, run_problems
 from runner.monitor import EngineMonitor
 from runner.pacing import Pacer
 from runner.policy import PolicyResolver, TargetPolicy
@@ -64,9 +65,17 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, spec: RunSpec, sink: Sink | None = None, cancel: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        sink: Sink | None = None,
+        cancel: asyncio.Event | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         if not spec.prompts:
             raise ValueError("a run needs at least one prompt")
+        if limits is not None and (problems := run_problems(spec, limits)):
+            raise LimitExceeded(problems)  # before anything is sent
         self.spec, self.sink = spec, sink
         self.cancel = cancel or asyncio.Event()
         self.ep = spec.endpoint
@@ -725,5 +734,12 @@ def _connection_level(rec: RequestRecord) -> bool:
 
 
 # -- entry point ----------------------------------------------------------------------------------
-async def run(spec: RunSpec, *, sink: Sink | None = None, cancel: asyncio.Event | None = None) -> RunResult:
-    return await Engine(spec, sink, cancel).run()
+async def run(
+    spec: RunSpec,
+    *,
+    sink: Sink | None = None,
+    cancel: asyncio.Event | None = None,
+    limits: Limits | None = None,
+) -> RunResult:
+    """Run ``spec``; with ``limits``, a spec past any of them raises :class:`LimitExceeded` first."""
+    return await Engine(spec, sink, cancel, limits).run()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import traces
+from runner.datasets.parse import Bounds
 from runner.spec import Prompt
 from runner.tokenizers import Tokenizer
 
@@ -87,12 +88,13 @@ def parse_replay(
     seed: int = 0,
     limit: int = 0,
     privacy: str = "keep",
+    bounds: Bounds | None = None,
 ) -> Replay:
     """:func:`load_replay` of a file's bytes (an upload). Credential fields (``api_key``…) never
     survive a request body; ``privacy`` ``hash`` or ``drop`` also redacts every prompt text as the
     mirror's capture does, and the replay then sends synthetic text of the recorded length."""
     try:
-        rows = traces.read_rows(data)
+        rows = traces.read_rows(data, bounds)
     except traces.TraceError as exc:
         raise ReplayError(str(exc)) from None
     rows = rows[:limit] if limit > 0 else rows

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from runner.datasets.parse import Bounds, depth_message, line_too_long, too_deep
 from runner.spec import Prompt
 from runner.tokenizers import Tokenizer
 
@@ -50,8 +51,10 @@ class TraceRequest:
     messages: list[dict[str, Any]] | None = None
 
 
-def read_rows(data: bytes) -> list[dict[str, Any]]:
-    """JSON lines, or CSV with a header row; each row a dict."""
+def read_rows(data: bytes, bounds: Bounds | None = None) -> list[dict[str, Any]]:
+    """JSON lines, or CSV with a header row; each row a dict. A JSON line longer or nested deeper
+    than ``bounds`` (runner.datasets.Bounds) is refused with its line number."""
+    bounds = bounds or Bounds()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -62,10 +65,16 @@ def read_rows(data: bytes) -> list[dict[str, Any]]:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
+            if too_long := line_too_long(line, bounds):
+                raise TraceError(f"line {n}: {too_long}")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TraceError(f"line {n}: not JSON ({exc.msg})") from None
+            except RecursionError:  # far past any bound
+                raise TraceError(f"line {n}: {depth_message(bounds.max_depth)}") from None
+            if too_deep(row, bounds.max_depth):
+                raise TraceError(f"line {n}: {depth_message(bounds.max_depth)}")
             if not isinstance(row, dict):
                 raise TraceError(f"line {n}: expected a JSON object")
             rows.append(row)

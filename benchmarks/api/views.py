@@ -21,7 +21,7 @@ from benchmarks.presenters.compare import comparison_build
 from benchmarks.presenters.records import records_jsonl_response, requests_csv_response
 from benchmarks.selectors.comparisons import NotComparable, parse_run_ids, runs_outside_team, runs_to_compare
 from benchmarks.selectors.objects import team_object_get
-from benchmarks.selectors.runs import plans_for_team, progress, runs_filtered
+from benchmarks.selectors.runs import plans_for_team, progress, queue_place, runs_filtered
 from benchmarks.services.runs.start import run_start
 from runner import SCHEMA_VERSION
 
@@ -69,7 +69,8 @@ def _run(run: Run) -> dict[str, Any]:
         "plan_name": run.plan_name,
         "status": run.status,
         "active": run.is_active,
-        "reason": run.reason,
+        "reason": run.reason,  # a queued run: what it waits for
+        "queue_place": queue_place(run),  # a queued run's place in line (1 = next), else null
         "variant": run.variant,
         "progress": round(done, 4),
         "eta_s": None if eta is None else round(eta, 1),
@@ -96,7 +97,7 @@ def run_start_view(request: Request, pk: int) -> Response:
     plan = _team_object(Plan, request, pk)
     try:
         run = run_start(plan=plan, by=request.user)
-    except ValueError as exc:  # bridge.NoPrompts: nothing to send
+    except ValueError as exc:  # bridge.RunRefused: nothing to send, or past the limits
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(_run(run), status=status.HTTP_201_CREATED)
 

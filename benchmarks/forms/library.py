@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from benchmarks import bridge
 from benchmarks.forms.datasets import plan_buckets_clean, plan_buckets_setup
 from benchmarks.forms.fields import JSONObjectField, NumberListField
 from benchmarks.forms.layout import Fieldsets
@@ -17,6 +18,15 @@ from benchmarks.models import Dataset, Endpoint, LoadProfile, Plan, Team
 from benchmarks.models.endpoints import KEEP_SECRET
 from benchmarks.models.plans import VARIANT_FIELDS
 from benchmarks.selectors.objects import in_team
+from runner import (
+    EndpointSpec,
+    Problem,
+    Timeouts,
+    capacity_problems,
+    endpoint_problems,
+    plan_problems,
+    profile_problems,
+)
 
 
 class EndpointForm(Fieldsets, forms.ModelForm):
@@ -173,6 +183,15 @@ class EndpointForm(Fieldsets, forms.ModelForm):
         for name in ("timeout_connect_s", "timeout_first_byte_s", "timeout_idle_s", "timeout_total_s"):
             if data.get(name) is not None and data[name] <= 0:
                 self.add_error(name, "Timeouts must be more than 0 seconds.")
+        timeouts = Timeouts(
+            **{
+                key: data[f"timeout_{key}_s"]
+                for key in ("connect", "first_byte", "idle", "total")
+                if data.get(f"timeout_{key}_s") is not None
+            }
+        )
+        spec = EndpointSpec(protocol="openai-chat", base_url="", timeouts=timeouts)
+        add_limit_errors(self, endpoint_problems(spec, bridge.limits()))
         for name in ("price_in_per_1k", "price_out_per_1k"):
             if data.get(name) is not None and data[name] < 0:
                 self.add_error(name, "Prices cannot be negative.")
@@ -445,6 +464,8 @@ class ProfileForm(Fieldsets, forms.ModelForm):
             self._clean_budget(data)
         if kind == "capacity":
             self._clean_capacity(data)
+        if kind and not self.errors:
+            add_limit_errors(self, profile_limit_problems(kind, self._spec(data), self._capacity_spec()))
         return data
 
     def _clean_capacity(self, data: dict[str, Any]) -> None:
@@ -455,13 +476,18 @@ class ProfileForm(Fieldsets, forms.ModelForm):
         if lo > hi:
             self.add_error("load_max", "The highest level must be at least the lowest.")
 
+    def _spec(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The spec as saved: each field left blank takes its default."""
+        defaults = {n: self.fields[n].initial for n in self.SPEC_FIELDS}
+        spec = {n: data.get(n) for n in self.SPEC_FIELDS}
+        spec = {n: (v if v not in (None, "") else defaults[n]) for n, v in spec.items()}
+        for name in ("stages", "replay", "sweep_levels"):
+            spec[name] = spec[name] or []
+        return spec
+
     def save(self, commit: bool = True) -> LoadProfile:
         profile: LoadProfile = super().save(commit=False)
-        defaults = {n: self.fields[n].initial for n in self.SPEC_FIELDS}
-        spec = {n: self.cleaned_data.get(n) for n in self.SPEC_FIELDS}
-        profile.spec = {n: (v if v not in (None, "") else defaults[n]) for n, v in spec.items()}
-        for name in ("stages", "replay", "sweep_levels"):
-            profile.spec[name] = profile.spec[name] or []
+        profile.spec = self._spec(self.cleaned_data)
         profile.spec["kind"] = profile.kind
         if profile.kind == "capacity":
             profile.spec |= self._capacity_spec()
@@ -640,7 +666,26 @@ class PlanForm(Fieldsets, forms.ModelForm):
             self.add_error("bucket_edges", "Edges must be increasing, distinct and not negative.")
         plan_buckets_clean(self, data)
         self._clean_template(data)
+        self._clean_limits(data)
         return data
+
+    def _clean_limits(self, data: dict[str, Any]) -> None:
+        """The run's stops and shards, and the chosen profile as it is now, within the limits."""
+        bound = bridge.limits()
+        add_limit_errors(
+            self,
+            plan_problems(
+                duration_s=data.get("duration_s"),
+                max_requests=data.get("max_requests"),
+                shard_count=data.get("shard_count") or 0,
+                limits=bound,
+            ),
+        )
+        profile = data.get("profile")
+        if profile is not None:
+            problems = profile_limit_problems(profile.kind, profile.spec, bridge.capacity_settings(profile))
+            for problem in problems:
+                self.add_error("profile", f"Profile “{profile.name}”: {problem}. Edit the profile first.")
 
     def _clean_template(self, data: dict[str, Any]) -> None:
         """A template wraps every prompt: exactly one {prompt} placeholder, or none at all (blank)."""
@@ -651,6 +696,27 @@ class PlanForm(Fieldsets, forms.ModelForm):
                 "prompt_template",
                 "A prompt template needs exactly one {prompt} placeholder (where each prompt goes).",
             )
+
+
+def profile_limit_problems(kind: str, spec: dict[str, Any], capacity: dict[str, Any] | None) -> list[Problem]:
+    """A profile's load shape (and capacity search) past the deployment's limits."""
+    bound = bridge.limits()
+    problems = profile_problems(bridge.profile_spec({**spec, "kind": kind}), bound)
+    if kind == "capacity" and capacity:
+        problems += capacity_problems(capacity, bound)
+    return problems
+
+
+def add_limit_errors(form: forms.BaseForm, problems: list[Problem]) -> None:
+    """Each problem next to its field (or the form's top when the form has no such field)."""
+    for problem in problems:
+        field = problem.field if problem.field in form.fields else None
+        form.add_error(field, _sentence(problem))
+
+
+def _sentence(problem: Problem) -> str:
+    text = str(problem)
+    return text[0].upper() + text[1:] + "."
 
 
 def team_queryset(kind: str, team: Team) -> Any:

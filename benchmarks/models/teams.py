@@ -8,6 +8,14 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
+    # Quotas: blank = the deployment's TEAM_MAX_RUNS / TEAM_MAX_LOAD_SLOTS. Set by an administrator
+    # (Django admin or the shell), never by the team itself.
+    max_concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="runs at once; blank = the TEAM_MAX_RUNS setting"
+    )
+    max_load_slots = models.PositiveIntegerField(
+        null=True, blank=True, help_text="shards at once over all its runs; blank = TEAM_MAX_LOAD_SLOTS"
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -191,3 +191,21 @@ def plans_using(*, dataset: Dataset) -> QuerySet[Plan]:
 
 def runs_of_version(*, version: DatasetVersion, limit: int = 20) -> QuerySet[Run]:
     return Run.objects.filter(dataset_version=version).order_by("-created_at")[:limit]
+
+
+def plan_over_context(plan: Plan) -> dict[str, Any] | None:
+    """How many of the prompts a plan draws from (its dataset's current version) are longer than its
+    endpoint's input context (``max_input_tokens``), counted in the tokens the run would send; None
+    until the version is counted."""
+    version = plan.dataset.current_version()
+    if version is None:
+        return None
+    counts = counts_for_sending(version, plan.endpoint.tokenizer)
+    if counts is None or len(counts.counts) != version.item_count:
+        return None
+    over = over_context(version, counts, plan.endpoint.max_input_tokens, show=10)
+    return over | {
+        "prompts": version.item_count,
+        "counted_with": counts.tokenizer_name or counts.tokenizer,
+        "estimated": counts.estimated,
+    }

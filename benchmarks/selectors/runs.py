@@ -196,3 +196,17 @@ def run_uses(*, run: Run) -> dict[str, list[Any]]:
             PlanSchedule.objects.filter(team_id=run.team_id, baseline_run=run).select_related("plan")
         ),
     }
+
+
+def queue_place(run: Run) -> int | None:
+    """A queued load run's place in line over every team (1 = next to start), else None. Only the
+    count of runs ahead is read, nothing of other teams' runs."""
+    if run.status != Run.Status.QUEUED or run.kind != Run.Kind.LOAD:
+        return None
+    return Run.objects.filter(kind=Run.Kind.LOAD, status=Run.Status.QUEUED, pk__lt=run.pk).count() + 1
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from benchmarks.models import Dataset, Team
-from benchmarks.services.datasets import NewItems, dataset_create, upload_limits
+from benchmarks.services.datasets import NewItems, dataset_create, row_bounds, upload_limits
 from runner import DatasetItem as ParsedItem
 from runner import ReplayError, parse_replay
 
@@ -32,7 +32,7 @@ def capture_parse(*, data: bytes, fmt: str | None, privacy: str) -> NewItems:
     if len(data) > max_bytes:
         raise CaptureError(f"The file is larger than {max_bytes // (1024 * 1024)} MiB.")
     try:
-        replay = parse_replay(data, fmt or None, privacy=privacy, limit=max_items + 1)
+        replay = parse_replay(data, fmt or None, privacy=privacy, limit=max_items + 1, bounds=row_bounds())
     except ReplayError as exc:
         raise CaptureError(str(exc)) from None
     except (UnicodeDecodeError, ValueError) as exc:

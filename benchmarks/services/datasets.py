@@ -21,7 +21,7 @@ from django.utils import timezone
 from benchmarks.models import Dataset, DatasetItem, DatasetVersion, Team, TeamBuckets, TokenCount
 from benchmarks.models.datasets import ESTIMATE, tokenizer_ref
 from benchmarks.services.dispatch import TaskName, enqueue_on_commit
-from runner import BUILTIN_DATASETS, ParseResult, load_builtin, parse_dataset
+from runner import BUILTIN_DATASETS, DatasetBounds, ParseResult, load_builtin, parse_dataset
 from runner import DatasetItem as ParsedItem
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,25 @@ def upload_limits() -> tuple[int, int]:
     return settings.DATASET_MAX_MB * MiB, settings.DATASET_MAX_ITEMS
 
 
+def row_bounds() -> DatasetBounds:
+    """How large one row may be (nesting, line, prompt), from settings."""
+    return DatasetBounds(
+        max_depth=settings.DATASET_MAX_DEPTH,
+        max_line_bytes=settings.DATASET_MAX_LINE_KB * 1024,
+        max_prompt_chars=settings.DATASET_MAX_PROMPT_CHARS,
+    )
+
+
 def dataset_parse(*, data: bytes, filename: str, fmt: str | None, multi_turn: bool) -> ParseResult:
     max_bytes, max_items = upload_limits()
     return parse_dataset(
-        data, filename=filename, fmt=fmt, max_items=max_items, max_bytes=max_bytes, multi_turn=multi_turn
+        data,
+        filename=filename,
+        fmt=fmt,
+        max_items=max_items,
+        max_bytes=max_bytes,
+        multi_turn=multi_turn,
+        bounds=row_bounds(),
     )
 
 

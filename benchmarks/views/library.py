@@ -17,6 +17,7 @@ from benchmarks.forms.stream_format import StreamFormatForm
 from benchmarks.http import TeamRequest
 from benchmarks.models import Endpoint, LoadProfile, Plan, Run
 from benchmarks.presenters.plans import plan_form_preview
+from benchmarks.selectors.datasets import plan_over_context
 from benchmarks.selectors.objects import can_write, object_get
 from benchmarks.selectors.runs import runs_for_plan
 from benchmarks.services.endpoints import endpoint_save, endpoint_test_connection
@@ -158,6 +159,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _detail(request, PLANS, plan) | {
         "preview": _preview(plan.profile, title, plan.duration_s),
         "runs": runs_for_plan(plan=plan)[:20],
+        "over_context": plan_over_context(plan),
     }
     return render(request, "benchmarks/plan_detail.html", context)
 
@@ -169,7 +171,7 @@ def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
     ensure_can_write(request, plan)
     try:
         run: Run = run_start(plan=plan, by=request.user)
-    except bridge.NoPrompts as exc:
+    except bridge.RunRefused as exc:  # nothing to send, or past the limits
         messages.error(request, str(exc))
         return redirect("plan_detail", pk=pk)
     messages.success(request, f"Run {run.pk} queued.")

@@ -21,7 +21,15 @@ from benchmarks.presenters.records import records_jsonl_response, requests_csv_r
 from benchmarks.presenters.requests import requests_page
 from benchmarks.presenters.runs import request_page, run_page, summary_document
 from benchmarks.selectors.objects import can_write, in_team, object_get
-from benchmarks.selectors.runs import live_payload, run_record_get, run_series, run_uses, runs_filtered
+from benchmarks.selectors.runs import (
+    live_payload,
+    ordinal,
+    queue_place,
+    run_record_get,
+    run_series,
+    run_uses,
+    runs_filtered,
+)
 from benchmarks.services.runs.delete import CannotDelete, run_delete, run_notes_update
 from benchmarks.services.runs.start import CannotRerun, run_cancel, run_start_again
 from benchmarks.views.helpers import ensure_can_write
@@ -68,9 +76,11 @@ def _without_page(query: Any) -> str:
 def run_detail(request: TeamRequest, pk: int) -> HttpResponse:
     run = object_get(Run, user=request.user, pk=pk)
     threshold = fraction_param(request.GET.get("audit_threshold"), AUDIT_THRESHOLD * 100) / 100
+    place = queue_place(run)
     context = run_page(run, audit_threshold=threshold) | {
         "can_edit": can_write(run, user=request.user),
         "notes_form": RunNotesForm(initial={"notes": run.notes}),
+        "queue_place": ordinal(place) if place else None,
     }
     return render(request, "benchmarks/run_detail.html", context)
 

@@ -10,11 +10,12 @@ from runner.datasets.buckets import (
     parse_label,
     select,
 )
-from runner.datasets.parse import DatasetItem, ParseResult, RowError, parse_dataset
+from runner.datasets.parse import Bounds, DatasetItem, ParseResult, RowError, parse_dataset
 from runner.datasets.synthetic import SyntheticItem, sample_lengths, synthesize
 
 __all__ = [
     "DEFAULT_EDGES",
+    "Bounds",
     "DatasetItem",
     "ParseResult",
     "RowError",

@@ -5,6 +5,11 @@ and plain text (one prompt per line). The format comes from ``fmt``, else the fi
 the content. A file is taken whole or not at all: on any error ``result.ok`` is False, ``items`` is
 empty and ``errors`` lists what is wrong (up to :data:`MAX_ROW_ERRORS`, with 1-based line numbers;
 line 0 means the file as a whole), so the caller saves nothing.
+
+Bounds (:class:`Bounds`): a JSON row nested deeper than ``max_depth`` levels, a line longer than
+``max_line_bytes`` (JSONL, text) and a prompt longer than ``max_prompt_chars`` characters (its messages'
+text summed) are each refused per row, naming the limit; an over-long line is refused before it is
+parsed, so one 30 MB line costs a length check, not a parse.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 __all__ = [
     "FORMATS",
     "MAX_ROW_ERRORS",
+    "Bounds",
     "DatasetItem",
     "ParseResult",
     "RowError",
@@ -61,6 +67,15 @@ MAGIC = {  # binary files people upload by mistake, named so the message helps
     b"\xfe\xff": "UTF-16 text",
 }
 _WS = re.compile(r"[ \t\r\n]*")
+
+
+@dataclass(slots=True, frozen=True)
+class Bounds:
+    """How large one row may be; the dashboard takes these from settings (DATASET_MAX_*)."""
+
+    max_depth: int = 64  # JSON nesting levels of one row (objects and arrays)
+    max_line_bytes: int = 8 * MiB  # one line of JSONL or text, checked before it is parsed
+    max_prompt_chars: int = 4_000_000  # one prompt's text (the sum of its messages' text)
 
 
 @dataclass(slots=True)
@@ -113,14 +128,16 @@ def parse_dataset(
     max_items: int = 100_000,
     max_bytes: int = 200 * MiB,
     multi_turn: bool = False,
+    bounds: Bounds | None = None,
 ) -> ParseResult:
     """Parse ``data`` (the uploaded bytes of ``filename``); see the module docstring."""
     label = fmt or "unknown"
+    bounds = bounds or Bounds()
     try:
         text = _decode(data, max_bytes=max_bytes)
         label = _detect(text, filename=filename, fmt=fmt)
         kinds: set[str] = set()
-        rows = _rows(text, label, multi_turn=multi_turn, kinds=kinds)
+        rows = _bounded(_rows(text, label, multi_turn=multi_turn, kinds=kinds, bounds=bounds), bounds)
         items, errors = _collect(rows, max_items=max_items)
     except _FileError as exc:
         return ParseResult([], [RowError(exc.line, str(exc))], label)
@@ -182,14 +199,100 @@ def _detect(text: str, *, filename: str, fmt: str | None) -> str:
     )
 
 
-def _rows(text: str, label: str, *, multi_turn: bool, kinds: set[str]) -> Iterator[Row]:
+def _rows(text: str, label: str, *, multi_turn: bool, kinds: set[str], bounds: Bounds) -> Iterator[Row]:
     if label == "text":
-        return ((n, DatasetItem(prompt=s.strip())) for n, s in enumerate(text.split("\n"), 1) if s.strip())
+        return _text_rows(text, bounds)
     if label in ("csv", "tsv"):
-        return _csv_rows(text, delimiter="\t" if label == "tsv" else ",")
+        return _csv_rows(text, delimiter="\t" if label == "tsv" else ",", bounds=bounds)
     array = label == "json" or (label == "sharegpt" and text.lstrip().startswith("["))
-    values = _json_values(text) if array else _jsonl_values(text)
+    values = _json_values(text, bounds) if array else _jsonl_values(text, bounds)
     return _json_rows(values, sharegpt=label == "sharegpt", multi_turn=multi_turn, kinds=kinds)
+
+
+def _text_rows(text: str, bounds: Bounds) -> Iterator[Row]:
+    for n, line in enumerate(text.split("\n"), 1):
+        if too_long := line_too_long(line, bounds):
+            yield n, too_long
+        elif line.strip():
+            yield n, DatasetItem(prompt=line.strip())
+
+
+def line_too_long(line: str, bounds: Bounds) -> str | None:
+    # len() in characters bounds the UTF-8 size from below; encode only non-ASCII lines that may be over.
+    if len(line) * 4 <= bounds.max_line_bytes:
+        return None
+    size = len(line) if line.isascii() else len(line.encode("utf-8", "surrogatepass"))
+    if size <= bounds.max_line_bytes:
+        return None
+    return (
+        f"the line is {_size(size)}; the limit is {_size(bounds.max_line_bytes)} per line "
+        "(DATASET_MAX_LINE_KB): split it into several rows"
+    )
+
+
+def _bounded(rows: Iterator[Row], bounds: Bounds) -> Iterator[Row]:
+    """Each item's prompt size checked against the bound (text items, messages and CSV alike)."""
+    for line, row in rows:
+        if isinstance(row, DatasetItem):
+            chars = _prompt_chars(row)
+            if chars > bounds.max_prompt_chars:
+                yield (
+                    line,
+                    (
+                        f"the prompt is {chars:,} characters; the limit is {bounds.max_prompt_chars:,} "
+                        "(DATASET_MAX_PROMPT_CHARS)"
+                    ),
+                )
+                continue
+        yield line, row
+
+
+def _prompt_chars(item: DatasetItem) -> int:
+    total = len(item.prompt or "")
+    for m in item.messages or ():
+        content = m.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(p["text"]) for p in content if isinstance(p.get("text"), str))
+    return total
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects or arrays more than ``limit`` levels (walked without
+    recursion, so a deep value cannot exhaust the stack here)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def depth_message(limit: int) -> str:
+    return f"nested more than {limit} levels deep (the limit, DATASET_MAX_DEPTH)"
+
+
+def _load(line: str, bounds: Bounds) -> Any:
+    """One JSON value, or :class:`_Invalid` saying why not (bad JSON, too long, too deep)."""
+    if too_long := line_too_long(line, bounds):
+        return _Invalid(too_long)
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return _Invalid(f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:  # deeper than the interpreter's stack allows: far past any bound
+        return _Invalid(depth_message(bounds.max_depth))
+    if too_deep(value, bounds.max_depth):
+        return _Invalid(depth_message(bounds.max_depth))
+    return value
 
 
 def _collect(rows: Iterator[Row], *, max_items: int) -> tuple[list[DatasetItem], list[RowError]]:
@@ -216,33 +319,33 @@ def _collect(rows: Iterator[Row], *, max_items: int) -> tuple[list[DatasetItem],
 # --- JSON containers ---------------------------------------------------------------------------
 
 
-def _jsonl_values(text: str) -> Iterator[tuple[int, Any]]:
+def _jsonl_values(text: str, bounds: Bounds) -> Iterator[tuple[int, Any]]:
     # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
     for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, _Invalid(f"invalid JSON: {exc.msg} (column {exc.colno})")
+        if line.strip():
+            yield n, _load(line, bounds)
 
 
-def _json_values(text: str) -> Iterator[tuple[int, Any]]:
+def _json_values(text: str, bounds: Bounds) -> Iterator[tuple[int, Any]]:
     """Values of a JSON array with the line each starts on; a lone object is JSONL or a mistake."""
     start = _skip_ws(text, 0)
     if text[start] == "{":
         try:
             whole = json.loads(text)
-        except json.JSONDecodeError:
-            yield from _jsonl_values(text)  # one object per line; per-line errors if not
+        except (json.JSONDecodeError, RecursionError):
+            yield from _jsonl_values(text, bounds)  # one object per line; per-line errors if not
             return
         raise _FileError(f"a single JSON {_kind(whole)}; expected an array of rows or one object per line", 1)
     if text[start] != "[":
         raise _FileError("expected a JSON array of rows or one JSON object per line", 1)
-    yield from _array_elements(text, start)
+    for line, value in _array_elements(text, start, bounds):
+        yield (
+            line,
+            _Invalid(depth_message(bounds.max_depth)) if too_deep(value, bounds.max_depth) else value,
+        )
 
 
-def _array_elements(text: str, start: int) -> Iterator[tuple[int, Any]]:
+def _array_elements(text: str, start: int, bounds: Bounds) -> Iterator[tuple[int, Any]]:
     decoder = json.JSONDecoder()
     line, seen = 1, 0
     pos = _skip_ws(text, start + 1)
@@ -255,8 +358,14 @@ def _array_elements(text: str, start: int) -> Iterator[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 at = f"line {exc.lineno}, column {exc.colno}"
                 raise _FileError(f"invalid JSON: {exc.msg} ({at})", exc.lineno) from None
+            except RecursionError:  # the element's end is unknown, so the rest cannot be read
+                where = line + text.count("\n", seen, pos)
+                raise _FileError(depth_message(bounds.max_depth), where) from None
             line, seen = line + text.count("\n", seen, pos), pos
-            yield line, value
+            too_long = (
+                line_too_long(text[pos:end], bounds) if end - pos > bounds.max_line_bytes // 4 else None
+            )
+            yield line, _Invalid(too_long.replace("the line", "the row")) if too_long else value
             pos = _skip_ws(text, end)
             if text.startswith(",", pos):
                 pos = _skip_ws(text, pos + 1)
@@ -415,7 +524,7 @@ def _sharegpt_turn(i: int, turn: Any) -> dict[str, Any]:
 # --- CSV -----------------------------------------------------------------------------------------
 
 
-def _csv_rows(text: str, *, delimiter: str) -> Iterator[Row]:
+def _csv_rows(text: str, *, delimiter: str, bounds: Bounds) -> Iterator[Row]:
     # Long prompts exceed csv's 128 KiB default field limit; the byte cap already bounds a field.
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -441,6 +550,10 @@ def _csv_rows(text: str, *, delimiter: str) -> Iterator[Row]:
             continue
         if len(record) != len(columns):
             yield line, f"row has {len(record)} fields; the header has {len(columns)}"
+            continue
+        wide = sum(map(len, record)) * 4 > bounds.max_line_bytes  # join only a row that may be over
+        if wide and (too_long := line_too_long(",".join(record), bounds)):
+            yield line, too_long.replace("the line", "the row")
             continue
         try:
             yield line, _csv_item(dict(zip(columns, record, strict=True)))

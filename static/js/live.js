@@ -110,8 +110,10 @@ window.llmperf = window.llmperf || {};
     if (msg.status) {
       text("run-status", msg.status);
       document.getElementById("run-status").className = "status " + msg.status;
+      const place = document.getElementById("queue-place");
+      if (place && msg.status !== "queued") place.hidden = true;  // it left the queue
     }
-    if (msg.reason) text("run-reason", msg.reason);
+    if (msg.reason != null) text("run-reason", msg.reason);
     if (msg.progress != null) {
       document.getElementById("progress-bar").style.width = (100 * msg.progress).toFixed(1) + "%";
       text("progress-text", (100 * msg.progress).toFixed(0) + "% done");

@@ -53,10 +53,42 @@ def daphne(tmp_path: Path) -> Iterator[str]:
         connections.close_all()
 
 
+def is_csp_violation(text: str) -> bool:
+    """Chromium's console message when the Content-Security-Policy blocked something."""
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
+class WatchedBrowser:
+    """The browser, whose pages report every console error naming the Content-Security-Policy into
+    ``violations``; :func:`chromium` fails the test with them at the end."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+    def _watch(self, target: Any) -> Any:
+        def on_console(message: Any) -> None:
+            if message.type == "error" and is_csp_violation(message.text):
+                self.violations.append(message.text)
+
+        target.on("console", on_console)
+        return target
+
+    def new_page(self, **kwargs: Any) -> Any:
+        return self._watch(self._browser.new_page(**kwargs))
+
+    def new_context(self, **kwargs: Any) -> Any:
+        return self._watch(self._browser.new_context(**kwargs))
+
+
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, headless, never a downloaded browser. Missing, it is a failure, not a skip:
-    ``scripts/setup-services`` installs it (CI runs that)."""
+    ``scripts/setup-services`` installs it (CI runs that). A page that breaks the
+    Content-Security-Policy (an inline script without the nonce, an inline handler) fails the test."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -71,10 +103,13 @@ def chromium() -> Iterator[Any]:
                 headless=True,
                 args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
             )
+            watched = WatchedBrowser(browser)
             try:
-                yield browser
+                yield watched
             finally:
                 browser.close()
+            if watched.violations:
+                pytest.fail("Content-Security-Policy violations:\n" + "\n".join(watched.violations))
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 

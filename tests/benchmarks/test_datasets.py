@@ -134,6 +134,16 @@ MALFORMED = [
     ("blank.txt", "\n  \n\n", "no content"),
     ("utf16.txt", "prompt one\n".encode("utf-16"), "UTF-16 text"),
     ("sheet.xlsx", "just,some\ncells,here\n", "cannot tell the format"),
+    (
+        "deep.jsonl",
+        f'{GOOD}\n{{"prompt": "x", "metadata": {{"a": {"[" * 950 + "]" * 950}}}}}',
+        "Line 2: nested more than 64 levels deep",
+    ),
+    (
+        "deep.json",
+        f'[{GOOD},\n{{"prompt": "x", "m": {"[" * 5000 + "]" * 5000}}}]',
+        "Line 2: nested more than 64",
+    ),
 ]
 
 
@@ -167,6 +177,23 @@ def test_size_and_item_limits_say_which_limit(cast, client_for, settings):
     settings.DATASET_MAX_MB, settings.DATASET_MAX_ITEMS = 100, 5
     many = upload(client, "many", "\n".join(f"prompt {i}" for i in range(6)), filename="many.txt")
     assert many.status_code == 400 and "6 items; the limit is 5" in many.content.decode()
+    assert rows_state() == before
+
+
+def test_row_bounds_come_from_settings_and_name_the_limit(cast, client_for, settings):
+    client = client_for(cast.alice)
+    before = rows_state()
+    settings.DATASET_MAX_LINE_KB = 1
+    long_line = upload(client, "long", f'{GOOD}\n{{"prompt": "{"y" * 2000}"}}', filename="long.jsonl")
+    assert long_line.status_code == 400
+    assert "Line 2: the line is 2,014 bytes; the limit is 1,024 bytes per line" in html.unescape(
+        long_line.content.decode()
+    )
+    settings.DATASET_MAX_LINE_KB, settings.DATASET_MAX_PROMPT_CHARS = 8192, 50
+    csv_row = upload(client, "wide", "prompt\nshort\n" + "z" * 51 + "\n", filename="wide.csv")
+    assert "Line 3: the prompt is 51 characters; the limit is 50 (DATASET_MAX_PROMPT_CHARS)" in html.unescape(
+        csv_row.content.decode()
+    )
     assert rows_state() == before
 
 
@@ -277,6 +304,30 @@ def test_changing_the_tokenizer_counts_again_without_a_version(cast, client_for)
         "estimate",
         "qwen3",
     }
+
+
+def test_the_plan_page_flags_prompts_beyond_the_endpoints_context(cast, client_for):
+    client = client_for(cast.alice)
+    long_prompts = ["short one", "word " * 400, "another short", "word " * 900]
+    dataset = make_dataset(cast.team_a, name="mixed lengths", prompts=long_prompts)
+    plan = cast.plan
+    plan.dataset = dataset
+    plan.save()
+    url = reverse("plan_detail", args=[plan.pk])
+    assert 'id="plan-over-context"' not in client.get(url).content.decode()  # not counted yet: no claim
+    count_all(dataset)
+    counts = dataset.current_version().token_counts.get(tokenizer="estimate").counts
+    plan.endpoint.max_input_tokens = sorted(counts)[1] + 1  # the two long ones are over
+    plan.endpoint.save()
+    page = html.unescape(client.get(url).content.decode())
+    flag = page.split('id="plan-over-context"', 1)[1].split("</p>", 1)[0]
+    limit = plan.endpoint.max_input_tokens
+    assert f"2 prompts exceed the endpoint's context of {limit} tokens" in flag
+    assert "2 of 4, counted with" in flag and "estimated" in flag
+    assert f"p1 ({counts[1]} tokens), p3 ({counts[3]} tokens)" in flag
+    plan.endpoint.max_input_tokens = max(counts)
+    plan.endpoint.save()
+    assert 'id="plan-over-context"' not in client.get(url).content.decode()
 
 
 # --- analysis page -------------------------------------------------------------------------------

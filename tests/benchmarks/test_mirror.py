@@ -195,7 +195,15 @@ def test_privacy_drop_stores_no_prompt_text(cast):
         (b'{"timestamp": 1, "body": {"model": "x"}}\n', "neither messages nor prompt"),
         (b'{"timestamp": 1, "body": "{not json"}\n', "is text, not a JSON object"),
         (b"", "empty"),  # the form refuses it before parsing
+        (
+            b'{"timestamp": 1, "body": {"messages": []}}\n{"timestamp": 2, "m": '
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"}\n",
+            "line 2: nested more than 64 levels deep",
+        ),
     ],
+    ids=["not-json", "html", "no-messages", "text-body", "empty", "deep"],
 )
 def test_a_bad_capture_says_why_and_saves_nothing(cast, client_for, data, message):
     client = client_for(cast.alice)

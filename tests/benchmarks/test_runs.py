@@ -159,3 +159,33 @@ def test_killed_worker_ends_the_run_partial(cast_tx, simulator):
     assert run.shards.exclude(pk=doomed.pk).get().status == Shard.Status.FINISHED
     assert RequestRecord.objects.filter(run=run, shard_index=doomed.index).exists()  # what it measured stays
     assert keeper.hostname
+
+
+def test_a_run_over_the_team_quota_waits_in_line_then_starts_when_the_first_ends(cast_tx, simulator):
+    """Real workers: the second run is not reaped while the first holds the team's only run slot;
+    it shows its place and reason, and the first run's end starts it."""
+    from benchmarks.selectors.runs import queue_place
+
+    plan = _plan_on(cast_tx, simulator, duration_s=3.0)
+    cast_tx.team_a.max_concurrent_runs = 1
+    cast_tx.team_a.save()
+    with workers(("w1", "load,celery")) as (worker,):
+        first = run_start(plan=plan, by=cast_tx.alice)
+        second = run_start(plan=plan, by=cast_tx.alice)
+
+        def waiting() -> Run | None:
+            second.refresh_from_db()
+            return second if "quota" in second.reason else None
+
+        wait_for(waiting, 30, "the second run to say it waits for the quota")
+        assert second.status == Run.Status.QUEUED and queue_place(second) == 1
+        assert second.reason == "Waiting for the team's quota: 1 runs at once, 1 running."
+        wait_for(lambda: _ended(first), 60, "the first run to end")
+        wait_for(lambda: _ended(second), 60, "the second run to end")
+    assert first.status == second.status == Run.Status.FINISHED, (
+        first.reason,
+        second.reason,
+        worker.output(),
+    )
+    assert second.started_at >= first.ended_at  # never both at once
+    assert second.summary["requests"]["total"] == RequestRecord.objects.filter(run=second).count() > 5

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything loads transforme
 
 from runner.datasets import (
     DEFAULT_EDGES,
+    Bounds,
     bucket_index,
     bucket_label,
     bucket_labels,
@@ -233,6 +234,115 @@ def test_json_array_errors_carry_the_line_of_the_element() -> None:
     data = b'[\n  {"prompt": "a"},\n  {"prompt": "b"},\n  {"prompt": false}\n]'
     result = parse_dataset(data, filename="rows.json")
     assert [(e.line, e.reason) for e in result.errors] == [(4, "prompt must be a string, got boolean")]
+
+
+# --- parse: bounds per row ----------------------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [950, 5000, 200_000])
+def test_a_deeply_nested_jsonl_row_is_refused_by_line_without_a_recursion_error(depth: int) -> None:
+    lines = [
+        '{"prompt": "ok"}',
+        f'{{"prompt": "deep", "metadata": {{"x": {_nested(depth)}}}}}',
+        '{"prompt": "ok"}',
+    ]
+    result = parse_dataset("\n".join(lines).encode(), filename="deep.jsonl")
+    assert not result.ok and result.items == []
+    assert [(e.line, e.reason) for e in result.errors] == [
+        (2, "nested more than 64 levels deep (the limit, DATASET_MAX_DEPTH)")
+    ]
+
+
+def test_nesting_up_to_the_bound_is_kept_and_one_level_more_is_refused() -> None:
+    # the row object is level 1, "metadata" level 2, the arrays in "x" levels 3 to 64
+    ok = f'{{"prompt": "p", "metadata": {{"x": {_nested(62)}}}}}'
+    over = f'{{"prompt": "p", "metadata": {{"x": {_nested(63)}}}}}'
+    assert parse_dataset(ok.encode(), filename="a.jsonl").ok
+    refused = parse_dataset(over.encode(), filename="a.jsonl")
+    assert "nested more than 64 levels" in refused.errors[0].reason
+    lower = parse_dataset(ok.encode(), filename="a.jsonl", bounds=Bounds(max_depth=8))
+    assert "nested more than 8 levels" in lower.errors[0].reason
+
+
+@pytest.mark.parametrize("depth", [950, 200_000])
+def test_a_deeply_nested_json_array_element_is_refused_with_its_line(depth: int) -> None:
+    data = f'[\n  {{"prompt": "a"}},\n  {{"prompt": "b", "metadata": {_nested(depth)}}}\n]'.encode()
+    result = parse_dataset(data, filename="deep.json")
+    assert not result.ok and result.items == []
+    assert result.errors[0].line == 3
+    assert "DATASET_MAX_DEPTH" in result.errors[0].reason
+
+
+def test_a_line_over_the_line_limit_is_refused_by_line_before_parsing() -> None:
+    bounds = Bounds(max_line_bytes=1024, max_prompt_chars=10_000)
+    long_json = json.dumps({"prompt": "x" * 2000})
+    result = parse_dataset(f'{{"prompt": "ok"}}\n{long_json}'.encode(), filename="a.jsonl", bounds=bounds)
+    assert [e.line for e in result.errors] == [2]
+    assert result.errors[0].reason.startswith("the line is 2,")
+    assert "the limit is 1,024 bytes per line (DATASET_MAX_LINE_KB)" in result.errors[0].reason
+    text = parse_dataset(b"short\n" + b"y" * 1025 + b"\nshort", filename="a.txt", bounds=bounds)
+    assert [e.line for e in text.errors] == [2]
+    # the limit is in UTF-8 bytes: 400 three-byte characters are 1,200 bytes
+    wide = parse_dataset(("\u20ac" * 400).encode(), filename="a.txt", bounds=bounds)
+    assert "1,200 bytes" in wide.errors[0].reason
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("a.jsonl", json.dumps({"prompt": "z" * 101}).encode()),
+        ("a.json", json.dumps([{"prompt": "ok"}, {"prompt": "z" * 101}]).encode()),
+        ("a.csv", b"prompt\nok\n" + b"z" * 101 + b"\n"),
+        ("a.txt", b"ok\n" + b"z" * 101),
+        (
+            "a.jsonl",
+            json.dumps(
+                {"messages": [{"role": "system", "content": "s" * 60}, {"role": "user", "content": "u" * 41}]}
+            ).encode(),
+        ),
+    ],
+    ids=["jsonl", "json", "csv", "text", "messages-summed"],
+)
+def test_a_prompt_over_the_size_limit_is_refused_per_row_in_every_format(filename: str, data: bytes) -> None:
+    result = parse_dataset(data, filename=filename, bounds=Bounds(max_prompt_chars=100))
+    assert not result.ok and result.items == []
+    assert len(result.errors) == 1
+    assert (
+        result.errors[0].reason == "the prompt is 101 characters; the limit is 100 (DATASET_MAX_PROMPT_CHARS)"
+    )
+    fits = data.replace(b"z" * 101, b"z" * 100).replace(b"u" * 41, b"u" * 40)
+    assert parse_dataset(fits, filename=filename, bounds=Bounds(max_prompt_chars=100)).ok
+
+
+def test_a_30_mb_single_line_upload_is_refused_with_the_default_bounds() -> None:
+    data = b"word " * (6 * 1024 * 1024)  # 30 MiB, no newline
+    for filename, payload in (("big.txt", data), ("big.jsonl", b'{"prompt": "' + data + b'"}')):
+        result = parse_dataset(payload, filename=filename)
+        assert not result.ok and result.items == []
+        assert [e.line for e in result.errors] == [1]
+        assert "30.0 MiB; the limit is 8.0 MiB per line" in result.errors[0].reason
+    as_array = parse_dataset(b'[{"prompt": "' + data + b'"}]', filename="big.json")
+    assert "the row is 30.0 MiB; the limit is 8.0 MiB" in as_array.errors[0].reason
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("a.csv", b"prompt,notes\nok,short\nok," + b"n" * 2000 + b"\n"),
+        ("a.json", b'[{"prompt": "ok"},\n {"prompt": "ok", "metadata": {"n": "' + b"n" * 2000 + b'"}}]'),
+    ],
+    ids=["csv-column", "json-array-metadata"],
+)
+def test_a_row_too_large_outside_its_prompt_is_refused_by_line(filename: str, data: bytes) -> None:
+    result = parse_dataset(data, filename=filename, bounds=Bounds(max_line_bytes=1024))
+    assert not result.ok and [e.line for e in result.errors] == [3 if filename == "a.csv" else 2]
+    assert result.errors[0].reason.startswith("the row is 2,0")
+    assert "the limit is 1,024 bytes per line (DATASET_MAX_LINE_KB)" in result.errors[0].reason
+    assert parse_dataset(data, filename=filename, bounds=Bounds(max_line_bytes=4096)).ok
 
 
 # --- synthetic -----------------------------------------------------------------------------------

@@ -112,3 +112,18 @@ def test_block_prompts_are_exact_in_a_real_tokenizer() -> None:
     assert texts == block_prompts(
         tok, [([1, 2], 1100), ([1, 3], 600), ([], 7), ([9], 1)], block_tokens=512, seed=3
     )
+
+
+def test_a_json_line_too_deep_or_too_long_is_refused_with_its_line():
+    from runner.datasets import Bounds
+    from runner.traces import TraceError, read_rows
+
+    good = b'{"timestamp": 1, "input_length": 3, "output_length": 2}\n'
+    deep = b'{"timestamp": 2, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}\n"
+    with pytest.raises(TraceError, match=r"^line 2: nested more than 64 levels deep"):
+        read_rows(good + deep)
+    with pytest.raises(TraceError, match=r"^line 2: nested more than 3 levels deep"):
+        read_rows(good + b'{"x": [[[1]]]}\n', Bounds(max_depth=3))
+    with pytest.raises(TraceError, match=r"^line 2: the line is 2,0\d\d bytes; the limit is 1,024 bytes"):
+        read_rows(good + b'{"x": "' + b"y" * 2000 + b'"}\n', Bounds(max_line_bytes=1024))
+    assert len(read_rows(good * 3)) == 3

@@ -18,6 +18,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from benchmarks.bridge import RunRefused
 from benchmarks.models import Plan, Run
 from benchmarks.presenters.compare import comparison_build
 from benchmarks.selectors.runs import progress, repeat_runs, repeat_set_ended
@@ -71,7 +72,10 @@ class Command(BaseCommand):
             raise CommandError("relative rules (…%) need --baseline RUN", returncode=2)
         if opts["regression_pct"] is not None and baseline is None:
             raise CommandError("--regression-pct needs --baseline RUN", returncode=2)
-        run = run_start(plan=plan, by=_user(opts["user"], plan))  # type: ignore[arg-type]
+        try:
+            run = run_start(plan=plan, by=_user(opts["user"], plan))  # type: ignore[arg-type]
+        except RunRefused as exc:  # nothing to send, or past the deployment's limits
+            raise CommandError(str(exc), returncode=2) from None
         total = int(run.spec.get("repeat") or 1)
         self.stdout.write(
             f"Run {run.pk} of plan “{plan.name}” started."

@@ -11,6 +11,7 @@ from benchmarks import bridge
 from benchmarks.live.push import push_to_viewers
 from benchmarks.models import RequestRecord, Run, Shard
 from benchmarks.selectors.token_audit import token_audit_summary
+from benchmarks.services.runs.admit import runs_admit_queued
 from benchmarks.services.runs.spool import spool_discard, spool_load
 from benchmarks.services.runs.start import run_repeat_next
 from benchmarks.services.samples import run_sample_at_end
@@ -49,6 +50,10 @@ def run_finalize(*, run_id: int) -> None:
     run.refresh_from_db()
     push_to_viewers(run, {"type": "run.final", "status": run.status, "reason": run.reason})
     run_repeat_next(run=run)
+    try:  # its slots are free: the next runs in line may start now rather than at housekeeping
+        runs_admit_queued()
+    except Exception:  # housekeeping tries again; the run itself has ended either way
+        log.exception("admitting queued runs after run %s failed", run_id)
 
 
 def final_status(run: Run, shards: list[Shard], n_records: int) -> tuple[str, str]:

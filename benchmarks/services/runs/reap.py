@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from benchmarks.models import Run, Shard
 from benchmarks.services.dispatch import TaskName, enqueue
+from benchmarks.services.runs.admit import runs_admit_queued
 from benchmarks.services.runs.outage import DATABASE_DOWN, database_recently_unreachable, database_unreachable
 from benchmarks.services.runs.spool import spool_load, spool_runs
 
@@ -44,8 +45,9 @@ def shards_reap_stale(*, run_id: int | None = None) -> int:
 
 
 def runs_reap_stale() -> int:
-    """Periodic (beat): reap shards everywhere, and hand runs whose aggregator went silent to a new one;
-    records spooled here by writers that ended while the database was away are loaded. Silence is
+    """Periodic (beat): reap shards everywhere, hand runs whose aggregator went silent to a new one,
+    and try the queue of load runs waiting for a quota or a free worker (never reaped for waiting).
+    Records spooled here by writers that ended while the database was away are loaded. Silence is
     not trusted until the database has been back for SHARD_HEARTBEAT_TIMEOUT_S."""
     spools_load()
     if database_recently_unreachable():
@@ -64,9 +66,11 @@ def runs_reap_stale() -> int:
             enqueue(TaskName.SUPERVISE_RUN, run.pk, token)
             handed += 1
     never = now - timedelta(seconds=settings.SHARD_START_TIMEOUT_S)
-    Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=never).update(
+    # a mirror session is claimed by the worker that holds its socket: unclaimed, no worker took it
+    Run.objects.filter(kind=Run.Kind.MIRROR, status=Run.Status.QUEUED, created_at__lt=never).update(
         status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
     )
+    runs_admit_queued()
     return handed
 
 

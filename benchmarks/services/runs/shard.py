@@ -217,6 +217,7 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
             should_cancel=watch.should_cancel,
             sink_command=writer,
             sink_env=_writer_env() if writer else None,
+            limits=bridge.limits(),  # the engine checks them again, as they are now
         )
         close_broken_connection()  # an outage during the run may have broken this thread's one
         sink.insert_missing(result.records)  # spooled if the database is still away

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -15,12 +17,17 @@ from benchmarks.services.dispatch import TaskName, enqueue_on_commit
 def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None = None) -> Run:
     """A queued run with a snapshot of the plan (minus the key); coordination starts after commit.
     A capacity run has one shard (it drives the search); a plan with repeat N starts the first of N
-    runs, and each finished one starts the next (``run_repeat_next``)."""
+    runs, and each finished one starts the next (``run_repeat_next``). Raises ``bridge.RunRefused``
+    (nothing to send, or past the deployment's limits) before anything is stored."""
     variant = plan.variant()
     study = bridge.study(plan)
     if plan.repeat > 1:
         study["repeat"] = plan.repeat
     version = plan.dataset.current_version()  # pinned: later versions never change this run
+    spec = bridge.run_spec(plan, version)
+    shard_count = 1 if "capacity" in study or "kv_reuse" in study else plan.shard_count
+    # the limits again, as they are now: the plan and its profile may predate a lower limit
+    bridge.run_limits_check(dataclasses.replace(spec, shard_count=max(shard_count, 1)), study)
     run = Run.objects.create(
         team=plan.team,
         plan=plan,
@@ -28,11 +35,11 @@ def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None 
         plan_name=plan.name,
         endpoint_name=plan.endpoint.name,
         created_by=by,
-        spec={**bridge.run_spec(plan, version).to_dict(), **study},
+        spec={**spec.to_dict(), **study},
         dataset_version=version,
         variant=variant,
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),
-        shard_count=1 if "capacity" in study or "kv_reuse" in study else plan.shard_count,
+        shard_count=shard_count,
         repeat_of=repeat_of,
         repeat_index=(repeat_of.repetitions.count() + 1) if repeat_of else 0,
     )
@@ -106,6 +113,6 @@ def run_repeat_next(*, run: Run) -> Run | None:
         return None
     try:
         return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
-    except bridge.NoPrompts as exc:  # the dataset changed under the set: say so on the last run
+    except bridge.RunRefused as exc:  # the dataset or the limits changed under the set: say so
         Run.objects.filter(pk=run.pk).update(reason=f"Repetitions stopped: {exc}")
         return None

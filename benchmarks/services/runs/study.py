@@ -13,6 +13,8 @@ from typing import Any
 from benchmarks.live.server import per_second
 from benchmarks.models import Run
 from runner import (
+    LimitExceeded,
+    Limits,
     RunResult,
     RunSpec,
     ScraperThread,
@@ -20,6 +22,7 @@ from runner import (
     capacity_blocking,
     kv_reuse_blocking,
     run_blocking,
+    run_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,13 @@ def shard_run_engine(
     should_cancel: Callable[[], bool],
     sink_command: list[str] | None = None,
     sink_env: dict[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> RunResult:
     """Plain load goes through the writer process when ``sink_command`` is given; shard 0 of a run
     that scrapes server metrics, a capacity search and a KV-cache reuse run keep the in-process sink
-    they decorate."""
+    they decorate. With ``limits`` a spec past them raises ``LimitExceeded`` before anything is sent."""
+    if limits is not None and (problems := run_problems(spec, limits)):
+        raise LimitExceeded(problems)
     urls = (run.spec.get("server_metrics") or []) if shard_index == 0 else []
     scraper = _scraper_start(urls, spec)
     if scraper is not None:
@@ -50,10 +56,10 @@ def shard_run_engine(
             result = kv_reuse_blocking(spec, sink=sink, should_cancel=should_cancel)
         elif scraper is None and sink_command:
             result = run_blocking(
-                spec, sink_command=sink_command, sink_env=sink_env, should_cancel=should_cancel
+                spec, sink_command=sink_command, sink_env=sink_env, should_cancel=should_cancel, limits=limits
             )
         else:
-            result = run_blocking(spec, sink=sink, should_cancel=should_cancel)
+            result = run_blocking(spec, sink=sink, should_cancel=should_cancel, limits=limits)
     finally:
         if scraper is not None:
             scraper.stop()

@@ -64,11 +64,12 @@ def test_run_with_a_dead_aggregator_is_handed_on_and_finalised(running_run, sett
     assert running_run.summary["requests"]["total"] == 1
 
 
-def test_stale_queued_run_fails(cast, settings):
+def test_stale_queued_mirror_session_fails(cast, settings):
+    """A load run waiting in line is never reaped (test_admit.py); a mirror session nobody claimed is."""
     settings.SHARD_START_TIMEOUT_S = 30
     run = cast.run
     Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.QUEUED, created_at=timezone.now() - timedelta(hours=1)
+        kind=Run.Kind.MIRROR, status=Run.Status.QUEUED, created_at=timezone.now() - timedelta(hours=1)
     )
     reap.runs_reap_stale()
     run.refresh_from_db()
