@@ -20,7 +20,7 @@ LATENCY_KEYS = tuple(k for k in DISTRIBUTION_KEYS if k != "itl_ms")  # itl_ms: e
 
 # The summary's shape (CLI --json, stored runs, the API). Bump it when a key changes meaning or
 # moves, and say what changed in CHANGELOG.md.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
