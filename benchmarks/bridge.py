@@ -14,6 +14,7 @@ from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, Reque
 from runner import (
     CAPACITY_KEYS,
     PROMPT_META_KEYS,
+    Columns,
     EndpointSpec,
     GenericFormat,
     ProfileSpec,
@@ -22,9 +23,11 @@ from runner import (
     Slo,
     Timeouts,
     apply_template,
+    columns_from,
+    pack_series,
     select_prompts,
     split_run,
-    summarize,
+    summarize_columns,
 )
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSpec)}
@@ -263,6 +266,7 @@ def record_row(run_id: int, record: dict[str, Any]) -> RequestRecord:
         input_tokens=record.get("input_tokens"),
         output_tokens=record.get("output_tokens"),
         data=record,
+        series=pack_series(record),
     )
 
 
@@ -308,19 +312,26 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
 # --- the other way: a run's records and shards to runner's summary ------------------------------------
 
 
-def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = _records_summary(run, shards, records)
+def run_summary(
+    run: Run, shards: list[Shard], records: Columns | list[dict[str, Any]], *, variant: int | None = None
+) -> dict[str, Any]:
+    """The run's exact summary from its records (as columns, or record dicts), of one A/B variant's
+    records only when ``variant`` is given."""
+    columns = records if isinstance(records, Columns) else columns_from(records)
+    mask = None if variant is None else columns.f("variant") == variant
+    summary = _records_summary(run, shards, columns, mask)
     # the capacity search and the scraper run in shard 0 only; their blocks speak for the run
     first = next((s.summary for s in shards if s.index == 0 and s.summary), {})
     summary.update({k: first[k] for k in ("capacity", "server_metrics") if k in first})
     return summary
 
 
-def _records_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
+def _records_summary(run: Run, shards: list[Shard], columns: Columns, mask: Any) -> dict[str, Any]:
     spec = run.spec
     endpoint = spec.get("endpoint", {})
-    summary = summarize(
-        records,
+    summary = summarize_columns(
+        columns,
+        mask=mask,
         duration_s=measured_duration_s(shards),
         bucket_edges=list(spec.get("bucket_edges") or []),
         slo=Slo(**spec.get("slo", {})),
@@ -332,11 +343,12 @@ def _records_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]
         prompts=graded_prompts(spec),
     )
     if (spec.get("profile") or {}).get("kind") == "replay":
-        summary["replay"] = replay_block(run, records, summary)
+        sent = columns.size if mask is None else int(mask.sum())
+        summary["replay"] = replay_block(run, sent, summary)
     return summary
 
 
-def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+def replay_block(run: Run, sent: int, summary: dict[str, Any]) -> dict[str, Any]:
     """Whether the replay kept the recorded arrival pattern (schedule lag), and its answers and
     latencies against what production recorded, when the dataset came from a capture."""
     from runner import REPLAY_LAG_WARN_MS, compare_pairs
@@ -346,11 +358,25 @@ def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any
     if run.dataset_version_id is not None:
         rows = run.dataset_version.items.exclude(recorded=None).values_list("key", "recorded")  # type: ignore[union-attr]
         recorded = dict(rows)
-    pairs = [(recorded[str(r.get("prompt_id"))], r) for r in records if str(r.get("prompt_id")) in recorded]
+    keys = ("prompt_id", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s", "data__answer_text")
+    stored = RequestRecord.objects.filter(run=run, prompt_id__in=list(recorded)).order_by("id")
+    pairs = [
+        (
+            recorded[row[0]],
+            dict(
+                zip(
+                    ("prompt_id", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s", "answer_text"),
+                    row,
+                    strict=True,
+                )
+            ),
+        )
+        for row in stored.values_list(*keys).iterator(chunk_size=5000)
+    ]
     profile = run.spec.get("profile") or {}
     return {
         "scheduled": len(profile.get("replay") or []),
-        "sent": len(records),
+        "sent": sent,
         "speed": profile.get("speed", 1.0),
         "schedule_lag_ms": lag,
         "lag_warn_ms": REPLAY_LAG_WARN_MS,

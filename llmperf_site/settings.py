@@ -203,6 +203,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # A running shard that has not heartbeated for this long is dead; a queued one never picked up too.
 SHARD_HEARTBEAT_TIMEOUT_S = env_float("SHARD_HEARTBEAT_TIMEOUT_S", 20.0)
+# finalize waits this long for records a shard counted but the database does not hold yet
+FINALIZE_SETTLE_S = env_float("FINALIZE_SETTLE_S", 5.0)
 SHARD_START_TIMEOUT_S = env_float("SHARD_START_TIMEOUT_S", 120.0)
 # Shards per run when the plan says "auto" and no worker answers the inspect call.
 DEFAULT_SHARD_COUNT = env_int("DEFAULT_SHARD_COUNT", 1)

@@ -17,6 +17,7 @@ from runner.accuracy import wilson
 from runner.blocking import run_blocking, serve_sink
 from runner.capacity import attach_server_view
 from runner.capacity import sentence as capacity_sentence
+from runner.columns import Columns, columns_from, pack_series, summarize_columns
 from runner.datasets import (
     DEFAULT_EDGES,
     DatasetItem,
@@ -125,6 +126,7 @@ __all__ = [
     "REPLAY_FORMATS",
     "REPLAY_LAG_WARN_MS",
     "SCHEMA_VERSION",
+    "Columns",
     "DatasetItem",
     "EndpointSpec",
     "GenericFormat",
@@ -161,6 +163,7 @@ __all__ = [
     "capacity_blocking",
     "capacity_sentence",
     "check_rules",
+    "columns_from",
     "compare_pairs",
     "compare_summaries",
     "format_table",
@@ -168,6 +171,7 @@ __all__ = [
     "load_builtin",
     "load_tokenizer",
     "mirror_records",
+    "pack_series",
     "paired_stats",
     "parse_dataset",
     "parse_label",
@@ -187,6 +191,7 @@ __all__ = [
     "single_request",
     "split_run",
     "summarize",
+    "summarize_columns",
     "synthesize",
     "wilson",
 ]

@@ -126,6 +126,9 @@ class RequestRecord(models.Model):
     input_tokens = models.IntegerField(null=True)
     output_tokens = models.IntegerField(null=True)
     data = models.JSONField(default=dict)
+    # runner.columns.pack_series(data): its gaps and content chunks as float64 bytes, so finalize
+    # summarises a big run without reading every packet back out of ``data``; NULL on older rows.
+    series = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["started_epoch", "id"]

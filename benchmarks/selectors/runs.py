@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
+from runner import Columns, columns_from
 
 
 def plans_for_team(*, team: Team) -> QuerySet[Plan]:
@@ -144,6 +147,38 @@ def saturation_warnings(snapshot: dict[str, Any]) -> list[str]:
             reasons = "; ".join(str(r) for r in engine.get("reasons") or []) or "saturated"
             warnings.append(f"Shard {shard}: load generator saturated ({reasons}).")
     return warnings
+
+
+# finalize's read: every record without its packets and gaps (their float64 blob instead); old rows
+# without a blob bring their packets and gaps so the blob can be computed from them
+_COLUMNS_SQL = """
+    SELECT CASE WHEN series IS NULL THEN data ELSE data - 'packets' - 'itl_ms' END, series
+    FROM benchmarks_requestrecord WHERE run_id = %s ORDER BY id
+"""
+
+
+def run_record_columns(
+    *, run_id: int, chunk_size: int = 5000, on_chunk: Callable[[int], None] | None = None
+) -> Columns:
+    """Every record of the run as columns, read over a server-side cursor ``chunk_size`` rows at a
+    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each."""
+    parts: list[Columns] = []
+    done = 0
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_COLUMNS_SQL, [run_id])
+        while rows := cursor.fetchmany(chunk_size):
+            lean = [json.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
+            parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows]))
+            done += len(rows)
+            if on_chunk is not None:
+                on_chunk(done)
+    return Columns.concat(parts)
+
+
+def stored_counts(*, run_id: int) -> dict[int, int]:
+    """Records in the database per shard index."""
+    rows = RequestRecord.objects.filter(run_id=run_id).values("shard_index").annotate(n=Count("id"))
+    return {row["shard_index"]: row["n"] for row in rows.order_by()}
 
 
 def run_get(*, run_id: int) -> Run:
