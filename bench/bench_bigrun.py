@@ -121,6 +121,7 @@ def build_run(n: int) -> Any:
 
     from benchmarks.models import Run, RunSecond, Shard
     from benchmarks.services.teams import team_create
+    from runner import pack_series
 
     user = get_user_model().objects.create_user(f"owner{time.time_ns()}", password="x")
     team = team_create(name="bench", owner=user)
@@ -151,7 +152,7 @@ def build_run(n: int) -> Any:
         batch_size=5000,
     )
     columns = "run_id, shard_index, request_id, prompt_id, outcome, started_epoch, ttft_ms, e2e_ms, "
-    columns += "tokens_per_s, input_tokens, output_tokens, data"
+    columns += "tokens_per_s, input_tokens, output_tokens, data, series"
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own, for COPY
         with raw.copy(f"COPY benchmarks_requestrecord ({columns}) FROM STDIN") as copy:
@@ -170,6 +171,7 @@ def build_run(n: int) -> Any:
                         r["input_tokens"],
                         r["output_tokens"],
                         json.dumps(r),
+                        pack_series(r),  # what the shard's writer stores beside each record
                     )
                 )
         cursor.execute("ANALYZE benchmarks_requestrecord")

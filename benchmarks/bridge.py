@@ -116,24 +116,39 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     current one) wrapped in the plan's prompt template, with ``input_tokens`` from the stored counts,
     the item's subject/level/unique_id as ``meta``, only those in the plan's buckets, in its sampling
     order ("weighted" is drawn here; "shuffled" is left to the engine)."""
-    from benchmarks.selectors.datasets import counts_for_sending
-
     version = version or plan.dataset.current_version()
     if version is None:
         raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
-    counts = counts_for_sending(version, plan.endpoint.tokenizer)
+    every = version_prompts(version, _sending(plan))
+    return [every[i] for i in prompt_positions(plan, version, every)]
+
+
+def _sending(plan: Plan) -> dict[str, Any]:
+    """How a plan turns a version's items into prompts (kept in the run's ``prompt_ref``)."""
+    return {
+        "template": plan.effective_template,
+        "max_tokens": plan.max_tokens,
+        "tokenizer": plan.endpoint.tokenizer,
+    }
+
+
+def version_prompts(version: DatasetVersion, sending: dict[str, Any]) -> list[Prompt]:
+    """Every item of ``version`` as a prompt, in item order, templated and counted as ``sending`` says."""
+    from benchmarks.selectors.datasets import counts_for_sending
+
+    counts = counts_for_sending(version, sending.get("tokenizer") or "")
     values = counts.counts if counts else [0] * version.item_count
     rows = version.items.order_by("index").values_list(
         "key", "prompt", "messages", "max_tokens", "expected", "metadata", "params"
     )
-    template = plan.effective_template
-    out = [
+    template = str(sending.get("template") or "")
+    return [
         Prompt(
             id=key,
             text=apply_template(template, text) if text or not messages else text,
             messages=templated_messages(template, messages),
             input_tokens=values[i],
-            max_tokens=max_tokens or plan.max_tokens,
+            max_tokens=max_tokens or int(sending.get("max_tokens") or 0),
             expected=expected,
             meta={k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})},
             params=params or None,  # a captured request's own parameters (temperature, tools…)
@@ -143,12 +158,18 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
             rows.iterator(chunk_size=2000)
         )
     ]
+
+
+def prompt_positions(plan: Plan, version: DatasetVersion, every: list[Prompt]) -> list[int]:
+    """Which of ``every`` (the version's prompts, in item order) a run sends, in sending order."""
+    from benchmarks.selectors.datasets import counts_for_sending
+
     if not plan.buckets and plan.sample_order != "weighted":
-        return out
-    if counts is None:
+        return list(range(len(every)))
+    if counts_for_sending(version, plan.endpoint.tokenizer) is None:
         raise NoPrompts(f"Token counts of {version} are not ready, and the plan's buckets need them.")
     chosen = select_prompts(
-        out,
+        every,
         plan.buckets or None,
         "weighted" if plan.sample_order == "weighted" else "sequential",
         plan.bucket_weights or None,
@@ -157,7 +178,34 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     )
     if not chosen:
         raise NoPrompts(f"No prompt of {version} falls in the plan's buckets ({', '.join(plan.buckets)}).")
-    return chosen
+    position = {id(p): i for i, p in enumerate(every)}
+    return [position[id(p)] for p in chosen]
+
+
+def stored_run_spec(plan: Plan, version: DatasetVersion | None = None) -> dict[str, Any]:
+    """The spec a Run keeps: ``run_spec`` with the prompts named, not copied — the pinned version,
+    the positions of its items sent in order, and how they were templated and counted; shards load
+    the text from the version (``spec_prompts``)."""
+    version = version or plan.dataset.current_version()
+    if version is None:
+        raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
+    every = version_prompts(version, _sending(plan))
+    positions = prompt_positions(plan, version, every)
+    spec = run_spec(plan, version, sent=[every[i] for i in positions]).to_dict()
+    spec["prompts"] = []
+    spec["prompt_ref"] = {"dataset_version": version.pk, "items": positions, **_sending(plan)}
+    return spec
+
+
+def spec_prompts(spec: dict[str, Any]) -> list[Prompt]:
+    """The prompts a stored run sent: from its pinned version when the spec names them, else the
+    texts older runs carried in the spec itself."""
+    ref = spec.get("prompt_ref")
+    if not ref:
+        return [Prompt(**p) for p in spec.get("prompts") or []]
+    version = DatasetVersion.objects.get(pk=ref["dataset_version"])
+    every = version_prompts(version, ref)
+    return [every[i] for i in ref["items"]]
 
 
 def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -171,9 +219,12 @@ def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> 
     return out
 
 
-def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
-    """The whole run, without the API key (this dict is stored on the Run and shown in pages)."""
-    sent = prompts(plan, version)
+def run_spec(
+    plan: Plan, version: DatasetVersion | None = None, *, sent: list[Prompt] | None = None
+) -> RunSpec:
+    """The whole run, without the API key, its prompts' texts included (``stored_run_spec`` is what
+    a Run keeps)."""
+    sent = prompts(plan, version) if sent is None else sent
     profile = profile_spec(plan.profile)
     if profile.kind == "replay" and not profile.replay:
         profile.replay = replay_entries(sent, version or plan.dataset.current_version())
@@ -238,7 +289,9 @@ def shard_spec(
 ) -> RunSpec:
     """One shard's share, with the key and secret headers added back at the last moment (they never
     sit in a task or in the stored run), and the target policy as it stands now."""
-    spec = RunSpec.from_dict({k: v for k, v in run.spec.items() if k not in STUDY_KEYS})
+    spec = RunSpec.from_dict({k: v for k, v in run.spec.items() if k not in (*STUDY_KEYS, "prompt_ref")})
+    if run.spec.get("prompt_ref"):
+        spec.prompts = spec_prompts(run.spec)
     spec.endpoint.api_key = api_key
     spec.endpoint.headers.update(secret_headers or {})
     spec.target_policy = target_policy()
@@ -389,9 +442,9 @@ def graded_prompts(spec: dict[str, Any]) -> list[Prompt]:
     """The run's prompts that have an expected answer: the summary's subjects and levels come from
     them, and a failed request on one counts as a wrong answer."""
     return [
-        Prompt(id=str(p["id"]), expected=p["expected"], meta=dict(p.get("meta") or {}))
-        for p in spec.get("prompts") or []
-        if p.get("expected") is not None
+        Prompt(id=str(p.id), expected=p.expected, meta=dict(p.meta or {}))
+        for p in spec_prompts(spec)
+        if p.expected is not None
     ]
 
 

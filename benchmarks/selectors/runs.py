@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.db.models.fields.json import KT
 
 from benchmarks.models import Plan, RequestRecord, Run, RunSecond, Shard, Team
 from runner import Columns, columns_from
@@ -18,8 +19,27 @@ def plans_for_team(*, team: Team) -> QuerySet[Plan]:
     return Plan.objects.filter(team=team).select_related("endpoint", "dataset", "profile")
 
 
+# What lists and live ticks read of a run's big JSON columns: a few keys, extracted in SQL (the
+# columns themselves — spec, summary, live — are never loaded for them).
+HEAD_KEYS = {
+    "head_duration_s": "spec__duration_s",
+    "head_max_requests": "spec__max_requests",
+    "head_capacity": "spec__capacity",
+    "head_requests_total": "summary__requests__total",
+    "head_ttft_p50": "summary__ttft_ms__p50",
+}
+
+
+def lean(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """``runs`` without their large columns, with the few keys lists and ticks show annotated
+    (``Run.requests_total``, ``Run.ttft_p50`` and ``progress`` read them)."""
+    return runs.defer("spec", "summary", "live").annotate(
+        **{name: KT(path) for name, path in HEAD_KEYS.items()}
+    )
+
+
 def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
-    return Run.objects.filter(plan=plan).order_by("-created_at")
+    return lean(Run.objects.filter(plan=plan)).order_by("-created_at")
 
 
 def runs_filtered(
@@ -32,7 +52,7 @@ def runs_filtered(
     since: date | None = None,
     until: date | None = None,
 ) -> QuerySet[Run]:
-    runs = Run.objects.filter(team=team)
+    runs = lean(Run.objects.filter(team=team))
     if plan_id:
         runs = runs.filter(plan_id=plan_id)
     if endpoint_id:
@@ -107,18 +127,36 @@ def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
     """Fraction done (by time or by request count, whichever is further) and seconds left."""
     if not run.is_active:
         return 1.0, 0.0
-    if run.started_at is None or "capacity" in run.spec:
+    head = spec_head(run)
+    if run.started_at is None or head["capacity"]:
         return 0.0, None  # a capacity search's length depends on where it finds the boundary
     elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
     fractions = []
-    if run.spec.get("duration_s"):
-        fractions.append(elapsed / float(run.spec["duration_s"]))
-    if run.spec.get("max_requests"):
+    if head["duration_s"]:
+        fractions.append(elapsed / float(head["duration_s"]))
+    if head["max_requests"]:
         done = float(snapshot.get("completed", 0) or 0) + float(snapshot.get("failed", 0) or 0)
-        fractions.append(done / float(run.spec["max_requests"]))
+        fractions.append(done / float(head["max_requests"]))
     done = min(max(fractions, default=0.0), 1.0)
     eta = elapsed * (1 - done) / done if done > 0 else None
     return done, eta
+
+
+def spec_head(run: Run) -> dict[str, Any]:
+    """The spec's duration, request cap and capacity flag: from ``lean``'s annotations when the run
+    was read that way, else from the spec."""
+    if hasattr(run, "head_duration_s"):
+        return {
+            "duration_s": run.head_duration_s,
+            "max_requests": run.head_max_requests,
+            "capacity": run.head_capacity is not None,
+        }
+    spec = run.spec or {}
+    return {
+        "duration_s": spec.get("duration_s"),
+        "max_requests": spec.get("max_requests"),
+        "capacity": "capacity" in spec,
+    }
 
 
 def live_payload(run: Run, *, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -185,10 +223,15 @@ def run_get(*, run_id: int) -> Run:
     return Run.objects.get(pk=run_id)
 
 
+def run_live_get(*, run_id: int) -> Run:
+    """What a live tick needs of the run: state, snapshot and the spec's few keys, no large column."""
+    return lean(Run.objects.filter(pk=run_id)).get()
+
+
 def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:
     if not user.is_authenticated:
         return None
-    return Run.objects.filter(pk=run_id, team__memberships__user=user).first()
+    return Run.objects.filter(pk=run_id, team__memberships__user=user).only("id", "team_id").first()
 
 
 def repeat_runs(*, run: Run) -> list[Run]:
