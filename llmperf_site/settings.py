@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scheduled plans live in the database (PlanSchedule); this only looks for due ones.
     "tick-schedules": {"task": "benchmarks.tasks.tick_schedules", "schedule": 60.0},
+    # Raw request records past their team's retention (Team.raw_records_days), deleted in batches.
+    "purge-records": {"task": "benchmarks.tasks.purge_records", "schedule": 3600.0},
 }
 
 # A running shard that has not heartbeated for this long is dead; a queued one never picked up too.

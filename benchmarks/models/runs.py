@@ -57,6 +57,8 @@ class Run(TeamOwned):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repetitions"
     )
     repeat_index = models.PositiveSmallIntegerField(default=0)
+    # When the team's retention deleted the raw request records (summary, sample and seconds stay).
+    records_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

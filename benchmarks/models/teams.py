@@ -8,6 +8,9 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
+    # Raw request records of finished runs are deleted this many days after the run ended (summaries,
+    # samples and per-second rows stay); None keeps them forever.
+    raw_records_days = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
