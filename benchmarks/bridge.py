@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
+from benchmarks.models import (
+    DatasetItem,
+    DatasetVersion,
+    Endpoint,
+    LoadProfile,
+    Plan,
+    RequestRecord,
+    Run,
+    Shard,
+)
 from runner import (
     CAPACITY_KEYS,
     PROMPT_META_KEYS,
@@ -440,12 +449,30 @@ def replay_block(run: Run, sent: int, summary: dict[str, Any]) -> dict[str, Any]
 
 def graded_prompts(spec: dict[str, Any]) -> list[Prompt]:
     """The run's prompts that have an expected answer: the summary's subjects and levels come from
-    them, and a failed request on one counts as a wrong answer."""
-    return [
-        Prompt(id=str(p.id), expected=p.expected, meta=dict(p.meta or {}))
-        for p in spec_prompts(spec)
-        if p.expected is not None
-    ]
+    them, and a failed request on one counts as a wrong answer. For a run that names its prompts,
+    only the graded items' keys, answers and metadata are read (never every text)."""
+    ref = spec.get("prompt_ref")
+    if not ref:
+        return [
+            Prompt(id=str(p["id"]), expected=p["expected"], meta=dict(p.get("meta") or {}))
+            for p in spec.get("prompts") or []
+            if p.get("expected") is not None
+        ]
+    items = DatasetItem.objects.filter(version_id=ref["dataset_version"])
+    order = list(items.order_by("index").values_list("index", flat=True))
+    graded = {
+        index: (key, expected, metadata)
+        for index, key, expected, metadata in items.exclude(expected=None).values_list(
+            "index", "key", "expected", "metadata"
+        )
+    }
+    out = []
+    for position in sorted(set(ref["items"])):
+        if position < len(order) and (item := graded.get(order[position])) is not None:
+            key, expected, metadata = item
+            meta = {k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})}
+            out.append(Prompt(id=key, expected=expected, meta=meta))
+    return out
 
 
 def measured_duration_s(shards: list[Shard]) -> float:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmarks import bridge
-from benchmarks.models import Run
+from benchmarks.models import DatasetItem, Run
 from benchmarks.services.runs.start import run_start
 from tests.benchmarks.test_datasets import bucket_plan
 
@@ -58,3 +58,15 @@ def test_an_old_run_with_texts_in_its_spec_still_runs(cast):
     shard = bridge.shard_spec(run, index=0, count=1, api_key="k")
     assert [p.text for p in shard.prompts] == [p["text"] for p in spec["prompts"]]
     assert "prompt_ref" not in run.spec and len(bridge.spec_prompts(run.spec)) == 10
+
+
+def test_graded_prompts_of_a_referencing_run_read_only_the_graded_items(cast, no_dispatch):
+    version = cast.plan.dataset.current_version()
+    DatasetItem.objects.filter(version=version, index__in=[1, 3]).update(
+        expected="42", metadata={"subject": "algebra", "level": 2, "other": "x"}
+    )
+    run = run_start(plan=cast.plan, by=cast.alice)
+    graded = bridge.graded_prompts(run.spec)
+    full = [p for p in bridge.spec_prompts(run.spec) if p.expected is not None]
+    assert [(p.id, p.expected, p.meta) for p in graded] == [(p.id, p.expected, p.meta) for p in full]
+    assert [p.meta for p in graded] == [{"subject": "algebra", "level": 2}] * 2
