@@ -116,7 +116,7 @@ class Columns:
     chunk_n: F64
     chunk_len: npt.NDArray[np.int64]
     source: npt.NDArray[np.int8]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[Any, Any] = field(default_factory=dict)  # memoised blocks (see _pooled_itl)
 
     @property
     def size(self) -> int:
@@ -241,6 +241,14 @@ def _elements(lengths: npt.NDArray[np.int64], mask: BOOL) -> BOOL:
     return np.repeat(mask, lengths)
 
 
+def _select(values: F64, lengths: npt.NDArray[np.int64], mask: BOOL) -> F64:
+    """The masked records' elements of ``values`` (concatenated per record), in order; no copy when
+    the records left out have none (failed requests carry no gaps)."""
+    if not lengths[~mask].any():
+        return values
+    return values[np.repeat(mask, lengths)]
+
+
 def _goodput(c: Columns, ok: BOOL, slo: Slo, duration_s: float) -> dict[str, Any]:
     meets = ok.copy()
     if slo.ttft_ms is not None:
@@ -262,7 +270,18 @@ def _goodput(c: Columns, ok: BOOL, slo: Slo, duration_s: float) -> dict[str, Any
     }
 
 
-def _block(c: Columns, recs: BOOL, duration_s: float, slo: Slo, length_is_failure: bool) -> dict[str, Any]:
+def _pooled_itl(c: Columns, ok: BOOL) -> dict[str, float | int | None]:
+    """The distribution of every gap of the masked records (memoised per mask: the whole run's is
+    asked for twice, by its block and by the conventions)."""
+    key = ("itl", ok.tobytes())
+    if key not in c.extra:
+        c.extra[key] = distribution(_select(c.itl, c.itl_len, ok))
+    return dict(c.extra[key])
+
+
+def _block(
+    c: Columns, recs: BOOL, duration_s: float, slo: Slo, length_is_failure: bool, *, itl: bool = True
+) -> dict[str, Any]:
     measured = recs & (c.outcome != Outcome.CANCELLED.value)
     success = c.outcome == Outcome.SUCCESS.value
     as_length = success & c.length_stopped if length_is_failure else np.zeros_like(success)
@@ -286,7 +305,7 @@ def _block(c: Columns, recs: BOOL, duration_s: float, slo: Slo, length_is_failur
             "length_stopped": int((ok & c.length_stopped).sum()),
         },
         "success_rate": n_ok / n_measured if n_measured else None,
-        "itl_ms": distribution(c.itl[_elements(c.itl_len, ok)]),
+        "itl_ms": _pooled_itl(c, ok) if itl else None,
         "throughput": {
             "requests_per_s": n_ok / duration_s if duration_s > 0 else None,
             "qpm": n_ok * 60.0 / duration_s if duration_s > 0 else None,
@@ -327,7 +346,7 @@ def _conventions(c: Columns, ok: BOOL) -> dict[str, Any]:
         "output_tokens_client": c.f("client_output_tokens"),
     }
     dists = {name: _dist(v, ok) for name, v in values.items()}
-    dists["itl_pooled_ms"] = distribution(c.itl[_elements(c.itl_len, ok)])
+    dists["itl_pooled_ms"] = _pooled_itl(c, ok)
     order = [
         "ttft_ms",
         "ttft_first_chunk_ms",
@@ -412,9 +431,8 @@ def chunk_stats(c: Columns, ok: BOOL) -> dict[str, Any]:
         SOURCES[int(s)]: int(n) for s, n in zip(*np.unique(c.source[ok], return_counts=True), strict=True)
     }
     sources = {name: sources[name] for name in _first_seen(c.source[ok])}
-    element = _elements(c.chunk_len, ok)
-    per_chunk = c.chunk_n[element]
-    t = c.chunk_t[element]
+    per_chunk = _select(c.chunk_n, c.chunk_len, ok)
+    t = _select(c.chunk_t, c.chunk_len, ok)
     lengths = c.chunk_len[ok]
     # gaps between consecutive chunks of the same record, each spread over the later chunk's tokens
     starts = np.zeros(per_chunk.size, dtype=np.bool_)
@@ -426,14 +444,14 @@ def chunk_stats(c: Columns, ok: BOOL) -> dict[str, Any]:
     if per_chunk.size:
         gaps[1:] = t[1:] - t[:-1]
     per_token = np.repeat(gaps[later] / k[later], k[later])
-    keys, counts = np.unique(k, return_counts=True)
+    counts = np.bincount(k) if k.size else np.zeros(0, dtype=np.int64)
     out_tokens, chunks = c.f("output_tokens"), c.f("content_chunks")
     return {
         "tokens_per_chunk": distribution(per_chunk),
         "tokens_per_chunk_mean": _ratio(
             _sum_int(out_tokens, ok & (chunks != 0)), _sum_int(chunks, ok & _truthy(out_tokens))
         ),
-        "tokens_per_chunk_histogram": {str(int(a)): int(b) for a, b in zip(keys, counts, strict=True)},
+        "tokens_per_chunk_histogram": {str(int(a)): int(counts[a]) for a in np.flatnonzero(counts)},
         "itl_per_token_ms": distribution(per_token),
         "sources": sources,
     }
@@ -598,7 +616,7 @@ def _sweep_point(
 ) -> dict[str, Any]:
     scheduled = c.f("scheduled_s")[recs]
     span = level_duration_s or (float(scheduled.max()) - float(scheduled.min())) or 1.0
-    b = _block(c, recs, span, slo, length_is_failure)
+    b = _block(c, recs, span, slo, length_is_failure, itl=False)  # a sweep point shows no ITL
     return {
         "level": level,
         "throughput": b["throughput"],
