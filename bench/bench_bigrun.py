@@ -223,6 +223,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--million", action="store_true", help="1,000,000 records")
     parser.add_argument("--keep", action="store_true", help="keep the run (default: delete it at the end)")
+    parser.add_argument("--reuse", action="store_true", help="reuse a kept run of as many records")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.requests
     prepare_database()
@@ -231,12 +232,18 @@ def main() -> None:
     from django.test.utils import setup_test_environment
     from django.urls import NoReverseMatch, reverse
 
-    from benchmarks.models import Run
+    from benchmarks.models import Run, RunSample
     from benchmarks.services.runs.finalize import run_finalize
 
     setup_test_environment()
     t0 = time.perf_counter()
-    run, owner = build_run(n)
+    kept = Run.objects.filter(plan_name="bigrun", shards__records_count=n).order_by("-pk").first()
+    if args.reuse and kept is not None:  # back to "every shard ended, not finalized yet"
+        Run.objects.filter(pk=kept.pk).update(status=Run.Status.RUNNING, summary={}, reason="", ended_at=None)
+        RunSample.objects.filter(run=kept).delete()
+        run, owner = Run.objects.get(pk=kept.pk), kept.created_by
+    else:
+        run, owner = build_run(n)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_total_relation_size('benchmarks_requestrecord')")
         table_mb = cursor.fetchone()[0] / 1e6

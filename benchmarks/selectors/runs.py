@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
+import orjson
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -205,7 +205,7 @@ def run_record_columns(
     with connection.chunked_cursor() as cursor:
         cursor.execute(_COLUMNS_SQL, [run_id])
         while rows := cursor.fetchmany(chunk_size):
-            lean = [json.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
+            lean = [orjson.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
             parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows]))
             done += len(rows)
             if on_chunk is not None:
