@@ -54,9 +54,8 @@ def daphne(port: int) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).with_name("daphne"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [exe, "-b", "127.0.0.1", "-p", str(port), "llmperf_site.asgi:application"]
-    return subprocess.Popen(
-        argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = open(os.environ.get("BENCH_LIVE_DAPHNE_LOG", os.devnull), "wb")  # noqa: SIM115
+    return subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log)
 
 
 async def view(port: int, run_id: int, cookie: str, until: float) -> dict[int, float]:

@@ -161,9 +161,15 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+CHANNEL_SOCKET_TIMEOUT_S = env_float("CHANNEL_SOCKET_TIMEOUT_S", 30.0)
 if REDIS_URL:
+    # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis blocks up to 5 s in
+    # BZPOPMIN waiting for a message: an idle viewer's websocket died with 1011 every few seconds.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_SOCKET_TIMEOUT_S}]},
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
