@@ -74,7 +74,7 @@ class Run(TeamOwned):
     def requests_total(self) -> int | None:
         """Measured requests: exact once summarised, the live count while running."""
         if hasattr(self, "head_requests_total"):  # read by selectors.runs.lean: no summary loaded
-            if self.head_requests_total is not None:
+            if self.head_requests_total not in (None, "null"):  # SQLite: JSON null as text
                 return int(self.head_requests_total)
             return (self.snapshot or {}).get("started")
         if self.summary:
@@ -85,7 +85,7 @@ class Run(TeamOwned):
     def ttft_p50(self) -> float | None:
         """The summary's TTFT median (lists show it; read without the summary when annotated)."""
         if hasattr(self, "head_ttft_p50"):
-            return None if self.head_ttft_p50 is None else float(self.head_ttft_p50)
+            return None if self.head_ttft_p50 in (None, "null") else float(self.head_ttft_p50)
         return ((self.summary or {}).get("ttft_ms") or {}).get("p50")
 
     @property

@@ -51,6 +51,7 @@ def team_disk_usage(*, team: Team, top: int = 20) -> dict[str, Any]:
     """Bytes the team's runs take in Postgres, as stored (``pg_column_size``: compressed, out-of-line
     values counted at their stored size; row headers and indexes left out): raw request records and
     per-second rows, in total and for the ``top`` biggest runs."""
+    size = "pg_column_size" if connection.vendor == "postgresql" else "length"  # SQLite: text length
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -59,15 +60,15 @@ def team_disk_usage(*, team: Team, top: int = 20) -> dict[str, Any]:
             FROM benchmarks_run r
             LEFT JOIN (
                 SELECT run_id, count(*) AS n,
-                       sum(pg_column_size(data) + COALESCE(pg_column_size(series), 0)) AS bytes
+                       sum(SIZE(data) + COALESCE(SIZE(series), 0)) AS bytes
                 FROM benchmarks_requestrecord GROUP BY run_id
             ) rec ON rec.run_id = r.id
             LEFT JOIN (
-                SELECT run_id, sum(pg_column_size(point)) AS bytes FROM benchmarks_runsecond GROUP BY run_id
+                SELECT run_id, sum(SIZE(point)) AS bytes FROM benchmarks_runsecond GROUP BY run_id
             ) sec ON sec.run_id = r.id
             WHERE r.team_id = %s
             ORDER BY COALESCE(rec.bytes, 0) + COALESCE(sec.bytes, 0) DESC, r.id DESC
-            """,
+            """.replace("SIZE", size),
             [team.pk],
         )
         rows = cursor.fetchall()
@@ -85,6 +86,7 @@ def team_disk_usage(*, team: Team, top: int = 20) -> dict[str, Any]:
         for pk, plan, status, purged, n, rb, sb in rows
     ]
     return {
+        "method": size,
         "runs": len(runs),
         "records": sum(r["records"] for r in runs),
         "records_bytes": sum(r["records_bytes"] for r in runs),
