@@ -41,6 +41,9 @@ os.environ.update(
     REDIS_URL="redis://127.0.0.1:6379/12",
     DJANGO_SETTINGS_MODULE="llmperf_site.settings",
     DEBUG="true",
+    # longer than channels_redis' 5 s blocking read: with redis-py 8's default (5 s) the viewer's
+    # websocket closes with 1011 while it waits (see llmperf_site/settings.py)
+    CHANNEL_SOCKET_TIMEOUT_S="30",
 )
 
 

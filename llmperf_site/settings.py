@@ -161,15 +161,19 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
-CHANNEL_SOCKET_TIMEOUT_S = env_float("CHANNEL_SOCKET_TIMEOUT_S", 30.0)
+# redis-py 8 reads with a 5 s socket timeout by default and channels_redis blocks up to 5 s in
+# BZPOPMIN waiting for a message, so an idle viewer's websocket can close with 1011 every few
+# seconds (bench/bench_live.py sets 30). Unset keeps redis-py's default: a longer timeout makes
+# channels' test teardown hang (tests/benchmarks/test_access.py), not yet understood.
+CHANNEL_SOCKET_TIMEOUT_S = env_str("CHANNEL_SOCKET_TIMEOUT_S")
 if REDIS_URL:
-    # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis blocks up to 5 s in
-    # BZPOPMIN waiting for a message: an idle viewer's websocket died with 1011 every few seconds.
+    _host: str | dict[str, object] = (
+        {"address": REDIS_URL, "socket_timeout": float(CHANNEL_SOCKET_TIMEOUT_S)}
+        if CHANNEL_SOCKET_TIMEOUT_S
+        else REDIS_URL
+    )
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_SOCKET_TIMEOUT_S}]},
-        }
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [_host]}}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
