@@ -10,10 +10,20 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from benchmarks.models import DatasetVersion, Endpoint, LoadProfile, Plan, RequestRecord, Run, Shard
+from benchmarks.models import (
+    DatasetItem,
+    DatasetVersion,
+    Endpoint,
+    LoadProfile,
+    Plan,
+    RequestRecord,
+    Run,
+    Shard,
+)
 from runner import (
     CAPACITY_KEYS,
     PROMPT_META_KEYS,
+    Columns,
     EndpointSpec,
     GenericFormat,
     Limits,
@@ -24,10 +34,12 @@ from runner import (
     Timeouts,
     apply_template,
     capacity_problems,
+    columns_from,
+    pack_series,
     run_problems,
     select_prompts,
     split_run,
-    summarize,
+    summarize_columns,
 )
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSpec)}
@@ -153,24 +165,39 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     current one) wrapped in the plan's prompt template, with ``input_tokens`` from the stored counts,
     the item's subject/level/unique_id as ``meta``, only those in the plan's buckets, in its sampling
     order ("weighted" is drawn here; "shuffled" is left to the engine)."""
-    from benchmarks.selectors.datasets import counts_for_sending
-
     version = version or plan.dataset.current_version()
     if version is None:
         raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
-    counts = counts_for_sending(version, plan.endpoint.tokenizer)
+    every = version_prompts(version, _sending(plan))
+    return [every[i] for i in prompt_positions(plan, version, every)]
+
+
+def _sending(plan: Plan) -> dict[str, Any]:
+    """How a plan turns a version's items into prompts (kept in the run's ``prompt_ref``)."""
+    return {
+        "template": plan.effective_template,
+        "max_tokens": plan.max_tokens,
+        "tokenizer": plan.endpoint.tokenizer,
+    }
+
+
+def version_prompts(version: DatasetVersion, sending: dict[str, Any]) -> list[Prompt]:
+    """Every item of ``version`` as a prompt, in item order, templated and counted as ``sending`` says."""
+    from benchmarks.selectors.datasets import counts_for_sending
+
+    counts = counts_for_sending(version, sending.get("tokenizer") or "")
     values = counts.counts if counts else [0] * version.item_count
     rows = version.items.order_by("index").values_list(
         "key", "prompt", "messages", "max_tokens", "expected", "metadata", "params"
     )
-    template = plan.effective_template
-    out = [
+    template = str(sending.get("template") or "")
+    return [
         Prompt(
             id=key,
             text=apply_template(template, text) if text or not messages else text,
             messages=templated_messages(template, messages),
             input_tokens=values[i],
-            max_tokens=max_tokens or plan.max_tokens,
+            max_tokens=max_tokens or int(sending.get("max_tokens") or 0),
             expected=expected,
             meta={k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})},
             params=params or None,  # a captured request's own parameters (temperature, tools…)
@@ -180,12 +207,18 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
             rows.iterator(chunk_size=2000)
         )
     ]
+
+
+def prompt_positions(plan: Plan, version: DatasetVersion, every: list[Prompt]) -> list[int]:
+    """Which of ``every`` (the version's prompts, in item order) a run sends, in sending order."""
+    from benchmarks.selectors.datasets import counts_for_sending
+
     if not plan.buckets and plan.sample_order != "weighted":
-        return out
-    if counts is None:
+        return list(range(len(every)))
+    if counts_for_sending(version, plan.endpoint.tokenizer) is None:
         raise NoPrompts(f"Token counts of {version} are not ready, and the plan's buckets need them.")
     chosen = select_prompts(
-        out,
+        every,
         plan.buckets or None,
         "weighted" if plan.sample_order == "weighted" else "sequential",
         plan.bucket_weights or None,
@@ -194,7 +227,34 @@ def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     )
     if not chosen:
         raise NoPrompts(f"No prompt of {version} falls in the plan's buckets ({', '.join(plan.buckets)}).")
-    return chosen
+    position = {id(p): i for i, p in enumerate(every)}
+    return [position[id(p)] for p in chosen]
+
+
+def stored_run_spec(plan: Plan, version: DatasetVersion | None = None) -> dict[str, Any]:
+    """The spec a Run keeps: ``run_spec`` with the prompts named, not copied — the pinned version,
+    the positions of its items sent in order, and how they were templated and counted; shards load
+    the text from the version (``spec_prompts``)."""
+    version = version or plan.dataset.current_version()
+    if version is None:
+        raise NoPrompts(f"Dataset “{plan.dataset}” has no ready version yet.")
+    every = version_prompts(version, _sending(plan))
+    positions = prompt_positions(plan, version, every)
+    spec = run_spec(plan, version, sent=[every[i] for i in positions]).to_dict()
+    spec["prompts"] = []
+    spec["prompt_ref"] = {"dataset_version": version.pk, "items": positions, **_sending(plan)}
+    return spec
+
+
+def spec_prompts(spec: dict[str, Any]) -> list[Prompt]:
+    """The prompts a stored run sent: from its pinned version when the spec names them, else the
+    texts older runs carried in the spec itself."""
+    ref = spec.get("prompt_ref")
+    if not ref:
+        return [Prompt(**p) for p in spec.get("prompts") or []]
+    version = DatasetVersion.objects.get(pk=ref["dataset_version"])
+    every = version_prompts(version, ref)
+    return [every[i] for i in ref["items"]]
 
 
 def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -208,9 +268,12 @@ def templated_messages(template: str, messages: list[dict[str, Any]] | None) -> 
     return out
 
 
-def run_spec(plan: Plan, version: DatasetVersion | None = None) -> RunSpec:
-    """The whole run, without the API key (this dict is stored on the Run and shown in pages)."""
-    sent = prompts(plan, version)
+def run_spec(
+    plan: Plan, version: DatasetVersion | None = None, *, sent: list[Prompt] | None = None
+) -> RunSpec:
+    """The whole run, without the API key, its prompts' texts included (``stored_run_spec`` is what
+    a Run keeps)."""
+    sent = prompts(plan, version) if sent is None else sent
     profile = profile_spec(plan.profile)
     if profile.kind == "replay" and not profile.replay:
         profile.replay = replay_entries(sent, version or plan.dataset.current_version())
@@ -275,7 +338,9 @@ def shard_spec(
 ) -> RunSpec:
     """One shard's share, with the key and secret headers added back at the last moment (they never
     sit in a task or in the stored run), and the target policy as it stands now."""
-    spec = RunSpec.from_dict({k: v for k, v in run.spec.items() if k not in STUDY_KEYS})
+    spec = RunSpec.from_dict({k: v for k, v in run.spec.items() if k not in (*STUDY_KEYS, "prompt_ref")})
+    if run.spec.get("prompt_ref"):
+        spec.prompts = spec_prompts(run.spec)
     spec.endpoint.api_key = api_key
     spec.endpoint.headers.update(secret_headers or {})
     spec.target_policy = target_policy()
@@ -305,6 +370,7 @@ def record_row(run_id: int, record: dict[str, Any]) -> RequestRecord:
         variant=int(record.get("variant") or 0),
         **{key: _count(record.get(key)) for key in COUNT_COLUMNS},
         data=record,
+        series=pack_series(record),
     )
 
 
@@ -357,8 +423,14 @@ def ab_keys(run: Run, api_key: str) -> list[str]:
 # --- the other way: a run's records and shards to runner's summary ------------------------------------
 
 
-def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = _records_summary(run, shards, records)
+def run_summary(
+    run: Run, shards: list[Shard], records: Columns | list[dict[str, Any]], *, variant: int | None = None
+) -> dict[str, Any]:
+    """The run's exact summary from its records (as columns, or record dicts), of one A/B variant's
+    records only when ``variant`` is given."""
+    columns = records if isinstance(records, Columns) else columns_from(records)
+    mask = None if variant is None else columns.f("variant") == variant
+    summary = _records_summary(run, shards, columns, mask)
     # the capacity search, the KV-cache reuse passes and the scraper run in shard 0 only; their
     # blocks speak for the run
     first = next((s.summary for s in shards if s.index == 0 and s.summary), {})
@@ -366,11 +438,12 @@ def run_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) ->
     return summary
 
 
-def _records_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]]) -> dict[str, Any]:
+def _records_summary(run: Run, shards: list[Shard], columns: Columns, mask: Any) -> dict[str, Any]:
     spec = run.spec
     endpoint = spec.get("endpoint", {})
-    summary = summarize(
-        records,
+    summary = summarize_columns(
+        columns,
+        mask=mask,
         duration_s=measured_duration_s(shards),
         bucket_edges=list(spec.get("bucket_edges") or []),
         slo=Slo(**spec.get("slo", {})),
@@ -382,11 +455,12 @@ def _records_summary(run: Run, shards: list[Shard], records: list[dict[str, Any]
         prompts=graded_prompts(spec),
     )
     if (spec.get("profile") or {}).get("kind") == "replay":
-        summary["replay"] = replay_block(run, records, summary)
+        sent = columns.size if mask is None else int(mask.sum())
+        summary["replay"] = replay_block(run, sent, summary)
     return summary
 
 
-def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+def replay_block(run: Run, sent: int, summary: dict[str, Any]) -> dict[str, Any]:
     """Whether the replay kept the recorded arrival pattern (schedule lag), and its answers and
     latencies against what production recorded, when the dataset came from a capture."""
     from runner import REPLAY_LAG_WARN_MS, compare_pairs
@@ -396,11 +470,25 @@ def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any
     if run.dataset_version_id is not None:
         rows = run.dataset_version.items.exclude(recorded=None).values_list("key", "recorded")  # type: ignore[union-attr]
         recorded = dict(rows)
-    pairs = [(recorded[str(r.get("prompt_id"))], r) for r in records if str(r.get("prompt_id")) in recorded]
+    keys = ("prompt_id", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s", "data__answer_text")
+    stored = RequestRecord.objects.filter(run=run, prompt_id__in=list(recorded)).order_by("id")
+    pairs = [
+        (
+            recorded[row[0]],
+            dict(
+                zip(
+                    ("prompt_id", "outcome", "ttft_ms", "e2e_ms", "tokens_per_s", "answer_text"),
+                    row,
+                    strict=True,
+                )
+            ),
+        )
+        for row in stored.values_list(*keys).iterator(chunk_size=5000)
+    ]
     profile = run.spec.get("profile") or {}
     return {
         "scheduled": len(profile.get("replay") or []),
-        "sent": len(records),
+        "sent": sent,
         "speed": profile.get("speed", 1.0),
         "schedule_lag_ms": lag,
         "lag_warn_ms": REPLAY_LAG_WARN_MS,
@@ -411,12 +499,30 @@ def replay_block(run: Run, records: list[dict[str, Any]], summary: dict[str, Any
 
 def graded_prompts(spec: dict[str, Any]) -> list[Prompt]:
     """The run's prompts that have an expected answer: the summary's subjects and levels come from
-    them, and a failed request on one counts as a wrong answer."""
-    return [
-        Prompt(id=str(p["id"]), expected=p["expected"], meta=dict(p.get("meta") or {}))
-        for p in spec.get("prompts") or []
-        if p.get("expected") is not None
-    ]
+    them, and a failed request on one counts as a wrong answer. For a run that names its prompts,
+    only the graded items' keys, answers and metadata are read (never every text)."""
+    ref = spec.get("prompt_ref")
+    if not ref:
+        return [
+            Prompt(id=str(p["id"]), expected=p["expected"], meta=dict(p.get("meta") or {}))
+            for p in spec.get("prompts") or []
+            if p.get("expected") is not None
+        ]
+    items = DatasetItem.objects.filter(version_id=ref["dataset_version"])
+    order = list(items.order_by("index").values_list("index", flat=True))
+    graded = {
+        index: (key, expected, metadata)
+        for index, key, expected, metadata in items.exclude(expected=None).values_list(
+            "index", "key", "expected", "metadata"
+        )
+    }
+    out = []
+    for position in sorted(set(ref["items"])):
+        if position < len(order) and (item := graded.get(order[position])) is not None:
+            key, expected, metadata = item
+            meta = {k: metadata[k] for k in PROMPT_META_KEYS if k in (metadata or {})}
+            out.append(Prompt(id=key, expected=expected, meta=meta))
+    return out
 
 
 def measured_duration_s(shards: list[Shard]) -> float:

@@ -14,6 +14,7 @@ from benchmarks.services.mirrors import mirror_execute
 from benchmarks.services.runs.coordinate import run_coordinate
 from benchmarks.services.runs.delete import run_delete_execute
 from benchmarks.services.runs.reap import runs_reap_stale
+from benchmarks.services.runs.retention import records_purge_expired
 from benchmarks.services.runs.shard import shard_execute
 from benchmarks.services.runs.supervise import run_supervise
 from benchmarks.services.schedules import schedules_tick
@@ -39,6 +40,12 @@ def supervise_run(run_id: int, token: str) -> None:
 @shared_task(name=TaskName.REAP_STALE_RUNS, **ONCE)
 def reap_stale_runs() -> None:
     runs_reap_stale()
+
+
+@shared_task(name=TaskName.PURGE_RECORDS, **ONCE)
+def purge_records() -> None:
+    """Hourly (beat): delete raw records past their team's retention."""
+    records_purge_expired()
 
 
 @shared_task(name=TaskName.TICK_SCHEDULES, **ONCE)

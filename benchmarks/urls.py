@@ -32,6 +32,7 @@ accounts_urls = [
     path("teams/switch/", accounts.team_switch, name="team_switch"),
     path("teams/<int:pk>/", accounts.team_detail, name="team_detail"),
     path("teams/<int:pk>/members/add/", accounts.team_member_add, name="team_member_add"),
+    path("teams/<int:pk>/retention/", accounts.team_retention, name="team_retention"),
     path(
         "teams/<int:pk>/members/<int:member_pk>/remove/",
         accounts.team_member_remove,

@@ -183,9 +183,19 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+# redis-py 8 reads with a 5 s socket timeout by default and channels_redis blocks up to 5 s in
+# BZPOPMIN waiting for a message, so an idle viewer's websocket can close with 1011 every few
+# seconds (bench/bench_live.py sets 30). Unset keeps redis-py's default: a longer timeout makes
+# channels' test teardown hang (tests/benchmarks/test_access.py), not yet understood.
+CHANNEL_SOCKET_TIMEOUT_S = env_str("CHANNEL_SOCKET_TIMEOUT_S")
 if REDIS_URL:
+    _host: str | dict[str, object] = (
+        {"address": REDIS_URL, "socket_timeout": float(CHANNEL_SOCKET_TIMEOUT_S)}
+        if CHANNEL_SOCKET_TIMEOUT_S
+        else REDIS_URL
+    )
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [_host]}}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -224,10 +234,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scheduled plans live in the database (PlanSchedule); this only looks for due ones.
     "tick-schedules": {"task": "benchmarks.tasks.tick_schedules", "schedule": 60.0},
+    # Raw request records past their team's retention (Team.raw_records_days), deleted in batches.
+    "purge-records": {"task": "benchmarks.tasks.purge_records", "schedule": 3600.0},
 }
 
 # A running shard that has not heartbeated for this long is dead; a queued one never picked up too.
 SHARD_HEARTBEAT_TIMEOUT_S = env_float("SHARD_HEARTBEAT_TIMEOUT_S", 20.0)
+# finalize waits this long for records a shard counted but the database does not hold yet
+FINALIZE_SETTLE_S = env_float("FINALIZE_SETTLE_S", 5.0)
 SHARD_START_TIMEOUT_S = env_float("SHARD_START_TIMEOUT_S", 120.0)
 # Records a shard's writer could not store while the database was unreachable wait here (JSONL per
 # run and shard) until it returns; on a shared volume if aggregators run on other machines.

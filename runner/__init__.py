@@ -17,6 +17,7 @@ from runner.accuracy import wilson
 from runner.blocking import run_blocking, serve_sink
 from runner.capacity import attach_server_view
 from runner.capacity import sentence as capacity_sentence
+from runner.columns import Columns, columns_from, pack_series, summarize_columns
 from runner.datasets import (
     DEFAULT_EDGES,
     DatasetItem,
@@ -143,6 +144,7 @@ __all__ = [
     "REPLAY_FORMATS",
     "REPLAY_LAG_WARN_MS",
     "SCHEMA_VERSION",
+    "Columns",
     "DatasetBounds",
     "DatasetItem",
     "EndpointSpec",
@@ -185,6 +187,7 @@ __all__ = [
     "capacity_sentence",
     "check_rules",
     "classify_sample",
+    "columns_from",
     "compare_pairs",
     "compare_summaries",
     "endpoint_problems",
@@ -195,6 +198,7 @@ __all__ = [
     "load_builtin",
     "load_tokenizer",
     "mirror_records",
+    "pack_series",
     "paired_stats",
     "parse_dataset",
     "parse_label",
@@ -220,6 +224,7 @@ __all__ = [
     "single_request",
     "split_run",
     "summarize",
+    "summarize_columns",
     "synthesize",
     "wilson",
 ]

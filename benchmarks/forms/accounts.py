@@ -32,3 +32,14 @@ class TeamForm(forms.ModelForm):
 class MemberAddForm(forms.Form):
     identifier = forms.CharField(label="Username or email", max_length=254)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+
+
+class RetentionForm(forms.Form):
+    raw_records_days = forms.IntegerField(
+        label="Keep raw request records for (days)",
+        min_value=1,
+        max_value=36500,
+        required=False,
+        help_text="Blank keeps them forever. After this many days from a run's end its per-request "
+        "records are deleted; its summary, comparison sample and per-second charts stay.",
+    )

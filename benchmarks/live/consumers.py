@@ -12,7 +12,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from benchmarks.models import Run
-from benchmarks.selectors.runs import can_see_run, live_payload, run_get, run_series
+from benchmarks.selectors.runs import can_see_run, live_payload, run_live_get, run_series
 
 POLL_EVERY_S = 1.0
 RECHECK_EVERY_S = 5.0  # how soon a viewer removed from the team stops receiving the run
@@ -74,7 +74,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _payload(self, *, full: bool) -> dict[str, Any]:
-        run = run_get(run_id=self.run_id)
+        run = run_live_get(run_id=self.run_id)
         # After the history, re-read the last few seconds too: late deltas still change them.
         rows = run_series(run=run, since_t=None if full else self.last_t - 10)
         self.last_t = max([self.last_t, *(row["t"] for row in rows)])

@@ -65,6 +65,8 @@ class Run(TeamOwned):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repetitions"
     )
     repeat_index = models.PositiveSmallIntegerField(default=0)
+    # When the team's retention deleted the raw request records (summary, sample and seconds stay).
+    records_purged_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)  # the team's own words on the run, editable on its page
     deleted_at = models.DateTimeField(null=True, blank=True)  # set on delete; the row goes in the background
 
@@ -85,9 +87,20 @@ class Run(TeamOwned):
     @property
     def requests_total(self) -> int | None:
         """Measured requests: exact once summarised, the live count while running."""
+        if hasattr(self, "head_requests_total"):  # read by selectors.runs.lean: no summary loaded
+            if self.head_requests_total not in (None, "null"):  # SQLite: JSON null as text
+                return int(self.head_requests_total)
+            return (self.snapshot or {}).get("started")
         if self.summary:
             return (self.summary.get("requests") or {}).get("total")
         return (self.snapshot or {}).get("started")
+
+    @property
+    def ttft_p50(self) -> float | None:
+        """The summary's TTFT median (lists show it; read without the summary when annotated)."""
+        if hasattr(self, "head_ttft_p50"):
+            return None if self.head_ttft_p50 in (None, "null") else float(self.head_ttft_p50)
+        return ((self.summary or {}).get("ttft_ms") or {}).get("p50")
 
     @property
     def ws_group(self) -> str:
@@ -147,6 +160,9 @@ class RequestRecord(models.Model):
     usage_output_tokens = models.IntegerField(null=True)
     client_output_tokens = models.IntegerField(null=True)
     data = models.JSONField(default=dict)
+    # runner.columns.pack_series(data): its gaps and content chunks as float64 bytes, so finalize
+    # summarises a big run without reading every packet back out of ``data``; NULL on older rows.
+    series = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["started_epoch", "id"]

@@ -16,6 +16,9 @@ class Team(models.Model):
     max_load_slots = models.PositiveIntegerField(
         null=True, blank=True, help_text="shards at once over all its runs; blank = TEAM_MAX_LOAD_SLOTS"
     )
+    # Raw request records of finished runs are deleted this many days after the run ended (summaries,
+    # samples and per-second rows stay); None keeps them forever.
+    raw_records_days = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

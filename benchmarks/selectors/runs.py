@@ -1,22 +1,46 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
+import orjson
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.db.models.fields.json import KT
 
 from benchmarks.models import Comparison, Plan, PlanSchedule, RequestRecord, Run, RunSecond, Shard, Team
-from runner import FAILURE_CLASSES
+from runner import FAILURE_CLASSES, Columns, columns_from
 
 
 def plans_for_team(*, team: Team) -> QuerySet[Plan]:
     return Plan.objects.filter(team=team).select_related("endpoint", "dataset", "profile")
 
 
+# What lists and live ticks read of a run's big JSON columns: a few keys, extracted in SQL (the
+# columns themselves — spec, summary, live — are never loaded for them).
+HEAD_KEYS = {
+    "head_duration_s": "spec__duration_s",
+    "head_max_requests": "spec__max_requests",
+    "head_capacity": "spec__capacity",
+    "head_kv_reuse": "spec__kv_reuse",
+    "head_requests_total": "summary__requests__total",
+    "head_ttft_p50": "summary__ttft_ms__p50",
+}
+
+
+def lean(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """``runs`` without their large columns, with the few keys lists and ticks show annotated
+    (``Run.requests_total``, ``Run.ttft_p50`` and ``progress`` read them)."""
+    return runs.defer("spec", "summary", "live").annotate(
+        **{name: KT(path) for name, path in HEAD_KEYS.items()}
+    )
+
+
 def runs_for_plan(*, plan: Plan) -> QuerySet[Run]:
-    return Run.objects.filter(plan=plan).order_by("-created_at")
+    return lean(Run.objects.filter(plan=plan)).order_by("-created_at")
 
 
 def endpoint_last_e2e(*, endpoint_id: int) -> tuple[int, float] | None:
@@ -39,7 +63,7 @@ def runs_filtered(
     since: date | None = None,
     until: date | None = None,
 ) -> QuerySet[Run]:
-    runs = Run.objects.filter(team=team)
+    runs = lean(Run.objects.filter(team=team))
     if plan_id:
         runs = runs.filter(plan_id=plan_id)
     if endpoint_id:
@@ -97,20 +121,45 @@ def progress(run: Run, snapshot: dict[str, Any]) -> tuple[float, float | None]:
     """Fraction done (by time or by request count, whichever is further) and seconds left."""
     if not run.is_active:
         return 1.0, 0.0
-    if run.started_at is None or "capacity" in run.spec or "kv_reuse" in run.spec:
+    head = spec_head(run)
+    if run.started_at is None or head["capacity"] or head["kv_reuse"]:
         # a capacity search's length depends on where it finds the boundary; KV-cache reuse runs
         # its prompts twice (cold, warm), past the plan's request count
         return 0.0, None
     elapsed = max(time.time() - run.started_at.timestamp(), 0.0)
     fractions = []
-    if run.spec.get("duration_s"):
-        fractions.append(elapsed / float(run.spec["duration_s"]))
-    if run.spec.get("max_requests"):
+    if head["duration_s"]:
+        fractions.append(elapsed / float(head["duration_s"]))
+    if head["max_requests"]:
         done = float(snapshot.get("completed", 0) or 0) + float(snapshot.get("failed", 0) or 0)
-        fractions.append(done / float(run.spec["max_requests"]))
+        fractions.append(done / float(head["max_requests"]))
     done = min(max(fractions, default=0.0), 1.0)
     eta = elapsed * (1 - done) / done if done > 0 else None
     return done, eta
+
+
+def head_value(value: Any) -> float | None:
+    """A number ``lean`` extracted as text (SQLite gives JSON null as the text 'null')."""
+    return None if value in (None, "", "null") else float(value)
+
+
+def spec_head(run: Run) -> dict[str, Any]:
+    """The spec's duration, request cap and capacity and KV-reuse flags: from ``lean``'s annotations when the run
+    was read that way, else from the spec."""
+    if hasattr(run, "head_duration_s"):
+        return {
+            "duration_s": head_value(run.head_duration_s),
+            "max_requests": head_value(run.head_max_requests),
+            "capacity": run.head_capacity not in (None, "null"),
+            "kv_reuse": run.head_kv_reuse not in (None, "null"),
+        }
+    spec = run.spec or {}
+    return {
+        "duration_s": spec.get("duration_s"),
+        "max_requests": spec.get("max_requests"),
+        "capacity": "capacity" in spec,
+        "kv_reuse": "kv_reuse" in spec,
+    }
 
 
 def live_payload(run: Run, *, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,14 +190,70 @@ def saturation_warnings(snapshot: dict[str, Any]) -> list[str]:
     return warnings
 
 
+# finalize's read: every record without its packets and gaps (their float64 blob instead); old rows
+# without a blob bring their packets and gaps so the blob can be computed from them
+_COLUMNS_SQL = """
+    SELECT CASE WHEN series IS NULL THEN data ELSE data - 'packets' - 'itl_ms' END, series
+    FROM benchmarks_requestrecord WHERE run_id = %s ORDER BY id
+"""
+
+
+def run_record_columns(
+    *, run_id: int, chunk_size: int = 5000, on_chunk: Callable[[int], None] | None = None
+) -> Columns:
+    """Every record of the run as columns, read over a server-side cursor ``chunk_size`` rows at a
+    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each."""
+    parts: list[Columns] = []
+    done = 0
+    for rows in _record_chunks(run_id, chunk_size):
+        lean = [orjson.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
+        parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows]))
+        done += len(rows)
+        if on_chunk is not None:
+            on_chunk(done)
+    return Columns.concat(parts)
+
+
+def _record_chunks(run_id: int, chunk_size: int) -> Iterator[list[tuple[Any, Any]]]:
+    """(JSON, series blob) rows, ``chunk_size`` at a time: on PostgreSQL without the packets and
+    gaps of rows that have a blob (the database drops them); elsewhere (the embedded mode's
+    SQLite) whole, through the ORM."""
+    if connection.vendor != "postgresql":
+        rows = RequestRecord.objects.filter(run_id=run_id).order_by("id").values_list("data", "series")
+        chunk: list[tuple[Any, Any]] = []
+        for row in rows.iterator(chunk_size=chunk_size):
+            chunk.append(row)
+            if len(chunk) == chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        return
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_COLUMNS_SQL, [run_id])
+        while rows := cursor.fetchmany(chunk_size):
+            yield rows
+
+
+def stored_counts(*, run_id: int) -> dict[int, int]:
+    """Records in the database per shard index."""
+    rows = RequestRecord.objects.filter(run_id=run_id).values("shard_index").annotate(n=Count("id"))
+    return {row["shard_index"]: row["n"] for row in rows.order_by()}
+
+
 def run_get(*, run_id: int) -> Run:
     return Run.objects.get(pk=run_id)
+
+
+def run_live_get(*, run_id: int) -> Run:
+    """What a live tick needs of the run: state, snapshot and the spec's few keys, no large column."""
+    return lean(Run.objects.filter(pk=run_id)).get()
 
 
 def can_see_run(*, user: AbstractBaseUser, run_id: int) -> Run | None:
     if not user.is_authenticated:
         return None
-    return Run.objects.filter(pk=run_id, team__memberships__user=user).first()
+    return Run.objects.filter(pk=run_id, team__memberships__user=user).only("id", "team_id").first()
 
 
 def repeat_runs(*, run: Run) -> list[Run]:

@@ -28,6 +28,7 @@ class TaskName(StrEnum):
     SUPERVISE_RUN = "benchmarks.tasks.supervise_run"
     REAP_STALE_RUNS = "benchmarks.tasks.reap_stale_runs"
     TICK_SCHEDULES = "benchmarks.tasks.tick_schedules"
+    PURGE_RECORDS = "benchmarks.tasks.purge_records"
     COUNT_TOKENS = "benchmarks.tasks.count_tokens"
     SYNTHESIZE_DATASET = "benchmarks.tasks.synthesize_dataset"
     RUN_MIRROR = "benchmarks.tasks.run_mirror"
@@ -78,7 +79,8 @@ _housekeeping_stop = threading.Event()
 
 def housekeeping_start(every_s: float = HOUSEKEEPING_EVERY_S) -> bool:
     """Embedded mode has no Celery beat: one thread reaps stale runs (once at start-up, so a restart
-    ends the runs it interrupted as partial, with the reason) and ticks the schedules, every
+    ends the runs it interrupted as partial, with the reason), ticks the schedules and applies the
+    teams' record retention, every
     ``every_s``. Idempotent; returns whether it started the thread now."""
     global _housekeeping
     if not settings.EMBEDDED_WORKER:
@@ -102,7 +104,7 @@ def housekeeping_stop(timeout_s: float = 10.0) -> None:
 
 def _housekeeping_loop(every_s: float) -> None:
     while not _housekeeping_stop.is_set():
-        for name in (TaskName.REAP_STALE_RUNS, TaskName.TICK_SCHEDULES):
+        for name in (TaskName.REAP_STALE_RUNS, TaskName.TICK_SCHEDULES, TaskName.PURGE_RECORDS):
             _run_embedded(current_app.tasks[name.value], ())
         _housekeeping_stop.wait(every_s)
 

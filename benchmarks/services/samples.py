@@ -14,49 +14,69 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from benchmarks import bridge
 from benchmarks.models import RequestRecord, Run, RunSample, Shard
 from benchmarks.selectors.samples import run_sample_stored
+from runner import Columns, columns_from
 
 log = logging.getLogger(__name__)
 
 
 def run_sample_save(
-    *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
+    *, run: Run, records: Columns | Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
 ) -> RunSample:
-    """Called at run end with every record's data; replaces any earlier sample of the run."""
-    fields = _sample_fields(run, records, summary, shards, complete=True)
+    """Called at run end with every record (as columns, or dicts); replaces any earlier sample."""
+    fields = _sample_fields(run, _columns(records), summary, shards, complete=True)
     sample, _ = RunSample.objects.update_or_create(run=run, defaults=fields)
     return sample
 
 
+def _columns(records: Columns | Sequence[dict[str, Any]]) -> Columns:
+    return records if isinstance(records, Columns) else columns_from(list(records))
+
+
 def _sample_fields(
     run: Run,
-    records: Sequence[dict[str, Any]],
+    columns: Columns,
     summary: dict[str, Any],
     shards: list[Shard],
     *,
     complete: bool,
 ) -> dict[str, Any]:
     """With ``complete=False`` the records are successes only, too few to summarise variants from."""
-    ok = _successes(run, records)
+    ok = np.flatnonzero(_successes(run, columns))
     picked = _reservoir(ok, seed=run.pk)
+    variant = columns.f("variant")
     fields: dict[str, Any] = {
-        "population": len(ok),
-        **{key: _pack([r.get(key) for r in picked]) for key in RunSample.METRICS},
-        "variant": np.array([int(r.get("variant") or 0) for r in picked], dtype=np.uint8).tobytes(),
+        "population": int(ok.size),
+        **{key: columns.f(key)[picked].astype(np.float64).tobytes() for key in RunSample.METRICS},
+        "variant": variant[picked].astype(np.uint8).tobytes(),
         "variants": [],
         "paired": [],
-        "verdicts": verdicts(records),
+        "verdicts": _verdicts(columns),
     }
-    groups = _by_variant(records)
-    if len(groups) > 1:
+    present = sorted({int(v) for v in variant})
+    if len(present) > 1:
         fields["variants"] = summary.get("variants") or (
-            _variant_summaries(run, shards, groups) if complete else []
+            [bridge.run_summary(run, shards, columns, variant=i) for i in range(max(present) + 1)]
+            if complete
+            else []
         )
-        fields["paired"] = _paired(groups)
+        fields["paired"] = _paired(columns, present)
     return fields
+
+
+def _verdicts(c: Columns) -> list[list[Any]]:
+    """``verdicts`` of the records in columns."""
+    graded = np.flatnonzero(~np.isnan(c.correct) & (c.outcome != "cancelled"))
+    order = graded[np.argsort(c.f("scheduled_s")[graded], kind="stable")]
+    variant = c.f("variant")
+    return [
+        [str(c.prompt_id[i] or ""), bool(c.correct[i]) and c.outcome[i] == "success", int(variant[i])]
+        for i in order
+    ]
 
 
 def verdicts(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
@@ -87,7 +107,7 @@ def verdict_records(sample: RunSample | None, *, variant: int | None = None) -> 
 
 
 def run_sample_at_end(
-    *, run: Run, records: Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
+    *, run: Run, records: Columns | Sequence[dict[str, Any]], summary: dict[str, Any], shards: list[Shard]
 ) -> None:
     """The run-end hook: never fails the run (without one, run_sample_get builds it from the records)."""
     try:
@@ -120,7 +140,7 @@ def run_sample_get(*, run: Run) -> RunSample | None:
         }
         for row in rows.iterator(chunk_size=5000)
     ]
-    fields = _sample_fields(run, records, run.summary, [], complete=False)
+    fields = _sample_fields(run, columns_from(records), run.summary, [], complete=False)
     fields["verdicts"] = verdicts(
         {"outcome": o, "correct": c, "variant": v, "prompt_id": p, "scheduled_s": s}
         for o, c, v, p, s in graded.iterator(chunk_size=5000)
@@ -145,65 +165,54 @@ def samples_pair(baseline: Run, run: Run) -> list[dict[str, np.ndarray]] | None:
     return [p for p in pair if p is not None] if all(p is not None for p in pair) else None
 
 
-def _successes(run: Run, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _successes(run: Run, c: Columns) -> npt.NDArray[np.bool_]:
     """The population the summary's distributions describe (length-stopped answers count as failures
     when the plan says so)."""
     length_fails = bool((run.spec or {}).get("length_is_failure"))
-    return [
-        r for r in records if r.get("outcome") == "success" and not (length_fails and r.get("length_stopped"))
-    ]
+    ok = c.outcome == "success"
+    return ok & ~c.length_stopped if length_fails else ok
 
 
-def _reservoir(records: list[dict[str, Any]], *, seed: int) -> list[dict[str, Any]]:
-    if len(records) <= RunSample.SIZE:
-        return records
-    picks = sorted(random.Random(seed).sample(range(len(records)), RunSample.SIZE))
-    return [records[i] for i in picks]
+def _reservoir(indices: npt.NDArray[np.intp], *, seed: int) -> npt.NDArray[np.intp]:
+    if indices.size <= RunSample.SIZE:
+        return indices
+    picks = sorted(random.Random(seed).sample(range(int(indices.size)), RunSample.SIZE))
+    return indices[picks]
 
 
-def _pack(values: list[Any]) -> bytes:
-    """float64 bytes; a missing value is NaN, which the noise test drops."""
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64).tobytes()
-
-
-def _by_variant(records: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    groups: dict[int, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(int(r.get("variant") or 0), []).append(r)
-    return dict(sorted(groups.items()))
-
-
-def _variant_summaries(
-    run: Run, shards: list[Shard], groups: dict[int, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    count = max(groups) + 1
-    return [bridge.run_summary(run, shards, groups.get(i, [])) for i in range(count)]
-
-
-def _paired(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _paired(c: Columns, variants: list[int]) -> list[dict[str, Any]]:
     """Each variant against variant 0 on the same prompts: twins share shard, prompt and schedule slot."""
     from runner import paired_stats
 
-    def keyed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    variant, shard, scheduled = c.f("variant"), c.f("shard"), c.f("scheduled_s")
+    ok = c.outcome == "success"
+
+    def keyed(v: int) -> list[dict[str, Any]]:
+        idx = np.flatnonzero(variant == v)
+        metrics = {k: c.f(k) for k in RunSample.METRICS}
         return [
             {
-                "pair": f"{r.get('shard') or 0}/{r.get('prompt_id')}",
-                "scheduled_s": r.get("scheduled_s") or 0.0,
-                **{k: r.get(k) if r.get("outcome") == "success" else None for k in RunSample.METRICS},
+                "pair": f"{int(shard[i])}/{c.prompt_id[i]}",
+                "scheduled_s": float(scheduled[i]),
+                **{k: _value(metrics[k][i]) if ok[i] else None for k in RunSample.METRICS},
             }
-            for r in records
+            for i in idx
         ]
 
-    base = keyed(groups.get(0, []))
+    base = keyed(0)
     out = []
-    for variant, records in groups.items():
-        if variant == 0:
+    for v in variants:
+        if v == 0:
             continue
-        other = keyed(records)
+        other = keyed(v)
         out.append(
             {
-                "variant": variant,
+                "variant": v,
                 "metrics": {k: paired_stats(base, other, key=k, by="pair") for k in RunSample.METRICS},
             }
         )
     return out
+
+
+def _value(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)

@@ -10,11 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from benchmarks.forms.accounts import MemberAddForm, SignupForm, TeamForm
+from benchmarks.forms.accounts import MemberAddForm, RetentionForm, SignupForm, TeamForm
 from benchmarks.http import int_param
 from benchmarks.middleware import SESSION_KEY
 from benchmarks.models import Membership
-from benchmarks.selectors.teams import membership_get, team_members, teams_for_user
+from benchmarks.selectors.teams import membership_get, team_disk_usage, team_members, teams_for_user
+from benchmarks.services.runs.retention import team_retention_set
 from benchmarks.services.teams import membership_add, membership_remove, team_create, user_signup
 
 
@@ -118,10 +119,29 @@ def _owner_or_403(request: HttpRequest, team_id: int) -> Membership:
     return membership
 
 
-def _team_context(membership: Membership, form: MemberAddForm) -> dict[str, object]:
+def _team_context(
+    membership: Membership, form: MemberAddForm, retention: RetentionForm | None = None
+) -> dict[str, object]:
+    team = membership.team
     return {
-        "team": membership.team,
+        "team": team,
         "membership": membership,
-        "members": team_members(team=membership.team),
+        "members": team_members(team=team),
         "form": form,
+        "retention": retention or RetentionForm(initial={"raw_records_days": team.raw_records_days}),
+        "disk": team_disk_usage(team=team),
     }
+
+
+@login_required
+@require_POST
+def team_retention(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = _owner_or_403(request, pk)
+    form = RetentionForm(request.POST)
+    if not form.is_valid():
+        context = _team_context(membership, MemberAddForm(), retention=form)
+        return render(request, "benchmarks/team_detail.html", context, status=400)
+    days = form.cleaned_data["raw_records_days"]
+    team_retention_set(team=membership.team, days=days)
+    messages.success(request, f"Raw request records kept {f'{days} days' if days else 'forever'}.")
+    return redirect("team_detail", pk=pk)

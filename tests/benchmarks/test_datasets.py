@@ -274,9 +274,9 @@ def test_edits_make_versions_and_runs_keep_theirs(cast, client_for):
     assert v3.item_count == 1 and v3.items.get().prompt == "only one" and "renamed" in v3.note
     first.refresh_from_db()
     assert first.dataset_version.number == 1
-    assert len(first.spec["prompts"]) == 10
+    assert len(bridge.spec_prompts(first.spec)) == 10  # still the texts of version 1
     second = run_start(plan=plan, by=cast.alice)
-    assert second.dataset_version == v3 and [p["text"] for p in second.spec["prompts"]] == ["only one"]
+    assert second.dataset_version == v3 and [p.text for p in bridge.spec_prompts(second.spec)] == ["only one"]
     v1_page = client.get(reverse("dataset_version", args=[dataset.pk, 1])).content.decode()
     assert "Tell me about item 0." in v1_page and "not the current version" in v1_page
     run_page = client.get(reverse("run_detail", args=[first.pk])).content.decode()

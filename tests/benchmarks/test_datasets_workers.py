@@ -12,6 +12,7 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
+from benchmarks import bridge
 from benchmarks.models import Dataset, RequestRecord, Run, TokenCount
 from benchmarks.selectors.token_audit import run_token_audit
 from benchmarks.services.runs.start import run_start
@@ -143,7 +144,7 @@ def test_bucket_filtered_plan_sends_only_its_buckets(cast_tx, simulator):
     middle_ids = {str(i + 1) for i, t in enumerate(texts) if t == middle}
     sent = set(RequestRecord.objects.filter(run=run).values_list("prompt_id", flat=True))
     assert sent and sent <= middle_ids
-    assert {p["input_tokens"] for p in run.spec["prompts"]} == {500}
+    assert {p.input_tokens for p in bridge.spec_prompts(run.spec)} == {500}
     assert run.dataset_version == dataset.current_version()
     page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "mixed v1" in page and 'id="bucket-table"' in page and 'id="token-audit"' in page

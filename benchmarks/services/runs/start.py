@@ -35,7 +35,7 @@ def run_start(*, plan: Plan, by: AbstractBaseUser | None, repeat_of: Run | None 
         plan_name=plan.name,
         endpoint_name=plan.endpoint.name,
         created_by=by,
-        spec={**spec.to_dict(), **study},
+        spec={**bridge.stored_run_spec(plan, version), **study},
         dataset_version=version,
         variant=variant,
         variant_text=" ".join(f"{k}={v}" for k, v in variant.items()).lower(),

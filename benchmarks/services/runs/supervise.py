@@ -15,7 +15,7 @@ from benchmarks.live.bus import REDIS_DOWN, get_bus
 from benchmarks.live.push import push_to_viewers
 from benchmarks.live.server import ServerSeconds
 from benchmarks.models import Run, RunSecond, Shard
-from benchmarks.selectors.runs import live_payload
+from benchmarks.selectors.runs import live_payload, run_live_get
 from benchmarks.services.runs.finalize import run_finalize
 from benchmarks.services.runs.outage import (
     DATABASE_DOWN,
@@ -40,7 +40,7 @@ def run_supervise(*, run_id: int, token: str) -> None:
     has been back for SHARD_HEARTBEAT_TIMEOUT_S (their heartbeats were lost with it, not them)."""
     from runner import LiveAggregate
 
-    run = _until_up(lambda: Run.objects.get(pk=run_id), run_id)
+    run = _until_up(lambda: Run.objects.only("id", "live").get(pk=run_id), run_id)
     aggregate = LiveAggregate.from_dict(run.live) if run.live else LiveAggregate()
     server = ServerSeconds()  # shard 0's server gauges per second (live view only)
     bus = get_bus()
@@ -149,7 +149,7 @@ def seconds_persist(
     Run.objects.filter(pk=run_id).update(**fields)
     if settings.EMBEDDED_WORKER:
         return pending  # embedded viewers poll the rows (the in-memory layer is not thread-safe)
-    run = Run.objects.get(pk=run_id)
+    run = run_live_get(run_id=run_id)
     push_to_viewers(run, {"type": "run.update", **live_payload(run, rows=rows)})
     return pending
 
