@@ -160,6 +160,13 @@ def run_limits_check(spec: RunSpec, study: dict[str, Any]) -> None:
         raise OverLimits("Past this deployment's limits: " + "; ".join(str(p) for p in problems) + ".")
 
 
+def stored_limits_check(spec: dict[str, Any], *, shard_count: int) -> None:
+    """:func:`run_limits_check` of a stored run's spec (its study keys included), e.g. before it runs
+    again: the snapshot may predate a lower limit."""
+    plain = {k: v for k, v in spec.items() if k not in (*STUDY_KEYS, "prompt_ref", "run_started_epoch")}
+    run_limits_check(RunSpec.from_dict({**plain, "shard_count": max(shard_count, 1)}), spec)
+
+
 def prompts(plan: Plan, version: DatasetVersion | None = None) -> list[Prompt]:
     """What a run of ``plan`` sends, in order: the items of ``version`` (default: the dataset's
     current one) wrapped in the plan's prompt template, with ``input_tokens`` from the stored counts,

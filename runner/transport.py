@@ -402,7 +402,10 @@ def _capped_transport(hx: Any, limit: int) -> Any:
 
     class Transport(hx.AsyncBaseTransport):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.inner = hx.AsyncHTTPTransport()
+            # the pool is the transport's (a client's own limits do not reach a custom transport)
+            self.inner = hx.AsyncHTTPTransport(
+                limits=hx.Limits(max_connections=1000, max_keepalive_connections=100)
+            )
 
         async def handle_async_request(self, request: Any) -> Any:
             resp = await self.inner.handle_async_request(request)
@@ -427,10 +430,7 @@ def sdk_client(ep: EndpointSpec) -> Any:
     # the HTTP package the SDK is built on: its default client subclasses that package's AsyncClient
     hx = importlib.import_module(DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
     http = DefaultAsyncHttpxClient(
-        transport=_capped_transport(hx, ep.max_event_bytes),
-        timeout=ep.timeouts.total,
-        follow_redirects=False,
-        limits=hx.Limits(max_connections=1000, max_keepalive_connections=100),
+        transport=_capped_transport(hx, ep.max_event_bytes), timeout=ep.timeouts.total, follow_redirects=False
     )
     return AsyncOpenAI(
         base_url=ep.base_url,

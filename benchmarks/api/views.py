@@ -10,7 +10,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, renderer_classes
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -35,9 +35,24 @@ class VersionedJSONRenderer(JSONRenderer):
         return super().render(data, accepted_media_type, renderer_context)
 
 
-def endpoint(*methods: str):  # type: ignore[no-untyped-def]
+class AnyRenderer(BaseRenderer):
+    """Lets a download's own type (CSV, JSONL) through content negotiation: the view streams the
+    body itself, whatever ``Accept`` asked for; errors still come as JSON."""
+
+    media_type = "*/*"
+    format = "download"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> Any:
+        response = (renderer_context or {}).get("response")
+        if response is not None:  # an error on the way to a download: said in JSON, labelled so
+            response["Content-Type"] = "application/json"
+        return JSONRenderer().render(data, "application/json", renderer_context)
+
+
+def endpoint(*methods: str, download: bool = False):  # type: ignore[no-untyped-def]
     def wrap(view):  # type: ignore[no-untyped-def]
-        view = renderer_classes([VersionedJSONRenderer])(view)
+        renderers = [VersionedJSONRenderer, AnyRenderer] if download else [VersionedJSONRenderer]
+        view = renderer_classes(renderers)(view)
         view = permission_classes([HasTeamToken])(view)
         view = authentication_classes([ApiTokenAuthentication])(view)
         return api_view(list(methods))(view)
@@ -136,13 +151,13 @@ def run_summary(request: Request, pk: int) -> Response:
     return Response({"id": run.pk, "status": run.status, "variant": run.variant, "summary": summary})
 
 
-@endpoint("GET")
+@endpoint("GET", download=True)
 def run_records_jsonl(request: Request, pk: int) -> StreamingHttpResponse:
     """Every raw record of the run, one JSON object a line, streamed (the run page's JSONL)."""
     return records_jsonl_response(_team_object(Run, request, pk))
 
 
-@endpoint("GET")
+@endpoint("GET", download=True)
 def run_requests_csv(request: Request, pk: int) -> StreamingHttpResponse:
     """The per-request CSV, streamed (the run page's download)."""
     return requests_csv_response(_team_object(Run, request, pk))

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import BooleanField, Case, F, IntegerField, JSONField, QuerySet, TextField, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
@@ -114,5 +115,8 @@ def run_record_fields(*, run: Run, chunk_size: int = 2000) -> Iterator[dict[str,
     """Every record's scalar fields (its data less ``BULKY``, dropped in Postgres), oldest first, over
     a server-side cursor: the per-request CSV's rows."""
     records = RequestRecord.objects.filter(run=run).order_by("started_epoch", "id")
+    if connection.vendor != "postgresql":  # the embedded mode's SQLite: dropped here instead
+        rows = records.values_list("data", flat=True).iterator(chunk_size=chunk_size)
+        return ({k: v for k, v in data.items() if k not in BULKY} for data in rows)
     slim = RawSQL("data - %s::text[]", (list(BULKY),), output_field=JSONField())
     return records.annotate(slim=slim).values_list("slim", flat=True).iterator(chunk_size=chunk_size)

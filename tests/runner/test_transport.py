@@ -105,6 +105,16 @@ async def test_the_size_limit_holds_in_openai_sdk_mode_too() -> None:
     assert roomy.outcome == "success", roomy.error
 
 
+async def test_the_sdk_client_keeps_the_sdks_pool_of_1000_connections() -> None:
+    from runner.transport import sdk_client
+
+    ep = EndpointSpec(protocol="openai-sdk", base_url="http://127.0.0.1:9/v1", model="m")
+    client = sdk_client(ep)
+    pool = client._client._transport.inner._pool  # the transport that carries the size cap
+    assert (pool._max_connections, pool._max_keepalive_connections) == (1000, 100)
+    await client.close()
+
+
 def test_the_sdk_event_cap_counts_events_across_chunks_and_line_endings() -> None:
     from runner.transport import EventCap, EventTooBig
 

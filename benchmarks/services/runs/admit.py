@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from benchmarks.models import Run, Shard, Team
 
@@ -78,10 +79,16 @@ def decide(run: Run, count: int, slots: dict[str, int] | None) -> Decision:
             "(TEAM_MAX_LOAD_SLOTS or the team's own)."
         )
     if slots is not None and count > sum(slots.values()):
-        return Decision(
-            refuse=f"The run needs {count} shards; the live load workers have {sum(slots.values())} "
+        short = (
+            f"The run needs {count} shards; the live load workers have {sum(slots.values())} "
             f"slots ({len(slots)} workers)."
         )
+        # workers restarting or missing one inspect must not fail a run: it waits, and is refused
+        # only once it has waited as long as a shard may take to start
+        waited = (timezone.now() - run.created_at).total_seconds()
+        if waited >= settings.SHARD_START_TIMEOUT_S:
+            return Decision(refuse=f"{short} Waited {waited:.0f} s for more.")
+        return Decision(wait=f"Waiting for load workers: {short}")
     earlier = (
         Run.objects.filter(team_id=run.team_id, kind=Run.Kind.LOAD, status=Run.Status.QUEUED, pk__lt=run.pk)
         .order_by("pk")

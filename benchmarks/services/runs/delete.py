@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from benchmarks.models import RequestRecord, Run, RunSecond
+from benchmarks.selectors.runs import repeat_set_ended
 from benchmarks.services.dispatch import TaskName, enqueue_on_commit
 
 DELETE_CHUNK = 5_000  # records per DELETE statement: short transactions, no long lock on the table
@@ -27,7 +28,12 @@ def run_notes_update(*, run: Run, notes: str) -> Run:
 @transaction.atomic
 def run_delete(*, run: Run, by: AbstractBaseUser) -> None:
     """Hide the run now; its records go in the background (task ``delete_run``). A run still going
-    is refused: cancel it first, so no shard writes records into a run being deleted."""
+    is refused: cancel it first, so no shard writes records into a run being deleted. So is a run of
+    a repeated set that is still going: its next repetitions would attach to a run being removed."""
+    if int((run.spec or {}).get("repeat") or 1) > 1 and not repeat_set_ended(run=run)[1]:
+        raise CannotDelete(
+            f"Run {run.pk} belongs to a repeated set that is still going: delete it once the set has ended."
+        )
     if (
         not Run.objects.filter(pk=run.pk, deleted_at=None)
         .exclude(status__in=Run.ACTIVE)

@@ -17,6 +17,7 @@ from benchmarks.services.runs.outage import DATABASE_DOWN, database_recently_unr
 from benchmarks.services.runs.spool import spool_load, spool_runs
 
 log = logging.getLogger(__name__)
+DELETE_RETRY_S = 600.0  # a deleted run still here this long after: its delete task is sent again
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -71,6 +72,13 @@ def runs_reap_stale() -> int:
         status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
     )
     runs_admit_queued()
+    # a deleted run whose background delete never ran (broker down, worker restarted): again
+    for run_id in (
+        Run.all_objects.exclude(deleted_at=None)
+        .filter(deleted_at__lt=now - timedelta(seconds=DELETE_RETRY_S))
+        .values_list("pk", flat=True)[:20]
+    ):
+        enqueue(TaskName.DELETE_RUN, run_id)
     return handed
 
 

@@ -221,6 +221,11 @@ def shard_execute(*, shard_id: int, hostname: str) -> None:
         )
         close_broken_connection()  # an outage during the run may have broken this thread's one
         sink.insert_missing(result.records)  # spooled if the database is still away
+        # whatever this machine spooled for the shard goes in as soon as the database answers (the
+        # spool is local: on a load worker of another machine nobody else would load it)
+        until_database(
+            lambda: spool_load(run_id=run.pk, shard_index=shard.index), what=f"shard {shard_id} spool"
+        )
         until_database(
             lambda: records_grades_store(run_id=run.pk, shard_index=shard.index, records=result.records),
             what=f"shard {shard_id} verdicts",

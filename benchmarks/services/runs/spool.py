@@ -54,7 +54,11 @@ def spool_append(*, run_id: int, shard_index: int, records: list[dict[str, Any]]
     if not records:
         return
     data = b"".join(orjson.dumps(r) + b"\n" for r in records)
-    with _locked(run_id), open(spool_path(run_id=run_id, shard_index=shard_index), "ab") as f:
+    with _locked(run_id), open(spool_path(run_id=run_id, shard_index=shard_index), "ab+") as f:
+        if f.tell():  # a line torn by a crash mid-write must not swallow the next record
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                data = b"\n" + data
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -69,6 +69,10 @@ def run_start_again(*, run: Run, by: AbstractBaseUser | None) -> Run:
             "to another server. Start the plan instead."
         )
     spec = {k: v for k, v in run.spec.items() if k not in ("run_started_epoch", "repeat")}
+    try:  # the limits as they are now: the snapshot may predate a lower limit
+        bridge.stored_limits_check(spec, shard_count=run.shard_count)
+    except bridge.OverLimits as exc:
+        raise CannotRerun(str(exc)) from None
     again = Run.objects.create(
         team=run.team,
         plan=run.plan,

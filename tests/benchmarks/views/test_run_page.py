@@ -337,8 +337,15 @@ def test_the_api_streams_the_jsonl_and_the_csv_for_the_tokens_team_only(cast):
     assert api.get(reverse("api_run", args=[run.pk])).json()["records_url"] == reverse(
         "api_run_records_jsonl", args=[run.pk]
     )
+    # a client asking for the download's own type gets it, not 406
+    typed = api.get(reverse("api_run_requests_csv", args=[run.pk]), HTTP_ACCEPT="text/csv")
+    assert typed.status_code == 200 and typed["Content-Type"].startswith("text/csv")
+    ndjson = api.get(reverse("api_run_records_jsonl", args=[run.pk]), HTTP_ACCEPT="application/x-ndjson")
+    assert ndjson.status_code == 200
     stranger = Client(HTTP_AUTHORIZATION=f"Bearer {other}")
     assert stranger.get(reverse("api_run_records_jsonl", args=[run.pk])).status_code == 404
+    missing = stranger.get(reverse("api_run_requests_csv", args=[run.pk]), HTTP_ACCEPT="text/csv")
+    assert missing.status_code == 404 and "detail" in missing.json()  # errors still come as JSON
     assert Client().get(reverse("api_run_records_jsonl", args=[run.pk])).status_code == 401
 
 
@@ -398,6 +405,26 @@ def test_a_running_run_is_not_deleted_and_the_background_task_never_touches_a_li
     assert Run.objects.filter(pk=cast.run.pk).exists() and cast.run.records.exists()
 
 
+def test_a_run_of_a_repeated_set_still_going_is_not_deleted(cast, client_for):
+    # the first of 3 repetitions has finished; the next ones have not started yet
+    Run.objects.filter(pk=cast.run.pk).update(
+        spec={**cast.run.spec, "repeat": 3}, status=Run.Status.FINISHED, ended_at=timezone.now()
+    )
+    response = client_for(cast.alice).post(reverse("run_delete", args=[cast.run.pk]), follow=True)
+    assert "repeated set that is still going" in response.content.decode()
+    assert Run.objects.filter(pk=cast.run.pk).exists()
+
+
+def test_a_deleted_run_whose_task_was_lost_is_sent_again_by_housekeeping(cast, monkeypatch):
+    from benchmarks.services.runs import reap
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(reap, "enqueue", lambda *a, **kw: sent.append(a))
+    Run.objects.filter(pk=cast.run.pk).update(deleted_at=timezone.now() - timedelta(hours=1))
+    reap.runs_reap_stale()
+    assert (reap.TaskName.DELETE_RUN, cast.run.pk) in sent
+
+
 def test_run_again_starts_exactly_the_stored_snapshot(cast, client_for, monkeypatch):
     queued = []
     monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a: queued.append(a))
@@ -431,6 +458,18 @@ def test_run_again_refuses_an_endpoint_that_now_points_elsewhere(cast, client_fo
     assert vera.post(reverse("run_again", args=[run.pk])).status_code == 403
 
 
+def test_run_again_refuses_a_snapshot_past_todays_limits(cast, client_for, monkeypatch, settings):
+    monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a: None)
+    run = big_run(cast.plan, 5)
+    profile = {**run.spec["profile"], "kind": "users", "users": 50}
+    Run.objects.filter(pk=run.pk).update(spec={**run.spec, "profile": profile})
+    settings.LIMIT_USERS = 10  # lowered since the run
+    before = Run.objects.count()
+    response = client_for(cast.alice).post(reverse("run_again", args=[run.pk]), follow=True)
+    assert "LIMIT_USERS" in response.content.decode()
+    assert Run.objects.count() == before
+
+
 def test_the_migration_fills_the_count_columns_of_records_stored_before_them(cast):
     import importlib
 
@@ -448,3 +487,15 @@ def test_the_migration_fills_the_count_columns_of_records_stored_before_them(cas
     old.refresh_from_db()
     assert (old.variant, old.usage_output_tokens, old.client_output_tokens) == (1, 70, 64)
     assert old.client_input_tokens is None and old.usage_input_tokens is None
+
+
+def test_the_csv_rows_are_the_same_when_the_database_cannot_drop_json_keys(cast, monkeypatch):
+    """The embedded mode's SQLite has no jsonb ``-``: the bulky keys go in Python, same rows."""
+    from benchmarks.selectors import requests as requests_selectors
+
+    run = big_run(cast.plan, 40)
+    in_sql = list(requests_selectors.run_record_fields(run=run))
+    monkeypatch.setattr(requests_selectors.connection, "vendor", "sqlite")
+    in_python = list(requests_selectors.run_record_fields(run=run))
+    assert in_python == in_sql and len(in_sql) == 40
+    assert not any(key in row for row in in_python for key in requests_selectors.BULKY)

@@ -116,7 +116,8 @@ def test_a_run_waits_for_a_free_worker_slot_and_goes_to_the_free_worker(cast, se
     assert run_coordinate(run_id=needs_one.pk, slots=slots) is True
     assert list(needs_one.shards.values_list("target_worker", flat=True)) == ["w2@x"]
     assert any(kw.get("queue") for _, _, kw in no_broker)  # sent to that worker's own queue
-    # more shards than every live worker has slots: refused with the figures, not left waiting
+    # more shards than every live worker has slots: it waits (workers may be restarting), with the
+    # figures, and is refused with them once it has waited as long as a shard may take to start
     cast.plan.shard_count = 4
     cast.plan.save()
     Run.objects.filter(pk=other_team.pk).update(status=Run.Status.FINISHED)
@@ -124,8 +125,14 @@ def test_a_run_waits_for_a_free_worker_slot_and_goes_to_the_free_worker(cast, se
     Run.objects.filter(pk=needs_one.pk).update(status=Run.Status.FINISHED)
     run_coordinate(run_id=huge.pk, slots=slots)
     huge.refresh_from_db()
-    assert huge.status == Run.Status.FAILED
-    assert huge.reason == "The run needs 4 shards; the live load workers have 3 slots (2 workers)."
+    short = "The run needs 4 shards; the live load workers have 3 slots (2 workers)."
+    assert huge.status == Run.Status.QUEUED and huge.reason == f"Waiting for load workers: {short}"
+    Run.objects.filter(pk=huge.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.SHARD_START_TIMEOUT_S + 1)
+    )
+    run_coordinate(run_id=huge.pk, slots=slots)
+    huge.refresh_from_db()
+    assert huge.status == Run.Status.FAILED and huge.reason.startswith(short)
 
 
 def test_slots_are_spread_one_per_worker_first():

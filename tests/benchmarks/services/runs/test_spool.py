@@ -130,12 +130,13 @@ def test_the_reaper_loads_spools_and_a_torn_line_costs_only_itself(running, spoo
     spool.spool_append(run_id=run.pk, shard_index=1, records=_records("y", 2, shard=1))
     with open(spool.spool_path(run_id=run.pk, shard_index=1), "ab") as f:
         f.write(b'{"request_id": "torn", "outc')  # a writer killed mid-line
+    spool.spool_append(run_id=run.pk, shard_index=1, records=_records("z", 1, shard=1))  # after the tear
     assert spool.spool_runs() == [run.pk]
-    assert reap.spools_load() == 5
+    assert reap.spools_load() == 6
     assert spool.spool_runs() == []
     assert dict(
         RequestRecord.objects.filter(run=run).values_list("request_id", "shard_index").order_by()
-    ) == {"x0": 0, "x1": 0, "x2": 0, "y0": 1, "y1": 1}
+    ) == {"x0": 0, "x1": 0, "x2": 0, "y0": 1, "y1": 1, "z0": 1}
     assert reap.spools_load() == 0  # loading again finds nothing
 
 
