@@ -158,6 +158,9 @@ def _retryable(exc: Exception, a: StreamAnalyzer) -> bool:
     return a.reused and a.first_byte_ns is None and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
+_StreamReader = aiohttp.StreamReader
+
+
 class StampingHandler(ResponseHandler):
     """aiohttp's response protocol, stamping every socket read the moment the loop hands it over.
 
@@ -172,13 +175,15 @@ class StampingHandler(ResponseHandler):
         self.rx: deque[tuple[int, int]] = deque()
         self.rx_payload: Any = None
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, _base: Any = ResponseHandler.data_received) -> None:
         t = perf_counter_ns()
         before = self._payload
-        super().data_received(data)
+        _base(self, data)
         # a read that ends the body also clears the protocol's payload: it still counts
-        payload = self._payload if self._payload is not None else before
-        if data and type(payload) is aiohttp.StreamReader:  # an HTTP body, not WebSocket frames
+        payload = self._payload
+        if payload is None:
+            payload = before
+        if data and type(payload) is _StreamReader:  # an HTTP body, not WebSocket frames
             if payload is not self.rx_payload:  # a new response on this connection
                 self.rx_payload = payload
                 self.rx.clear()
@@ -258,7 +263,13 @@ async def _sse(
             if not rx:
                 take(chunk, t_task)
                 continue
-            # each read's bytes with that read's stamp (usually one read: the whole chunk)
+            if len(rx) == 1 and rx[0][0] == pos:  # the usual: one read, exactly this chunk
+                t = rx.pop()[1]
+                if t_task - t > a.queued_ns:
+                    a.queued_ns = t_task - t
+                take(chunk, t)
+                continue
+            # each read's bytes with that read's stamp
             while rx and rx[0][0] <= start:
                 rx.popleft()
             cut = start
