@@ -159,9 +159,14 @@ async def paired(upstream: str, mirror: str, users: int, seconds: float) -> dict
         warm_connections=2 * users,
     )
     result = await Engine(spec).run()
-    by_key: dict[tuple[int, float], dict[int, Any]] = {}
-    for r in result.records:
-        by_key.setdefault((r.user, r.scheduled_s), {})[r.variant] = r
+    # each user sends a prompt to both sides at once and waits for both: its k-th record of each side
+    # is one pair (closed-loop times count from each request's own write, so the sides' scheduled_s
+    # differ by the microseconds between their writes)
+    by_key: dict[tuple[int, int], dict[int, Any]] = {}
+    seen: dict[tuple[int, int], int] = {}
+    for r in sorted(result.records, key=lambda r: r.started_epoch):
+        k = seen[(r.user, r.variant)] = seen.get((r.user, r.variant), -1) + 1
+        by_key.setdefault((r.user, k), {})[r.variant] = r
     added = sorted(
         pair[1].ttft_ms - pair[0].ttft_ms
         for pair in by_key.values()
