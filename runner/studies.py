@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -99,6 +99,56 @@ def capacity_config(settings: dict[str, Any]) -> CapacityConfig:
     return CapacityConfig(**{k: v for k, v in values.items() if v is not None})
 
 
+class _Study:
+    """What a blocking study (a capacity search, a KV-cache reuse pair of passes) shares while it
+    runs: the run's origin, the cancel event, the sink's thread and each engine run's report."""
+
+    def __init__(self, sink: SyncSink, pool: ThreadPoolExecutor) -> None:
+        self.sink, self.pool = sink, pool
+        self.cancel = asyncio.Event()
+        self.origin = time.perf_counter_ns()
+        self.seq = itertools.count(1)
+        self.engines: list[dict[str, Any]] = []
+
+
+def _study_blocking(
+    key: str,
+    drive: Callable[[_Study], Awaitable[Any]],
+    *,
+    sink: SyncSink,
+    should_cancel: Callable[[], bool] | None,
+    poll_s: float,
+) -> RunResult:
+    """Run ``drive`` on its own loop (the Celery adapter's way: short GIL slices, the sink on a
+    thread, cancel polled); the summary is ``{key: its block, "load_duration_s": …}``, the engine
+    report the worst of its runs'."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
+
+    async def main() -> RunResult:
+        study = _Study(sink, pool)
+        poller = (
+            asyncio.create_task(cancel_poll(should_cancel, study.cancel, pool, poll_s))
+            if should_cancel
+            else None
+        )
+        try:
+            block = await drive(study)
+        finally:
+            if poller is not None:
+                poller.cancel()
+        ended_by = "cancel" if study.cancel.is_set() else "complete"
+        duration = (time.perf_counter_ns() - study.origin) / 1e9
+        worst = max(study.engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if study.engines else {}
+        summary = {key: block, "load_duration_s": duration}
+        return RunResult([], summary, ended_by, worst, duration, t0_ns=study.origin)
+
+    try:
+        with short_gil_slices(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(main())
+    finally:
+        pool.shutdown(wait=True)
+
+
 def capacity_blocking(
     spec: RunSpec,
     settings: dict[str, Any],
@@ -112,45 +162,26 @@ def capacity_blocking(
     ``{"capacity": block, ...}``; its records were all given to ``sink``; ``t0_ns`` is the search's
     start, where each level's ``t_s`` and the run's seconds count from."""
     config = capacity_config(settings)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
-    engines: list[dict[str, Any]] = []
 
-    async def main() -> RunResult:
-        cancel = asyncio.Event()
-        origin = time.perf_counter_ns()
-        levels, seq = itertools.count(), itertools.count(1)
+    async def drive(study: _Study) -> Any:
+        levels = itertools.count()
 
         async def run_level(level_spec: RunSpec, watch: Any, stop: asyncio.Event) -> RunResult:
             start = time.perf_counter_ns()
-            level_spec.start_offset_s = float(int((start - origin) / 1e9))
-            level_sink = _LevelSink(sink, pool, next(levels), seq)
+            level_spec.start_offset_s = float(int((start - study.origin) / 1e9))
+            level_sink = _LevelSink(study.sink, study.pool, next(levels), study.seq)
             result = await run(level_spec, sink=_Both(watch, level_sink), cancel=stop)
             await level_sink.rest(result)
-            engines.append(result.engine)
+            study.engines.append(result.engine)
             load_s = result.summary.get("load_duration_s") or 0.0
-            result.summary["t_s"] = [(start - origin) / 1e9, (start - origin) / 1e9 + load_s]
+            began = (start - study.origin) / 1e9
+            result.summary["t_s"] = [began, began + load_s]
             return result
 
-        poller = (
-            asyncio.create_task(cancel_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
-        )
-        try:
-            search = find_capacity_per_bucket if settings.get("per_bucket") else find_capacity
-            block = await search(spec, config, run_level=run_level, cancel=cancel)
-        finally:
-            if poller is not None:
-                poller.cancel()
-        ended_by = "cancel" if cancel.is_set() else "complete"
-        duration = (time.perf_counter_ns() - origin) / 1e9
-        engine = max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if engines else {}
-        summary = {"capacity": block, "load_duration_s": duration}
-        return RunResult([], summary, ended_by, engine, duration, t0_ns=origin)
+        search = find_capacity_per_bucket if settings.get("per_bucket") else find_capacity
+        return await search(spec, config, run_level=run_level, cancel=study.cancel)
 
-    try:
-        with short_gil_slices(), asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(main())
-    finally:
-        pool.shutdown(wait=True)
+    return _study_blocking("capacity", drive, sink=sink, should_cancel=should_cancel, poll_s=poll_s)
 
 
 def kv_reuse_blocking(
@@ -165,39 +196,17 @@ def kv_reuse_blocking(
     ``sink`` like a capacity search's levels: request ids ``cold-…``/``warm-…``, records tagged
     ``kv_pass``, the warm pass's seconds continuing the cold one's. The summary is
     ``{"kv_cache_reuse": block, ...}``."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmperf-sink")
-    engines: list[dict[str, Any]] = []
 
-    async def main() -> RunResult:
-        cancel = asyncio.Event()
-        origin = time.perf_counter_ns()
-        seq = itertools.count(1)
-
+    async def drive(study: _Study) -> Any:
         async def run_pass(pass_spec: RunSpec, name: str) -> RunResult:
             start = time.perf_counter_ns()
-            pass_spec.start_offset_s = float(int((start - origin) / 1e9))
-            pass_sink = _LevelSink(sink, pool, name, seq, prefix="", tag="kv_pass")
-            result = await run(pass_spec, sink=pass_sink, cancel=cancel)
+            pass_spec.start_offset_s = float(int((start - study.origin) / 1e9))
+            pass_sink = _LevelSink(study.sink, study.pool, name, study.seq, prefix="", tag="kv_pass")
+            result = await run(pass_spec, sink=pass_sink, cancel=study.cancel)
             await pass_sink.rest(result)
-            engines.append(result.engine)
+            study.engines.append(result.engine)
             return result
 
-        poller = (
-            asyncio.create_task(cancel_poll(should_cancel, cancel, pool, poll_s)) if should_cancel else None
-        )
-        try:
-            block = await kv_compare(spec, cancel=cancel, run_pass=run_pass)
-        finally:
-            if poller is not None:
-                poller.cancel()
-        ended_by = "cancel" if cancel.is_set() else "complete"
-        duration = (time.perf_counter_ns() - origin) / 1e9
-        engine = max(engines, key=lambda e: float(e.get("lag_ms_p99") or 0.0)) if engines else {}
-        summary = {"kv_cache_reuse": block, "load_duration_s": duration}
-        return RunResult([], summary, ended_by, engine, duration, t0_ns=origin)
+        return await kv_compare(spec, cancel=study.cancel, run_pass=run_pass)
 
-    try:
-        with short_gil_slices(), asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(main())
-    finally:
-        pool.shutdown(wait=True)
+    return _study_blocking("kv_cache_reuse", drive, sink=sink, should_cancel=should_cancel, poll_s=poll_s)

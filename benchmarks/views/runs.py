@@ -130,7 +130,7 @@ def run_notes(request: TeamRequest, pk: int) -> HttpResponse:
         run_notes_update(run=run, notes=form.cleaned_data["notes"])
         messages.success(request, "Notes saved.")
     else:
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, " ".join(e for field in form.errors for e in form.errors[field]))
     return redirect("run_detail", pk=pk)
 
 

@@ -69,6 +69,6 @@ def test_a_live_tick_loads_no_large_column(cast):
     stats.gauge(0, 1)
     agg.merge(stats.delta())
     with CaptureQueriesContext(connection) as queries:  # the aggregator's tick: store the second, push it
-        supervise._persist(run.pk, agg, {0}, checkpoint=False, server=ServerSeconds(), final=True)
+        supervise.seconds_persist(run.pk, agg, {0}, checkpoint=False, server=ServerSeconds(), final=True)
     assert run.seconds.filter(t=0).exists()
     assert loaded_large_columns(queries) == []

@@ -417,9 +417,9 @@ async def test_paired_ab_sends_identical_prompts_to_every_variant(mode: str) -> 
     assert abs(v[0]["ttft_ms"]["p50"] - 40) <= 8 and abs(v[1]["ttft_ms"]["p50"] - 120) <= 8
     paired = paired_stats([r.to_dict() for r in a], [r.to_dict() for r in b], key="ttft_ms")
     assert paired["n_pairs"] == 6 and paired["verdict"] == "b_worse"
-    if mode == "simultaneous":  # each pair left at the same scheduled instant
-        by_prompt = {r.prompt_id: r.scheduled_s for r in a}
-        assert all(by_prompt[r.prompt_id] == r.scheduled_s for r in b)
+    if mode == "simultaneous":  # each pair left together: written to the sockets within a few ms
+        by_prompt = {r.prompt_id: r.scheduled_s for r in a}  # closed loop: each request's write
+        assert all(abs(by_prompt[r.prompt_id] - r.scheduled_s) < 0.005 for r in b)
 
 
 GENERIC_CHAT = {
