@@ -80,7 +80,7 @@ async def engine_worker(url: str, sc: dict[str, Any]) -> dict[str, Any]:
     if sc["kind"] == "rate":
         profile = ProfileSpec(kind="rate", rate=sc["rate"], arrival="constant")
     else:
-        profile = ProfileSpec(kind="users", users=sc["users"], spawn_rate=100_000)
+        profile = ProfileSpec(kind="users", users=sc["users"], spawn_rate=sc.get("spawn_rate", 100_000))
     spec = RunSpec(
         endpoint=EndpointSpec(
             protocol="openai-chat", base_url=url + "/v1", model="m", timeouts=Timeouts(idle=30, total=60)
@@ -198,6 +198,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 s per level, fewer levels")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--only", default="", help="run only the loads whose name contains this, e.g. '400'")
     ap.add_argument("--worker", nargs=3, metavar=("URL", "SCENARIO", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -213,6 +214,8 @@ def main() -> None:
         try:
             for level in levels:
                 sc = {**level, "seconds": seconds}
+                if args.only and args.only not in name(sc):
+                    continue
                 for which in ("llmperf", "plain aiohttp"):
                     server_log(url)  # clear
                     data = run_client(which, url, sc)

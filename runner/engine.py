@@ -41,10 +41,18 @@ from runner.records import Outcome, PacketKind, RequestRecord
 from runner.spec import EndpointSpec, Prompt, RunSpec, endpoint_secrets, scrub
 from runner.stats import ShardStats
 from runner.summary import percentile, summarize
-from runner.transport import connection_timing, exchange, sdk_client, sdk_exchange, stamping
+from runner.transport import (
+    REQUEST_CLASS,
+    connection_timing,
+    exchange,
+    sdk_client,
+    sdk_exchange,
+    stamping,
+)
 
 LATE_NS = 10_000_000  # a send more than 10 ms behind its schedule counts as late
 FLUSH_S = 1.0
+PREPARE_NS = 2_000_000  # an open-loop send is prepared this long before its instant
 SLICE = 16  # records handled per loop turn while flushing (about half a millisecond)
 
 
@@ -254,6 +262,7 @@ class Engine:
             timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
             auto_decompress=True,
             trace_configs=[connection_timing()],
+            request_class=REQUEST_CLASS,
         )
 
     async def _warm(self, ep: EndpointSpec, n: int) -> None:
@@ -467,16 +476,21 @@ class Engine:
         sem = asyncio.Semaphore(cap) if cap else None
         pacer = Pacer()
         try:
-            await self._send_on_schedule(pacer, sem)
+            last = await self._send_on_schedule(pacer, sem)
+            await pacer.sleep_until(last)  # the last prepared sends are through their gates
         finally:
-            pacer.close()
+            pacer.close()  # on cancel: the sends still waiting at their gates end unsent
 
-    async def _send_on_schedule(self, pacer: Pacer, sem: asyncio.Semaphore | None) -> None:
+    async def _send_on_schedule(self, pacer: Pacer, sem: asyncio.Semaphore | None) -> int:
+        """Each send is prepared up to ``PREPARE_NS`` before its instant (prompt, level, a
+        concurrency slot, its task) and waits at a gate the pacer's timer opens: the request runs
+        in the loop turn right after the instant. Returns the last instant prepared."""
+        last = 0
         for t_s, index in profiles.arrivals(self.profile, self.spec.shard_index):
             sched = self.t0 + int(t_s * 1e9)
-            await pacer.sleep_until(sched)
+            await pacer.sleep_until(sched - PREPARE_NS)
             if self.stop.is_set():
-                return
+                return last
             capped = False
             if sem is not None:
                 if sem.locked():
@@ -486,14 +500,22 @@ class Engine:
             if prompt is None:
                 if sem is not None:
                     sem.release()
-                return
+                return last
             level = profiles.level_at(self.profile, t_s)
+            last = sched
             if prompt.session is not None:
+                await pacer.sleep_until(sched)  # a turn keeps its own order and gaps
+                if self.stop.is_set():
+                    if sem is not None:
+                        sem.release()
+                    return last
                 task = self._next_turn(prompt, sched, level, sem)
             else:
-                task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped))
+                gate = pacer.gate(sched)
+                task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped, gate))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
+        return last
 
     def _next_turn(
         self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None
@@ -544,9 +566,23 @@ class Engine:
         talk.last_end_ns = perf_counter_ns()
 
     async def _scheduled(
-        self, prompt: Prompt, sched: int, level: int | None, sem: asyncio.Semaphore | None, capped: bool
+        self,
+        prompt: Prompt,
+        sched: int,
+        level: int | None,
+        sem: asyncio.Semaphore | None,
+        capped: bool,
+        gate: asyncio.Future[None],
     ) -> None:
         try:
+            try:
+                await gate
+            except asyncio.CancelledError:
+                self.taken -= 1  # the run was cancelled before this send's instant: never sent
+                return
+            if self.stop.is_set():
+                self.taken -= 1  # the run ended between preparing this send and its instant
+                return
             await self._to_variants(prompt, sched, -1, level, capped)
         finally:
             if sem is not None:

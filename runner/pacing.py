@@ -1,4 +1,5 @@
-"""Sending on time: wake the open-loop driver at a scheduled instant with sub-millisecond precision.
+"""Sending on time: release the open-loop sends at their scheduled instants with sub-millisecond
+precision.
 
 Event-loop timers round to whole milliseconds (libuv keeps time in ms), so a send scheduled at
 12.3 ms goes out at 13 ms and that lateness lands inside its TTFT. On Linux a ``timerfd`` armed
@@ -6,6 +7,11 @@ with the absolute ``CLOCK_MONOTONIC`` instant (the clock ``perf_counter_ns`` rea
 readable at that instant; the loop sees it like any socket, so nothing spins and no other stream
 waits. Elsewhere the loop's timer brings us within a millisecond and cooperative yields (each one a
 full loop iteration, so I/O keeps flowing) cover the rest.
+
+A send is prepared ahead of its instant and waits on a *gate* (:meth:`Pacer.gate`): the timer's
+own callback opens every gate that is due, so the waiting request runs in the very next loop turn.
+Waking a driver that then starts a task would cost one more turn, and under load each turn is the
+time every other ready callback takes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import heapq
+import itertools
 import os
 import sys
 from time import perf_counter_ns
@@ -50,57 +58,98 @@ def _libc() -> ctypes.CDLL | None:
 
 
 class Pacer:
-    """One waiter at a time (the open-loop driver). ``close()`` releases the timer."""
+    """Gates that open at absolute ``perf_counter_ns`` instants, never before them. ``close()``
+    releases the timer and cancels the gates still shut."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._libc = _libc()
         self._fd = -1
+        self._due: list[tuple[int, int, asyncio.Future[None]]] = []  # heap of (instant, seq, gate)
+        self._seq = itertools.count()
+        self._armed = 0  # the instant the timer is set for, 0 when unset
+        self._yielders: set[asyncio.Task[None]] = set()
         if self._libc is not None:
             fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
             self._fd = fd if fd >= 0 else -1
+        if self._fd >= 0:
+            self._loop.add_reader(self._fd, self._fired)
         self.kind = "timerfd" if self._fd >= 0 else "loop timer + yield"
 
-    async def sleep_until(self, t_ns: int) -> None:
+    def gate(self, t_ns: int) -> asyncio.Future[None]:
+        """A future that is done at ``t_ns`` (at once if that has passed)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
         if t_ns <= perf_counter_ns():
-            return
+            fut.set_result(None)
+            return fut
         if self._fd >= 0:
-            await self._timerfd(t_ns)
+            heapq.heappush(self._due, (t_ns, next(self._seq), fut))
+            if not self._armed or t_ns < self._armed:
+                self._arm(t_ns)
         else:
-            await self._yielding(t_ns)
+            task = self._loop.create_task(self._yielding(t_ns, fut))
+            self._yielders.add(task)
+            task.add_done_callback(self._yielders.discard)
+        return fut
 
-    async def _timerfd(self, t_ns: int) -> None:
+    async def sleep_until(self, t_ns: int) -> None:
+        if t_ns > perf_counter_ns():
+            await self.gate(t_ns)
+
+    def _arm(self, t_ns: int) -> None:
         assert self._libc is not None
         spec = _Itimerspec()
         spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(t_ns, 1_000_000_000)
         if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
-            await self._yielding(t_ns)
+            self._armed = 0
+            self._fallback()
             return
-        fired = self._loop.create_future()
+        self._armed = t_ns
 
-        def ready() -> None:
-            try:
-                os.read(self._fd, 8)
-            except BlockingIOError:
-                return  # spurious wake-up: keep waiting
-            if not fired.done():
-                fired.set_result(None)
-
-        self._loop.add_reader(self._fd, ready)
+    def _fired(self) -> None:
         try:
-            await fired
-        finally:
-            self._loop.remove_reader(self._fd)
+            os.read(self._fd, 8)
+        except BlockingIOError:
+            return  # spurious wake-up: the timer is still armed
+        self._armed = 0
+        now = perf_counter_ns()
+        due = self._due
+        while due and due[0][0] <= now:
+            fut = heapq.heappop(due)[2]
+            if not fut.done():
+                fut.set_result(None)
+        if due:
+            self._arm(due[0][0])
+
+    def _fallback(self) -> None:
+        """The timer could not be set: the gates still shut wait by the loop's timer instead."""
+        due, self._due = self._due, []
+        for t_ns, _, fut in due:
+            task = self._loop.create_task(self._yielding(t_ns, fut))
+            self._yielders.add(task)
+            task.add_done_callback(self._yielders.discard)
 
     @staticmethod
-    async def _yielding(t_ns: int) -> None:
-        early = (t_ns - perf_counter_ns() - _SPIN_NS) / 1e9
-        if early > 0:
-            await asyncio.sleep(early)
-        while perf_counter_ns() < t_ns:
-            await asyncio.sleep(0)
+    async def _yielding(t_ns: int, fut: asyncio.Future[None]) -> None:
+        try:
+            early = (t_ns - perf_counter_ns() - _SPIN_NS) / 1e9
+            if early > 0:
+                await asyncio.sleep(early)
+            while perf_counter_ns() < t_ns:
+                await asyncio.sleep(0)
+            if not fut.done():
+                fut.set_result(None)
+        finally:
+            if not fut.done():  # closed before its instant
+                fut.cancel()
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
+        for _, _, fut in self._due:
+            fut.cancel()
+        self._due = []
+        for task in self._yielders:
+            task.cancel()

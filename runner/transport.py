@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
@@ -20,6 +21,7 @@ import orjson
 from aiohttp.client_proto import ResponseHandler
 
 from runner.analysis import StreamAnalyzer
+from runner.eager import started
 from runner.policy import TargetDenied
 from runner.protocols.base import ChunkParser, HttpRequest, ProtocolError
 from runner.records import Outcome
@@ -188,6 +190,21 @@ class StampingHandler(ResponseHandler):
                 self.rx_payload = payload
                 self.rx.clear()
             self.rx.append((payload.total_bytes, t))
+
+
+class EagerBodyRequest(aiohttp.ClientRequest):
+    """aiohttp's request, writing its body (and the buffered headers with it) in the turn that sends
+    it, as aiohttp itself does from Python 3.12 on (an eagerly started task): on 3.11 the write
+    would wait for the next loop turn, behind every callback already ready."""
+
+    def write_bytes(self, *args: Any, **kwargs: Any) -> Any:
+        return started(super().write_bytes(*args, **kwargs))
+
+
+# the request class the engine's sessions use: aiohttp's own where it already starts the write eagerly
+REQUEST_CLASS: type[aiohttp.ClientRequest] = (
+    EagerBodyRequest if sys.version_info < (3, 12) else aiohttp.ClientRequest
+)
 
 
 def stamping(connector: aiohttp.BaseConnector) -> aiohttp.BaseConnector:
