@@ -91,7 +91,10 @@ def spool_load(*, run_id: int, shard_index: int | None = None) -> int:
 
 
 def _load_file(run_id: int, shard_index: int, path: Path) -> int:
-    rows = []
+    """Inserts the file's records ``INSERT_BATCH`` at a time, so a spool of any size loads in
+    bounded memory (a run of a million requests may have spooled most of them)."""
+    loaded = 0
+    rows: list[RequestRecord] = []
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             try:
@@ -101,9 +104,18 @@ def _load_file(run_id: int, shard_index: int, path: Path) -> int:
                 continue
             record.setdefault("shard", shard_index)
             rows.append(bridge.record_row(run_id, record))
-    RequestRecord.objects.bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=True)
+            if len(rows) >= INSERT_BATCH:
+                loaded += _insert(rows)
+                rows = []
+    loaded += _insert(rows)
     shard_count_records(run_id=run_id, shard_index=shard_index)
-    log.info("run %s shard %s: %d spooled records loaded", run_id, shard_index, len(rows))
+    log.info("run %s shard %s: %d spooled records loaded", run_id, shard_index, loaded)
+    return loaded
+
+
+def _insert(rows: list[RequestRecord]) -> int:
+    # idempotent (one row per run, shard and request id): a load cut short is simply loaded again
+    RequestRecord.objects.bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=True)
     return len(rows)
 
 

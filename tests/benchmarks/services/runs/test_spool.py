@@ -174,3 +174,22 @@ def test_the_shards_end_retries_an_unreachable_database_then_gives_up_plainly(no
     assert until_database(never, what="shard 2 end", patience_s=0) is False
     assert "shard 2 end: database still unreachable (connection refused); giving up" in caplog.text
     assert outage.database_recently_unreachable()
+
+
+def test_a_big_spool_loads_in_bounded_batches(running, spool_dir, no_outage, monkeypatch):
+    """A spool is read line by line and inserted ``INSERT_BATCH`` rows at a time: never held whole."""
+    run, _ = running
+    monkeypatch.setattr(spool, "INSERT_BATCH", 50)
+    spool.spool_append(run_id=run.pk, shard_index=0, records=_records("b", 230))
+    sizes: list[int] = []
+    insert = spool._insert
+
+    def spy(rows):
+        sizes.append(len(rows))
+        return insert(rows)
+
+    monkeypatch.setattr(spool, "_insert", spy)
+    assert spool.spool_load(run_id=run.pk) == 230
+    assert max(sizes) <= 50 and sum(sizes) == 230
+    assert RequestRecord.objects.filter(run=run).count() == 230
+    assert run.shards.get().records_count == 230
