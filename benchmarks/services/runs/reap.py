@@ -7,9 +7,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from benchmarks import bridge
 from benchmarks.models import Run, Shard
 from benchmarks.services.dispatch import TaskName, enqueue
 from benchmarks.services.runs.admit import runs_admit_queued
@@ -18,6 +21,8 @@ from benchmarks.services.runs.spool import spool_load, spool_runs
 
 log = logging.getLogger(__name__)
 DELETE_RETRY_S = 600.0  # a deleted run still here this long after: its delete task is sent again
+REPEAT_RESUME_S = 60.0  # a repetition that finished this long ago with no next one: start the next
+REPEAT_LOOKBACK = timedelta(days=1)  # how far back a stalled set is looked for
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -71,6 +76,7 @@ def runs_reap_stale() -> int:
     Run.objects.filter(kind=Run.Kind.MIRROR, status=Run.Status.QUEUED, created_at__lt=never).update(
         status=Run.Status.FAILED, ended_at=now, reason="No worker picked the run up."
     )
+    runs_repeat_resume()
     runs_admit_queued()
     # a deleted run whose background delete never ran (broker down, worker restarted): again
     for run_id in (
@@ -80,6 +86,50 @@ def runs_reap_stale() -> int:
     ):
         enqueue(TaskName.DELETE_RUN, run_id)
     return handed
+
+
+def runs_repeat_resume() -> list[int]:
+    """Repeated sets whose latest repetition finished but whose next one never started (the database
+    went away between finalize's status update and its ``run_repeat_next``): the next one starts now.
+    The set's first run is locked while it is looked at, so two reapers start it once. Returns the
+    runs started."""
+    from benchmarks.services.runs.start import run_repeat_next
+
+    now = timezone.now()
+    started: list[int] = []
+    successor = Run.all_objects.filter(
+        repeat_of_id=Coalesce(OuterRef("repeat_of_id"), OuterRef("pk")),
+        repeat_index__gt=OuterRef("repeat_index"),
+    )
+    stalled = (
+        Run.objects.filter(
+            status=Run.Status.FINISHED,
+            spec__repeat__gt=1,
+            ended_at__lt=now - timedelta(seconds=REPEAT_RESUME_S),
+            ended_at__gt=now - REPEAT_LOOKBACK,
+            plan__isnull=False,
+        )
+        .exclude(reason__startswith="Repetitions stopped")
+        .exclude(Exists(successor))
+        .only("pk", "repeat_of_id", "repeat_index")
+        .order_by("pk")
+    )
+    for run in stalled:
+        root_id = run.repeat_of_id or run.pk
+        try:
+            with transaction.atomic():
+                Run.all_objects.select_for_update().filter(pk=root_id).first()
+                later = Run.all_objects.filter(repeat_of_id=root_id, repeat_index__gt=run.repeat_index)
+                if later.exists():
+                    continue
+                full = Run.objects.select_related("plan", "created_by").get(pk=run.pk)
+                nxt = run_repeat_next(run=full)
+                if nxt is not None:
+                    log.warning("run %s: repetition %d started late by the reaper", run.pk, nxt.repeat_index)
+                    started.append(nxt.pk)
+        except (bridge.RunRefused, Run.DoesNotExist):
+            continue
+    return started
 
 
 def spools_load() -> int:

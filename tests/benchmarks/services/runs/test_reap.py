@@ -74,3 +74,30 @@ def test_stale_queued_mirror_session_fails(cast, settings):
     reap.runs_reap_stale()
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED and "No worker" in run.reason
+
+
+def test_a_repeated_set_stalled_by_a_database_blip_is_resumed_once_by_the_reaper(cast, monkeypatch):
+    """Finalize finished repetition 0 but the database went away before it started repetition 1:
+    the reaper starts it (once, however often it looks), and leaves a fresh or complete set alone."""
+    monkeypatch.setattr("benchmarks.services.runs.start.enqueue_on_commit", lambda *a, **kw: None)
+    cast.plan.repeat = 2
+    cast.plan.save()
+    long_ago = timezone.now() - timedelta(seconds=reap.REPEAT_RESUME_S + 30)
+    first = Run.objects.create(
+        team=cast.team_a, plan=cast.plan, spec={"repeat": 2}, status=Run.Status.FINISHED, ended_at=long_ago
+    )
+    fresh = Run.objects.create(
+        team=cast.team_a,
+        plan=cast.plan,
+        spec={"repeat": 2},
+        status=Run.Status.FINISHED,
+        ended_at=timezone.now(),
+    )
+    started = reap.runs_repeat_resume()
+    assert len(started) == 1  # the stalled set only: the fresh one is finalize's own to continue
+    nxt = Run.objects.get(pk=started[0])
+    assert nxt.repeat_of_id == first.pk and nxt.repeat_index == 1
+    assert reap.runs_repeat_resume() == []  # looked at again: already started
+    Run.objects.filter(pk=nxt.pk).update(status=Run.Status.FINISHED, ended_at=long_ago)
+    assert reap.runs_repeat_resume() == []  # the set is complete (2 of 2)
+    assert not Run.objects.filter(repeat_of=fresh).exists()
