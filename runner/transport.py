@@ -176,6 +176,7 @@ class StampingHandler(ResponseHandler):
         super().__init__(loop)
         self.rx: deque[tuple[int, int]] = deque()
         self.rx_payload: Any = None
+        self.rx_total = -1  # payload bytes at the last stamped read
 
     def data_received(self, data: bytes, _base: Any = ResponseHandler.data_received) -> None:
         t = perf_counter_ns()
@@ -186,10 +187,14 @@ class StampingHandler(ResponseHandler):
         if payload is None:
             payload = before
         if data and type(payload) is _StreamReader:  # an HTTP body, not WebSocket frames
+            total = payload.total_bytes
             if payload is not self.rx_payload:  # a new response on this connection
                 self.rx_payload = payload
                 self.rx.clear()
-            self.rx.append((payload.total_bytes, t))
+            elif total == self.rx_total:
+                return  # framing only (a chunk-size line, say): no body byte to stamp
+            self.rx_total = total
+            self.rx.append((total, t))
 
 
 class EagerBodyRequest(aiohttp.ClientRequest):
