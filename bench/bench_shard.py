@@ -7,7 +7,8 @@ first content chunk written).
 Core layout on a 2-core machine: the load worker's engine pinned to core 0, its writer process to
 core 1 (``SHARD_WRITER_CPUS=1``; ``--writer-on-engine-core`` keeps it on core 0 for comparison);
 fastserver.js and the housekeeping worker (coordinator, aggregator) pinned to core 1; PostgreSQL and
-Redis, the machine's services, unpinned.
+Redis, the machine's services, unpinned (``--pin-services`` moves them to core 1 for the bench and puts
+their CPU masks back after).
 
     .venv/bin/python bench/bench_shard.py                  # 100, 200, 300, 400 req/s, then 2 shards
     .venv/bin/python bench/bench_shard.py --rates 200 --seconds 10
@@ -168,13 +169,56 @@ def one_run(url: str, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def services_on(core: int | None) -> Any:
+    """Moves the machine's PostgreSQL and Redis processes (every thread; backends forked later
+    inherit the postmaster's mask) to ``core`` for the bench, and puts their masks back after."""
+    if core is None or (os.cpu_count() or 1) < 2 or not shutil.which("pgrep"):
+        yield "unpinned"
+        return
+    pids = []
+    for name in ("postgres", "redis-server"):
+        out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    before: dict[int, set[int]] = {}
+    for pid in pids:
+        for tid in (
+            (int(t) for t in os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else ()
+        ):
+            with contextlib.suppress(OSError):
+                before[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, {core})
+    try:
+        yield f"on core {core}" if before else "unpinned (could not move them)"
+    finally:
+        for tid, mask in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
+        # backends forked while pinned keep core ``core``: give them the machine's cores back
+        for name in ("postgres",):
+            out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+            for pid in (int(p) for p in out.split()):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(pid, set(range(os.cpu_count() or 1)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="100,200,300,400")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--two-shard-rate", type=float, default=200.0)
     ap.add_argument("--writer-on-engine-core", action="store_true", help="leave the writer on core 0")
+    ap.add_argument(
+        "--pin-services",
+        action="store_true",
+        help="move PostgreSQL and Redis to core 1 for the bench (their masks are restored after)",
+    )
     args = ap.parse_args()
+    with services_on(1 if args.pin_services else None) as services:
+        bench(args, services)
+
+
+def bench(args: argparse.Namespace, services: str) -> None:
     writer_cpus = "" if args.writer_on_engine_core or (os.cpu_count() or 1) < 2 else "1"
     prepare_database()
     server, url = start_server(20, 2, 64)
@@ -198,7 +242,7 @@ def main() -> None:
         server.wait()
     print(
         f"\ndashboard path: Celery load worker(s) on core 0, their writer processes on core "
-        f"{writer_cpus or 0}, fastserver.js and the housekeeping worker on core 1, Postgres and Redis unpinned; {args.seconds:.0f} s per run, "
+        f"{writer_cpus or 0}, fastserver.js and the housekeeping worker on core 1, Postgres and Redis {services}; {args.seconds:.0f} s per run, "
         "64-token streams, server TTFT 20 ms, ITL 2 ms\n"
     )
     print(
