@@ -27,6 +27,7 @@ from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 # Response headers that describe the hop, not the response (Content-Length is kept: same framing).
 _RESPONSE_HOP = frozenset(HOP_BY_HOP - {"content-length"})
@@ -54,7 +55,9 @@ class MirrorProxy:
         redact_headers: tuple[str, ...] = (),
         connect_timeout_s: float = 10.0,
         ws_format: GenericFormat | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        self.max_event_bytes = max_event_bytes  # a WebSocket session's frames held for measurement
         self.upstream = upstream.rstrip("/")
         self.shadow = shadow
         self.capture = capture

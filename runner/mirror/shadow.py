@@ -24,6 +24,7 @@ from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(slots=True)
@@ -70,7 +71,9 @@ class ShadowPool:
         seed: int = 0,
         model: str = "",
         ws_format: GenericFormat | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        self.max_event_bytes = max_event_bytes  # a WebSocket copy's frames held for measurement, at most
         self.origin = origin.rstrip("/")
         self.model = model  # the shadow serves its model under another name: the copies say so
         self.headers = dict(headers)
@@ -165,7 +168,7 @@ class ShadowPool:
     async def _send_ws(self, job: ShadowJob, copy: WsCopy, headers: dict[str, str]) -> None:
         """A WebSocket session's copy: the same containment, timeout and counting as a request's."""
         assert self._session is not None
-        tap = FrameTap(self.ws_format)
+        tap = FrameTap(self.ws_format, self.max_event_bytes)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await send_copy(self._session, ws_url(self.origin, job.path), headers, copy, tap, self.model)

@@ -175,3 +175,98 @@ def test_the_websocket_format_comes_from_the_command_line_and_junk_is_refused(
         with pytest.raises(SystemExit):
             build_parser().parse_args([*argv, "--ws-format", junk])
         assert message in capsys.readouterr().err
+
+
+# -- long sessions: measured as they pass, bounded ---------------------------------------------------
+def _frame(i: int) -> str:
+    return json.dumps({"type": "text", "text": f"word{i} "})
+
+
+@contextlib.asynccontextmanager
+async def chatty_ws_server() -> AsyncIterator[str]:
+    """An upstream whose answer is as many frames as the ask's ``frames``, then ``done``."""
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ask = json.loads((await ws.receive()).data)
+        for i in range(ask["frames"]):
+            await ws.send_str(_frame(i))
+        await ws.send_str(json.dumps({"type": "done", "finish_reason": "stop"}))
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/ws", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def test_a_long_sessions_measurement_holds_no_more_memory_than_its_cap() -> None:
+    """Frames are read as they pass and not kept: past the cap the tap holds what it held at the cap,
+    so ten times the frames cost the same memory (a tap keeping every frame holds ten times as much)."""
+    import tracemalloc
+
+    from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap
+
+    def held(n: int) -> tuple[int, Any]:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tap = FrameTap(DEFAULT_WS_FORMAT, max_event_bytes=64 * 1024)
+            tap.status = 101
+            tap.ask(1)
+            for i in range(n):
+                tap.feed(2 + i, _frame(i))
+            return tracemalloc.get_traced_memory()[0] - before, tap
+        finally:
+            tracemalloc.stop()
+
+    small, tap_small = held(5_000)
+    large, tap_large = held(50_000)
+    assert large / small < 1.3, (small, large)
+    assert tap_small.frames == 5_000 and tap_large.frames == 50_000  # every frame counted
+    assert tap_large.held == tap_small.held  # ... but read only up to the cap
+    rec = tap_large.record("m1", 60_000)
+    assert rec.outcome == "protocol_error" and "max_event_bytes" in rec.error
+    assert rec.ttft_ms is not None and rec.answer_text.startswith("word0 word1 ")
+
+
+def test_a_session_within_the_cap_is_read_frame_by_frame_to_the_same_record() -> None:
+    from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap
+
+    tap = FrameTap(DEFAULT_WS_FORMAT)
+    tap.status = 101
+    tap.feed(1_000_000, _frame(99))  # before the ask: a greeting, not part of the answer
+    tap.ask(2_000_000)
+    for i in range(3):
+        tap.feed((3 + 10 * i) * 1_000_000, _frame(i))
+    tap.feed(40_000_000, json.dumps({"type": "done", "finish_reason": "stop"}))
+    tap.feed(41_000_000, _frame(7))  # after done: counted, not read
+    rec = tap.record("m1", 42_000_000)
+    assert rec.outcome == "success" and rec.answer_text == "word0 word1 word2 "
+    assert rec.ttft_ms == 1.0 and rec.itl_ms == [10.0, 10.0] and rec.finish_reason == "stop"
+    assert tap.frames == 5
+
+
+async def test_a_session_past_the_cap_reaches_the_caller_whole_and_is_measured_as_a_protocol_error(
+    upstream: SimulatorProcess,
+) -> None:
+    ask = {"frames": 6_000, "prompt": "long"}
+    async with chatty_ws_server() as origin:
+        direct = await session(origin, ask)
+        async with mirror(upstream=origin, shadow=origin, max_event_bytes=32 * 1024) as (url, done):
+            via = await session(url, ask)
+            within = await session(url, {"frames": 50, "prompt": "short"})
+    assert len(via[0]) == 6_001 and via == direct  # every frame, unchanged, past the cap
+    assert within[1] == 1000
+    s = done.result()
+    assert s["production"]["requests"]["succeeded"] == 1  # the short session
+    assert s["production"]["requests"]["failures"] == {"protocol_error": 1}
+    assert s["shadow"]["failures"] == {"protocol_error": 1} and s["shadow"]["succeeded"] == 1
