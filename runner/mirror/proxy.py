@@ -24,7 +24,7 @@ from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, s
 from runner.mirror.live import LiveFeed
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
-from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
+from runner.mirror.ws import DEFAULT_WS_FORMAT, WS_HANDSHAKE, FrameTap, SentFrames, relay
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
 from runner.sse import DEFAULT_MAX_EVENT_BYTES
@@ -104,7 +104,7 @@ class MirrorProxy:
         headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         tap = ResponseTap(request.path, t_read, t_read)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await relay(self, request, headers)
+            return await relay(self, request, headers, t_read)
         if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
             self.passed_through += 1
             return await self._forward(request, headers, body, tap, measure=False)
@@ -192,12 +192,28 @@ class MirrorProxy:
             tap.fail(Outcome.CANCELLED, "the caller left before the response ended")
         return resp
 
-    def finish_ws(self, rid: str, tap: FrameTap, end: int) -> None:
-        """A WebSocket session's production record (sessions are not captured: replays send HTTP)."""
+    def finish_ws(
+        self, rid: str, tap: FrameTap, end: int, request: web.Request, t_read: int, sent: SentFrames | None
+    ) -> None:
+        """A WebSocket session's production record, and its capture line: the upgrade's path and
+        headers (no secrets, no handshake), the caller's frames (``sent``) and production's outcome."""
         try:
             rec = self.production.records[rid] = tap.record(rid, end)
             if self.live is not None:
                 self.live.finished(0, rid, rec, end)
+            if self.capture is not None and sent is not None:
+                headers = safe_headers(request.headers.items(), self.redact)
+                self.capture.write_ws(
+                    t_s=(t_read - self.t0) / 1e9,
+                    epoch=self.epoch0 + (t_read - self.t0) / 1e9,
+                    request_id=rid,
+                    path=safe_path(request.path_qs),
+                    headers={k: v for k, v in headers.items() if k not in WS_HANDSHAKE},
+                    frames=[((t - tap.sched_ns) / 1e6, data) for t, data in sent.frames],
+                    sent=sent.count,
+                    truncated=sent.truncated,
+                    production=production_row(rec),
+                )
         except Exception as exc:  # measuring must never fail the caller's session
             if len(self.production.errors) < 100:
                 self.production.errors.append(f"{rid}: {exc!r}")

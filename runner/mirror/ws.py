@@ -72,6 +72,27 @@ class WsCopy:
     frames: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
 
 
+class SentFrames:
+    """The caller's frames of a session, for its capture line: kept up to ``cap`` bytes, the rest
+    counted (``truncated``), so a capture costs a long session no more memory than its measurement."""
+
+    __slots__ = ("cap", "count", "frames", "held", "truncated")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.frames: list[tuple[int, str | bytes]] = []
+        self.count = self.held = 0
+        self.truncated = False
+
+    def add(self, t_ns: int, data: str | bytes) -> None:
+        self.count += 1
+        if self.truncated or self.held + len(data) > self.cap:
+            self.truncated = True
+            return
+        self.held += len(data)
+        self.frames.append((t_ns, data))
+
+
 class FrameTap:
     """Measures one side of a session frame by frame, as the frames pass: each is read by the
     parser into the analyzer when it has been relayed, and is not kept. What the record needs (the
@@ -179,8 +200,11 @@ def _handshake_headers(headers: CIMultiDict[str]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in WS_HANDSHAKE)
 
 
-async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[str]) -> web.StreamResponse:
-    """One caller's WebSocket session, to the upstream and (sampled) to the shadow."""
+async def relay(
+    proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[str], t_read: int
+) -> web.StreamResponse:
+    """One caller's WebSocket session, to the upstream and (sampled) to the shadow; ``t_read``: the
+    upgrade request's arrival (the session's time in a capture)."""
     from runner.mirror.capture import is_secret_header
     from runner.mirror.shadow import ShadowJob
 
@@ -189,6 +213,7 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
     proxy.requests += 1
     proxy.websockets += 1
     tap = FrameTap(proxy.ws_format, proxy.max_event_bytes)
+    sent = SentFrames(proxy.max_event_bytes) if proxy.capture is not None else None
     up_headers = _handshake_headers(headers)
     try:
         up = await proxy._session.ws_connect(
@@ -200,12 +225,12 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
         )
     except aiohttp.WSServerHandshakeError as exc:  # refused: the caller is refused the same way
         tap.status = exc.status
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
         error = {"message": f"llmperf mirror: upstream refused the WebSocket upgrade ({exc.status})"}
         return web.json_response({"error": error}, status=exc.status or 502)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         tap.fail(Outcome.CONNECTION_ERROR, f"upstream unreachable: {type(exc).__name__}: {exc}")
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
         error = {"message": f"llmperf mirror: upstream unreachable ({exc})", "type": "upstream_unavailable"}
         return web.json_response({"error": error}, status=502)
     tap.status = 101
@@ -238,6 +263,8 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
                         )
                 if copy is not None:
                     copy.frames.put_nowait(msg.data)
+                if sent is not None:
+                    sent.add(t, msg.data)
             if not up.closed:
                 await up.close(code=caller.close_code or aiohttp.WSCloseCode.OK)
 
@@ -275,7 +302,7 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
             copy.frames.put_nowait(None)  # the caller is done: the shadow's copy sends no more
         if not up.closed:
             await up.close()
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
     return caller
 
 

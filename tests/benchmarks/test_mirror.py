@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from benchmarks import bridge
 from benchmarks.models import Dataset, DatasetItem, LoadProfile, RequestRecord, Run, Shard
-from benchmarks.services.captures import CaptureError, capture_dataset_create
+from benchmarks.services.captures import CaptureError, capture_dataset_create, capture_parse
 from benchmarks.services.mirrors import mirror_start, mirror_stop
 from runner import SimulatorProcess
 from tests.benchmarks.factories import API_KEY, make_cast, make_endpoint, make_plan, make_profile
@@ -169,6 +169,48 @@ def test_an_uploaded_capture_keeps_timing_parameters_and_recorded_production(cas
     assert [i.arrival_s for i in items] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
     assert items[3].params["temperature"] == 0.3 and items[0].recorded["ttft_ms"] == 40.0
     assert "sk-LEAK" not in json.dumps([i.params for i in items])
+
+
+def _ws_line(t_s: float, frames: list[dict[str, Any]], sent: int) -> dict[str, Any]:
+    first = frames[0]["json"] if frames and "json" in frames[0] else None
+    return {
+        "format": "llmperf-capture/1",
+        "t_s": t_s,
+        "ts": 1_700_000_000 + t_s,
+        "transport": "websocket",
+        "method": "GET",
+        "path": "/v1/ws",
+        "headers": {},
+        "frames": frames,
+        "frames_sent": sent,
+        "body": first,
+        "production": {"outcome": "success", "status": 101, "ttft_ms": 21.0, "answer_text": "an answer"},
+    }
+
+
+def test_an_uploaded_capture_of_websocket_sessions_keeps_the_asks_and_counts_the_skipped(cast):
+    ask = {"model": "m", "prompt": "what is a tram", "max_tokens": 9, "context": "my own words"}
+    lines = [
+        _ws_line(0.0, [{"t_ms": 0.0, "json": ask}], 1),
+        _ws_line(0.5, [{"t_ms": 0.0, "json": ask}, {"t_ms": 3.0, "json": {"type": "cancel"}}], 2),
+        _ws_line(0.7, [], 0),
+        _ws_line(0.9, [{"t_ms": 0.0, "text": "hello"}], 1),
+    ]
+    data = "\n".join([*(json.dumps(line) for line in lines), _capture_lines(1).decode()])
+    dataset = capture_dataset_create(
+        team=cast.team_a, name="ws", data=data.encode(), filename="c.jsonl", fmt=None, privacy="hash", by=None
+    )
+    items = list(DatasetItem.objects.filter(version__dataset=dataset).order_by("index"))
+    assert len(items) == 2  # the one replayable session and the HTTP request
+    session = next(i for i in items if i.max_tokens == 9)
+    assert session.recorded["ttft_ms"] == 21.0 and "answer_text" not in session.recorded
+    assert "tram" not in json.dumps([session.prompt, session.params]) and "my own" not in json.dumps(
+        session.params
+    )
+    note = capture_parse(data=data.encode(), fmt=None, privacy="hash").note  # what the upload page says
+    assert "1 WebSocket sessions sent as their ask" in note
+    assert "3 WebSocket sessions skipped: 1 asked without prompt or messages, 1 never asked" in note
+    assert "1 sent more than an ask" in note
 
 
 def test_privacy_drop_stores_no_prompt_text(cast):

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,11 +41,11 @@ def failing_shadow() -> Iterator[SimulatorProcess]:
 
 
 async def session(
-    url: str, ask: dict[str, Any] = ASK, headers: dict[str, str] | None = None
+    url: str, ask: dict[str, Any] = ASK, headers: dict[str, str] | None = None, path: str = "/v1/ws"
 ) -> tuple[list[tuple[str, Any]], int | None]:
     """One WebSocket session as a caller sees it: every frame (type, data) and the close code."""
     frames: list[tuple[str, Any]] = []
-    async with aiohttp.ClientSession() as s, s.ws_connect(url + "/v1/ws", headers=headers or {}) as ws:
+    async with aiohttp.ClientSession() as s, s.ws_connect(url + path, headers=headers or {}) as ws:
         await ws.send_str(json.dumps(ask))
         async for msg in ws:
             frames.append((msg.type.name, msg.data))
@@ -270,3 +271,98 @@ async def test_a_session_past_the_cap_reaches_the_caller_whole_and_is_measured_a
     assert s["production"]["requests"]["succeeded"] == 1  # the short session
     assert s["production"]["requests"]["failures"] == {"protocol_error": 1}
     assert s["shadow"]["failures"] == {"protocol_error": 1} and s["shadow"]["succeeded"] == 1
+
+
+# -- captures of WebSocket sessions ---------------------------------------------------------------
+WS_SECRETS = ("sk-caller-WS-1", "cookie-WS-2", "apikey-WS-3", "internal-WS-4", "query-WS-5", "frame-WS-6")
+
+
+async def test_a_captured_session_keeps_its_path_headers_frames_and_outcome_and_no_secret(
+    upstream: SimulatorProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "capture.jsonl"
+    ask = {**ASK, "api_key": WS_SECRETS[5], "auth": {"token": WS_SECRETS[5]}}
+    headers = {
+        "Authorization": f"Bearer {WS_SECRETS[0]}",
+        "Cookie": f"session={WS_SECRETS[1]}",
+        "api-key": WS_SECRETS[2],
+        "X-Internal": WS_SECRETS[3],
+        "x-user-tag": "kept",
+    }
+    async with mirror(upstream=upstream.url, capture=str(path), redact_headers=("X-Internal",)) as (url, _):
+        frames, code = await session(url + f"/v1/ws?key={WS_SECRETS[4]}&mode=fast", ask, headers, path="")
+    assert code == 1000 and json.loads(frames[-1][1])["type"] == "done"
+    text = path.read_text()
+    for secret in WS_SECRETS:
+        assert secret not in text
+    line = json.loads(text)
+    assert line["transport"] == "websocket" and line["path"] == "/v1/ws?mode=fast"
+    assert line["headers"]["x-user-tag"] == "kept"
+    assert not any(h.startswith("sec-websocket") or h == "upgrade" for h in line["headers"])
+    assert line["frames_sent"] == 1 and line["frames"][0]["t_ms"] == 0.0
+    assert line["frames"][0]["json"] == ASK == line["body"]  # the ask, the credentials out of it
+    prod = line["production"]
+    assert prod["outcome"] == "success" and prod["status"] == 101 and prod["ttft_ms"] > 0
+    assert prod["answer_text"] and prod["output_tokens"] == 12
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+async def test_a_captured_sessions_frames_can_have_their_text_hashed_or_dropped(
+    upstream: SimulatorProcess, tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "capture.jsonl"
+    ask = {"model": "m", "max_tokens": 12, "prompt": "my private words", "context": {"note": "private too"}}
+    async with mirror(upstream=upstream.url, capture=str(path), capture_prompts=mode) as (url, _):
+        await session(url, ask)
+    text = path.read_text()
+    assert "private" not in text
+    line = json.loads(text)
+    body = line["body"]
+    assert line["redacted"] == mode and body["model"] == "m" and body["max_tokens"] == 12
+    assert body["prompt"].startswith("sha256:") if mode == "hash" else body["prompt"] is None
+
+
+async def test_captured_sessions_replay_over_websocket_and_the_unreplayable_are_counted(
+    upstream: SimulatorProcess, tmp_path: Path
+) -> None:
+    from runner.engine import run
+    from runner.replay import load_replay
+    from runner.spec import EndpointSpec, GenericFormat, ProfileSpec, RunSpec
+
+    path = tmp_path / "capture.jsonl"
+    async with (
+        mirror(upstream=upstream.url, capture=str(path)) as (url, _),
+        aiohttp.ClientSession() as s,
+    ):
+        await session(url, {**ASK, "prompt": "first question"})
+        await session(url, {**ASK, "prompt": "second question"})
+        async with s.ws_connect(url + "/v1/ws") as ws:  # an ask, then one more frame: not one request
+            await ws.send_str(json.dumps(ASK))
+            await ws.send_str(json.dumps({"type": "cancel"}))
+            async for _ in ws:
+                pass
+        async with s.ws_connect(url + "/v1/ws") as ws:  # never asks
+            await ws.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == 4 and all(x["transport"] == "websocket" for x in lines)
+    replay = load_replay(path)
+    assert replay.format == "capture" and replay.websocket == 2 and len(replay.prompts) == 2
+    assert [p.text for p in replay.prompts] == ["first question", "second question"]
+    assert "2 WebSocket sessions skipped: 1 never asked, 1 sent more than an ask" in replay.notes
+    fmt = GenericFormat(
+        body_template='{"prompt": {{prompt}}, "max_tokens": {{max_tokens}}, "model": {{model}}}',
+        path="/v1/ws",
+        kind_path="type",
+        kind_map={"text": "answer", "ping": "heartbeat"},
+    )
+    spec = RunSpec(
+        endpoint=EndpointSpec("generic-ws", upstream.url, model="m", generic=fmt),
+        prompts=replay.prompts,
+        profile=ProfileSpec(kind="replay", replay=replay.entries, speed=10.0),
+        duration_s=None,
+    )
+    result = await run(spec)
+    assert len(result.records) == 2 and all(r.ok and r.http_status == 101 for r in result.records)
+    assert all(r.output_tokens == 12 for r in result.records)
+    recorded = {k: v["answer_text"] for k, v in replay.recorded.items()}
+    assert sorted(r.answer_text for r in result.records) == sorted(recorded.values())  # same seeded answers
