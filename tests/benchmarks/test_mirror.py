@@ -3,6 +3,7 @@ as timed datasets, and replay plans that keep the recorded arrivals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -570,3 +571,151 @@ def test_a_running_sessions_records_and_live_seconds_arrive_before_the_stop(cast
         sorted(RequestRecord.objects.filter(run=run).values_list("data__variant", flat=True))
         == [0] * 4 + [1] * 4
     )
+
+
+# --- WebSocket sessions read in the session's own frame format --------------------------------------
+OWN_FORMAT = {
+    "kind_path": "event",
+    "kind_map": {"delta": "answer", "end": "done"},
+    "answer_path": "content",
+    "finish_path": "reason",
+}
+
+
+def _form_post(shadow: Any, upstream: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "shadow": shadow.pk,
+        "upstream": upstream,
+        "listen": "127.0.0.1:8089",
+        "sample": 1,
+        "capture_prompts": "keep",
+        **extra,
+    }
+
+
+def test_the_mirror_form_takes_a_websocket_frame_format_and_refuses_junk(cast, client_for, simulator):
+    client = client_for(cast.alice)
+    for junk, message in (
+        ("{oops", "Not valid JSON"),
+        ('{"colour": "red"}', "unknown stream-format keys colour"),
+        ('{"kind_path": "event", "kind_map": {"delta": "words"}}', "kind map values must be packet kinds"),
+    ):
+        response = client.post(
+            reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=junk)
+        )
+        assert response.status_code == 400 and message.lower() in response.content.decode().lower(), junk
+    assert not Run.objects.filter(kind=Run.Kind.MIRROR).exists()
+    page = client.get(reverse("mirror_new")).content.decode()
+    assert 'name="ws_format"' in page and "WebSocket frame format" in page
+    response = client.post(
+        reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=json.dumps(OWN_FORMAT))
+    )
+    assert response.status_code == 302
+    run = Run.objects.get(kind=Run.Kind.MIRROR)
+    assert run.spec["mirror"]["ws_format"] == OWN_FORMAT
+    config = bridge.mirror_config(run, api_key="")
+    assert config.ws_format is not None and config.ws_format.kind_path == "event"
+    assert config.ws_format.kind_map == OWN_FORMAT["kind_map"]
+    blank = client.post(reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=""))
+    assert blank.status_code == 302
+    assert bridge.mirror_config(Run.objects.latest("pk"), api_key="").ws_format is None  # the simulator's
+
+
+@contextlib.contextmanager
+def own_format_ws_server() -> Iterator[str]:
+    """A WebSocket endpoint speaking a format of its own: ``{"event": "delta", "content": …}`` frames,
+    then ``{"event": "end", "reason": "stop"}``; on a thread, as production would be elsewhere."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ask = json.loads((await ws.receive()).data)
+        for word in str(ask.get("prompt", "")).split():
+            await ws.send_str(json.dumps({"event": "delta", "content": word.upper() + " "}))
+        await ws.send_str(json.dumps({"event": "end", "reason": "stop"}))
+        await ws.close()
+        return ws
+
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_get("/v1/ws", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_session_started_from_the_dashboard_is_read_in_its_frame_format(cast_tx):
+    import asyncio
+    import threading
+
+    import aiohttp
+
+    from benchmarks.services.mirrors import mirror_execute
+
+    async def ask(url: str) -> list[str]:
+        async with aiohttp.ClientSession() as s, s.ws_connect(url + "/v1/ws") as ws:
+            await ws.send_str(json.dumps({"prompt": "trains run on time", "max_tokens": 8}))
+            return [msg.data async for msg in ws]
+
+    with own_format_ws_server() as origin:
+        shadow = make_endpoint(cast_tx.team_a, name="candidate", base_url=origin + "/v1")
+        run = mirror_start(
+            team=cast_tx.team_a,
+            shadow=shadow,
+            upstream=origin,
+            listen=f"127.0.0.1:{free_port()}",
+            ws_format=OWN_FORMAT,
+            by=cast_tx.alice,
+            enqueue=False,
+        )
+
+        def hold() -> None:  # what the Celery task does, on a thread of its own here
+            try:
+                mirror_execute(run_id=run.pk, hostname="test")
+            finally:
+                connections.close_all()
+
+        session = threading.Thread(target=hold)
+        session.start()
+        try:
+            url = wait_for(lambda: _listening(run), 20, "the mirror to listen")
+            frames = asyncio.run(ask(url))
+            assert len(frames) == 5 and json.loads(frames[-1]) == {"event": "end", "reason": "stop"}
+            wait_for(lambda: RequestRecord.objects.filter(run=run).count() == 2, 10, "both sides' records")
+        finally:
+            mirror_stop(run=run, by=cast_tx.alice)
+            session.join(60)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED, run.reason
+    rows = sorted(
+        RequestRecord.objects.filter(run=run).values_list("data", flat=True), key=lambda d: d["variant"]
+    )
+    for side in rows:  # production and the shadow, each read by the session's format
+        assert side["outcome"] == "success", side
+        assert side["answer_text"] == "TRAINS RUN ON TIME " and side["finish_reason"] == "stop"
+        assert side["content_chunks"] == 4
+
+
+def test_the_mirror_command_refuses_a_junk_websocket_frame_format(cast, simulator):
+    with pytest.raises(CommandError, match="--ws-format: unknown stream-format keys colour"):
+        call_command(
+            "mirror",
+            *("--team", str(cast.team_a.pk), "--upstream", simulator.url, "--shadow", cast.endpoint.name),
+            *("--ws-format", '{"colour": 1}'),
+        )
+    assert not Run.objects.filter(kind=Run.Kind.MIRROR).exists()
