@@ -613,6 +613,7 @@ def test_the_mirror_form_takes_a_websocket_frame_format_and_refuses_junk(cast, c
     assert response.status_code == 302
     run = Run.objects.get(kind=Run.Kind.MIRROR)
     assert run.spec["mirror"]["ws_format"] == OWN_FORMAT
+    assert "&#x27;kind_path&#x27;: &#x27;event&#x27;" in _page(cast.alice, run)  # shown on its page
     config = bridge.mirror_config(run, api_key="")
     assert config.ws_format is not None and config.ws_format.kind_path == "event"
     assert config.ws_format.kind_map == OWN_FORMAT["kind_map"]
