@@ -3,7 +3,8 @@
 The handler reads the request, hands a copy to the shadow pool (which never waits), forwards the
 request and streams the upstream's status, headers and body bytes to the caller as they come. While
 forwarding it only stamps chunks (``ResponseTap.feed``); parsing, the capture line and the record all
-happen after the caller has its last byte. The overhead it reports is the proxy's own time before
+happen after the caller has its last byte, queued to :class:`~runner.mirror.measure.Measurer`, which
+makes one per turn of the loop so that a burst of endings never holds up the next request. The overhead it reports is the proxy's own time before
 the first byte: request read → upstream request issued, plus first upstream chunk → that chunk
 written to the caller.
 """
@@ -22,6 +23,7 @@ from multidict import CIMultiDict
 
 from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, safe_headers, safe_path
 from runner.mirror.live import LiveFeed
+from runner.mirror.measure import Measurer
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, WS_HANDSHAKE, FrameTap, SentFrames, relay
@@ -74,6 +76,10 @@ class MirrorProxy:
         self._seq = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
+        # records and capture lines are made off the production path, one per turn of the loop
+        self.measure = Measurer(self._measure_failed)
+        if shadow is not None:
+            shadow.measure = self.measure
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -90,6 +96,7 @@ class MirrorProxy:
             skip_auto_headers=_NO_AUTO_HEADERS,
             cookie_jar=aiohttp.DummyCookieJar(),  # one caller's cookies must never ride on another's request
         )
+        self.measure.start()
         if self.shadow is not None:
             await self.shadow.start()
 
@@ -117,8 +124,12 @@ class MirrorProxy:
             self.shadow.offer(ShadowJob(rid, request.method, request.path_qs, shadow_headers, body, t_read))
         resp = await self._forward(request, headers, body, tap)
         end = perf_counter_ns()
-        self._finish(rid, request, body, tap, t_read, end)
+        self.measure.defer(lambda: self._finish(rid, request, body, tap, t_read, end))
         return resp
+
+    def _measure_failed(self, exc: Exception) -> None:
+        if len(self.production.errors) < 100:
+            self.production.errors.append(f"measuring: {exc!r}")
 
     async def _forward(
         self,

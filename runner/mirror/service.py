@@ -142,6 +142,7 @@ async def serve_mirror(
         await runner.cleanup()  # stops listening; in-flight production responses get to finish
         if pool is not None:
             await pool.close(config.drain_s)
+        await proxy.measure.close()  # every record and capture line made before the summary
         if capture_file is not None:
             capture_file.close()
         if sink is not None:

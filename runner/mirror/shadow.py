@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from runner.mirror.live import LiveFeed
+from runner.mirror.measure import Measurer
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
 from runner.records import Outcome, RequestRecord
@@ -89,6 +90,7 @@ class ShadowPool:
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
+        self.measure: Measurer | None = None  # the proxy's: records made off its production path
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -186,6 +188,12 @@ class ShadowPool:
 
     def _finish(self, job: ShadowJob, tap: ResponseTap | FrameTap) -> None:
         end = perf_counter_ns()
+        if self.measure is not None:
+            self.measure.defer(lambda: self._record(job, tap, end))
+        else:
+            self._record(job, tap, end)
+
+    def _record(self, job: ShadowJob, tap: ResponseTap | FrameTap, end: int) -> None:
         rec = tap.record(job.request_id, end)
         rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
         self.records[job.request_id] = rec
