@@ -17,6 +17,9 @@ The mirror runs alone on CPU 0 (``python -m runner mirror``, one process per lev
     .venv/bin/python bench/bench_mirror.py --quick    # a smoke run
     MIRROR_UNPINNED=1 .venv/bin/python bench/bench_mirror.py   # let the mirror float (busy shared machine)
     MIRROR_RT=1 .venv/bin/python bench/bench_mirror.py         # the relay SCHED_FIFO: its core when it wakes
+    MIRROR_RT=1 .venv/bin/python bench/bench_mirror.py --client node --streams-only
+        # the pairs sent from inside the Node upstream (bench/fastpair.js): one process, one loop on
+        # core 1, so the two sides of a pair never wait on the scheduler between two processes
 """
 
 from __future__ import annotations
@@ -188,6 +191,37 @@ async def paired(upstream: str, mirror: str, users: int, seconds: float) -> dict
     }
 
 
+async def node_paired(upstream: str, via: str, users: int, seconds: float) -> dict[str, Any]:
+    """The same pairs sent by ``bench/fastpair.js``, the client living in the upstream's own Node
+    process: one event loop on core 1 serves and loads, so neither waits for the other's CPU slice."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=seconds + 120)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        query = {"via": via, "users": str(users), "seconds": str(seconds)}
+        async with s.get(upstream + "/pair", params=query) as r:
+            rows = await r.json()
+    good = [(d / 1e6, v / 1e6) for d, v in rows if d >= 0 and v >= 0]
+    return {
+        "pairs": len(good),
+        "failed": sum((d < 0) + (v < 0) for d, v in rows),
+        "added": sorted(v - d for d, v in good),
+        "direct": sorted(d for d, _ in good),
+        "via": sorted(v for _, v in good),
+        "verdict": "node client",
+    }
+
+
+def start_pair_upstream(ttft_ms: float, itl_ms: float, tokens: int) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = ["node", str(ROOT / "bench" / "fastpair.js"), str(port), str(ttft_ms), str(itl_ms), str(tokens)]
+    proc = subprocess.Popen(_pin(cmd, 1), stdout=subprocess.PIPE)
+    _first_line(proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 async def open_loop(mirror: str, rate: float, seconds: float) -> dict[str, Any]:
     spec = RunSpec(
         endpoint=_endpoint(mirror),
@@ -232,6 +266,37 @@ def with_mirror(upstream: str, shadow: bool, run: Any) -> dict[str, Any]:
     }
 
 
+def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of several rounds: every pair pooled; the mirror's own figures (from each round's
+    summary) as the median of the rounds' p50 and the largest of their p99."""
+    if len(rounds) == 1:
+        return rounds[0]
+    overheads = [r["overhead"] for r in rounds if r["overhead"]]
+    lags = [r["lag_p99"] for r in rounds if r.get("lag_p99") is not None]
+    shadows = [r["shadow"] for r in rounds if r["shadow"]]
+    return {
+        "pairs": sum(r["pairs"] for r in rounds),
+        "failed": sum(r["failed"] for r in rounds),
+        "added": sorted(x for r in rounds for x in r["added"]),
+        "direct": sorted(x for r in rounds for x in r["direct"]),
+        "via": sorted(x for r in rounds for x in r["via"]),
+        "mirror_cpu": sum(r["mirror_cpu"] for r in rounds) / len(rounds),
+        "overhead": {
+            "p50": percentile(sorted(o["p50"] for o in overheads), 50),
+            "p99": max(o["p99"] for o in overheads),
+        }
+        if overheads
+        else {},
+        "lag_p99": max(lags) if lags else None,
+        "shadow": {
+            "succeeded": sum(x["succeeded"] for x in shadows),
+            "sampled": sum(x["sampled"] for x in shadows),
+        }
+        if shadows
+        else None,
+    }
+
+
 def _p(xs: list[float], q: float) -> float:
     return percentile(xs, q) if xs else float("nan")
 
@@ -245,6 +310,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--serve-bare", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--client",
+        choices=("engine", "node"),
+        default="engine",
+        help="who sends the 100-stream pairs: llmperf's engine beside fastserver.js on core 1, or "
+        "bench/fastpair.js, the client inside the upstream's own Node process (one loop on core 1)",
+    )
+    ap.add_argument("--streams-only", action="store_true", help="skip the request-rate table")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="run the stream rows in turn this many times, pooled"
+    )
     args = ap.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)
@@ -252,29 +328,41 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity") and PINNED:
         os.sched_setaffinity(0, {1})  # the load generator shares CPU 1 with the upstream
     seconds = 3.0 if args.quick else args.seconds
-    streams = []
     # 100 concurrent streams at an LLM's pace: TTFT 100 ms, 50 tokens/s, 32 tokens
-    proc, upstream = start_upstream(100, 20, 32)
+    node = args.client == "node"
+    proc, upstream = start_pair_upstream(100, 20, 32) if node else start_upstream(100, 20, 32)
+    pairs = node_paired if node else paired
+    rows: dict[str, list[dict[str, Any]]] = {}
+    names = [
+        "control: both sides direct",
+        "floor: a bare 10-line aiohttp relay",
+        "100 streams",
+        "100 streams + shadow (same upstream)",
+    ]
     try:
         import uvloop
 
-        control = uvloop.run(paired(upstream, upstream, 100, seconds))  # the machine's own noise
-        streams.append(
-            ("control: both sides direct", {**control, "mirror_cpu": 0.0, "overhead": {}, "shadow": None})
-        )
-        bare = with_bare(upstream, lambda url: paired(upstream, url, 100, seconds))
-        streams.append(("floor: a bare 10-line aiohttp relay", bare))
-        for shadow in (False, True):
-            r = with_mirror(upstream, shadow, lambda url: paired(upstream, url, 100, seconds))
-            streams.append(("100 streams" + (" + shadow (same upstream)" if shadow else ""), r))
+        # the rows in turn, --rounds times: load from other jobs that comes and goes lands on every
+        # row alike instead of on whichever row ran at that moment
+        for _ in range(args.rounds):
+            control = uvloop.run(pairs(upstream, upstream, 100, seconds))  # the machine's own noise
+            rows.setdefault(names[0], []).append(
+                {**control, "mirror_cpu": 0.0, "overhead": {}, "shadow": None}
+            )
+            bare = with_bare(upstream, lambda url: pairs(upstream, url, 100, seconds))
+            rows.setdefault(names[1], []).append(bare)
+            for shadow in (False, True):
+                r = with_mirror(upstream, shadow, lambda url: pairs(upstream, url, 100, seconds))
+                rows.setdefault(names[2 + shadow], []).append(r)
     finally:
         proc.terminate()
         proc.wait()
+    streams = [(name, _pooled(rows[name])) for name in names]
     rates = []
     # request rate: short fast streams (TTFT 20 ms, 16 tokens 5 ms apart), open loop through the mirror
     proc, upstream = start_upstream(20, 5, 16)
     try:
-        for rate in [100, 300] if args.quick else [100, 200, 400, 600]:
+        for rate in [] if args.streams_only else [100, 300] if args.quick else [100, 200, 400, 600]:
             r = with_mirror(upstream, False, lambda url, rate=rate: open_loop(url, rate, seconds))
             rates.append((rate, r))
     finally:
@@ -282,8 +370,11 @@ def main() -> None:
         proc.wait()
     load1 = os.getloadavg()[0]
     rt = " (SCHED_FIFO)" if os.environ.get("MIRROR_RT") else ""
+    client = (
+        "the client inside the Node upstream (fastpair.js)" if node else "Node upstream and the engine share"
+    )
     print(
-        f"\nmirror alone on CPU 0{rt}; Node upstream and the engine share CPU 1; {seconds:.0f} s per level; "
+        f"\nmirror alone on CPU 0{rt}; {client} CPU 1; {seconds:.0f} s per level, {args.rounds} round(s); "
         f"load average {load1:.2f} on {os.cpu_count()} CPUs\n"
     )
     print(

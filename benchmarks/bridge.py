@@ -571,7 +571,7 @@ def mirror_spec(*, shadow: Endpoint, upstream: str, settings: dict[str, Any]) ->
 
 def mirror_config(run: Run, *, api_key: str, capture: str = "") -> Any:
     """The runner's MirrorConfig of a session, the shadow endpoint's own key added at the last moment."""
-    from runner import MirrorConfig
+    from runner import DEFAULT_MAX_EVENT_BYTES, MirrorConfig, generic_format
 
     endpoint = run.spec.get("endpoint") or {}
     m = run.spec["mirror"]
@@ -591,6 +591,8 @@ def mirror_config(run: Run, *, api_key: str, capture: str = "") -> Any:
         capture=capture,
         capture_prompts=m.get("capture_prompts", "keep"),
         drain_s=float(m.get("drain_s", 10.0)),
+        ws_format=generic_format(m["ws_format"]) if m.get("ws_format") else None,
+        max_event_bytes=int(endpoint.get("max_event_bytes") or DEFAULT_MAX_EVENT_BYTES),
     )
 
 

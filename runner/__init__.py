@@ -79,6 +79,7 @@ from runner.spec import (
     is_secret_header,
 )
 from runner.spec import scrub as scrub_secrets
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 from runner.stats import LiveAggregate, ShardStats
 from runner.studies import CAPACITY_KEYS, capacity_blocking, kv_reuse_blocking
 from runner.summary import SCHEMA_VERSION, refresh_accuracy, summarize
@@ -133,6 +134,7 @@ __all__ = [
     "CSV_KEYS",
     "DATASET_FORMATS",
     "DEFAULT_EDGES",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DISTRIBUTION_KEYS",
     "FAILURE_CLASSES",
     "GENERIC_KEYS",

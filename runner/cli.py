@@ -275,6 +275,12 @@ def build_spec(args: argparse.Namespace) -> RunSpec:
     endpoint = build_endpoint(args)
     args.tokenizer = args.tokenizer or endpoint.tokenizer  # synthetic and replayed prompts count with it
     profile = build_profile(args)
+    if args.replay and _replay(args).websocket and endpoint.protocol != "generic-ws":
+        print(
+            f"replay: {_replay(args).websocket} captured WebSocket sessions go as {endpoint.protocol} "
+            "requests; --protocol generic-ws sends them over WebSocket again",
+            file=sys.stderr,
+        )
     own_length = profiles.duration(profile) is not None or profile.kind == "replay"
     duration = args.duration if args.duration is not None else (None if args.requests or own_length else 60.0)
     return RunSpec(

@@ -30,6 +30,7 @@ from runner.tokenizers import Tokenizer
 REPLAY_FORMATS: tuple[str, ...] = ("capture", "access-log", "llmperf", *traces.TRACE_FORMATS)
 _TIME_KEYS = ("t_s", "timestamp", "ts", "time", "created", "arrival_time", "@timestamp")
 _BODY_KEYS = ("body", "request", "request_body")
+_WS_KEYS = ("transport", "frames", "frames_sent", "frames_truncated")
 _OWNED = ("messages", "prompt", "stream", "stream_options", "max_tokens", "max_completion_tokens")
 
 
@@ -45,6 +46,7 @@ class Replay:
     entries: list[dict[str, float]]  # the profile's {"t_s", "prompt"} entries
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # prompt id -> production row
     notes: list[str] = field(default_factory=list)
+    websocket: int = 0  # captured WebSocket sessions among the prompts (sent again by generic-ws)
 
 
 def detect_format(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -118,8 +120,14 @@ def _private(row: dict[str, Any], privacy: str) -> dict[str, Any]:
     if body is None:
         return row
     mode: Any = privacy if privacy in ("hash", "drop") else "keep"
-    kept = {k: row[k] for k in ("id", "ts", "production", "redacted", *_TIME_KEYS) if k in row}
+    kept = {k: row[k] for k in ("id", "ts", "production", "redacted", *_WS_KEYS, *_TIME_KEYS) if k in row}
     out = {**kept, "body": redact_body(body, mode)}
+    if row.get("transport") == "websocket":  # a provider's own frames: any string may be a prompt
+        from runner.mirror.capture import redact_captured_frame, redact_frame
+
+        out["body"] = redact_frame(body, mode)
+        if isinstance(row.get("frames"), list):
+            out["frames"] = [redact_captured_frame(f, mode) for f in row["frames"]]
     if mode != "keep":
         out["redacted"] = mode
     return out
@@ -210,7 +218,13 @@ def _from_requests(
     problems: list[str] = []
     kept: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
     skipped = 0
+    ws_skipped: dict[str, int] = {}
     for n, row in enumerate(rows, 1):
+        if fmt == "capture" and row.get("transport") == "websocket":
+            why = _ws_unreplayable(row)
+            if why:
+                ws_skipped[why] = ws_skipped.get(why, 0) + 1
+                continue
         body = _body_of(row)
         if body is None:
             if fmt == "capture" and "body_text" in row:
@@ -230,8 +244,10 @@ def _from_requests(
             continue
         kept.append((t, body, row))
     _raise(problems)
+    ws_notes = [f"{n} {why}" for why, n in sorted(ws_skipped.items())]
     if not kept:
-        raise ReplayError("the replay file holds no request to send")
+        skipped_ws = f" ({sum(ws_skipped.values())} WebSocket sessions skipped: {', '.join(ws_notes)})"
+        raise ReplayError("the replay file holds no request to send" + (skipped_ws if ws_skipped else ""))
     t0 = min(t for t, _, _ in kept)
     replay = Replay(fmt, detected, [], [])
     redacted = []
@@ -241,6 +257,7 @@ def _from_requests(
             redacted.append((prompt, _recorded_tokens(row, body)))
         replay.prompts.append(prompt)
         replay.entries.append({"t_s": t - t0, "prompt": float(i)})
+        replay.websocket += row.get("transport") == "websocket"
         if isinstance(row.get("production"), dict):
             recorded = dict(row["production"])
             if row.get("redacted"):
@@ -253,7 +270,29 @@ def _from_requests(
         )
     if skipped:
         replay.notes.append(f"{skipped} captured requests had no JSON body and are not replayed")
+    if replay.websocket:
+        replay.notes.append(
+            f"{replay.websocket} WebSocket sessions sent as their ask (over WebSocket with generic-ws)"
+        )
+    if ws_skipped:
+        replay.notes.append(f"{sum(ws_skipped.values())} WebSocket sessions skipped: {', '.join(ws_notes)}")
     return replay
+
+
+def _ws_unreplayable(row: Mapping[str, Any]) -> str:
+    """Why a captured WebSocket session cannot be sent again ("" when it can): a request is one ask
+    and its answer, so only a session whose caller sent its ask and nothing after can be."""
+    sent = row.get("frames_sent")
+    if not sent:
+        return "never asked"
+    if sent != 1 or row.get("frames_truncated"):
+        return "sent more than an ask"
+    body = row.get("body")
+    if not isinstance(body, dict) or not (
+        isinstance(body.get("messages"), list) or isinstance(body.get("prompt"), str | list)
+    ):
+        return "asked without prompt or messages"
+    return ""
 
 
 def _prompt(pid: str, body: dict[str, Any]) -> Prompt:

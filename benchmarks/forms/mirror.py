@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from benchmarks.forms.fields import JSONObjectField
 from benchmarks.models import Endpoint, Team
 from benchmarks.selectors.objects import in_team
-from runner import CAPTURE_PRIVACY, REPLAY_FORMATS
+from runner import CAPTURE_PRIVACY, REPLAY_FORMATS, generic_format
 
 PRIVACY_CHOICES = [
     ("keep", "keep prompt text"),
@@ -40,6 +41,13 @@ class MirrorForm(forms.Form):
         required=False, help_text="also keep the traffic as a timed dataset for replays when stopped"
     )
     capture_prompts = forms.ChoiceField(choices=PRIVACY_CHOICES, initial="keep")
+    ws_format = JSONObjectField(
+        label="WebSocket frame format (JSON)",
+        help_text="How WebSocket sessions' frames are read, both sides: the stream-format fields of a "
+        'generic-ws endpoint, e.g. {"kind_path": "event", "kind_map": {"delta": "answer"}, '
+        '"answer_path": "content"}. Blank: the simulator\'s {"type": "text", "text": …} frames. '
+        "HTTP traffic is read by its own protocol whatever this says.",
+    )
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,6 +64,17 @@ class MirrorForm(forms.Form):
         if problem:
             raise forms.ValidationError(problem)
         return url
+
+    def clean_ws_format(self) -> dict[str, Any]:
+        """Checked as a generic-ws endpoint's format is (unknown keys, kind map values)."""
+        values = self.cleaned_data["ws_format"]
+        if not values:
+            return {}
+        try:
+            generic_format(values)
+        except (TypeError, ValueError) as exc:
+            raise forms.ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+        return dict(values)
 
     def clean_listen(self) -> str:
         text = self.cleaned_data["listen"].strip()

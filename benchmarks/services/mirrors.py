@@ -53,11 +53,15 @@ def mirror_start(
     sample: float = 1.0,
     capture_prompts: str = "keep",
     capture_dataset: bool = False,
+    ws_format: dict[str, Any] | None = None,
     by: AbstractBaseUser | None,
     enqueue: bool = True,
 ) -> Run:
-    """A queued session; a worker picks it up after commit (``enqueue=False``: the caller runs it)."""
+    """A queued session; a worker picks it up after commit (``enqueue=False``: the caller runs it).
+    ``ws_format``: how WebSocket sessions' frames are read (a generic-ws endpoint's stream-format
+    fields, checked by the form or the command); none = the simulator's frames."""
     settings = {
+        "ws_format": dict(ws_format or {}),
         "upstream": upstream.rstrip("/"),
         "listen": listen,
         "sample": sample,

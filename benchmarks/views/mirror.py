@@ -31,6 +31,7 @@ def mirror_new(request: TeamRequest) -> HttpResponse:
             sample=data["sample"],
             capture_prompts=data["capture_prompts"],
             capture_dataset=data["capture_dataset"],
+            ws_format=data["ws_format"],
             by=request.user,
         )
         messages.success(request, "Mirror session queued: a load worker will listen within seconds.")

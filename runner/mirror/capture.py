@@ -1,7 +1,9 @@
 """What a capture keeps of a request, and what it never keeps.
 
 One JSONL line per request: arrival time, method, path, the request body, headers without secrets,
-and the production response's timings, outcome and answer. Credentials never reach the file:
+and the production response's timings, outcome and answer. A WebSocket session is one line too
+(``"transport": "websocket"``): the upgrade's path and headers, and the caller's frames in place of
+a body (its first, the ask, as ``body``), redacted the same way. Credentials never reach the file:
 ``Authorization``, cookies, anything named like a key, token or secret, the shadow's own headers and
 any header the user names are dropped, and so are query parameters named like credentials. For
 privacy the prompt (and answer) text can be replaced by a hash or dropped; a replay then sends a
@@ -10,6 +12,7 @@ synthetic prompt of the recorded length instead.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -24,7 +27,7 @@ FORMAT = "llmperf-capture/1"
 
 # Body fields, matched whole: "max_tokens" is a parameter, "api_key" a credential.
 _SECRET_FIELD = re.compile(
-    r"(api[-_]?key|access[-_]?token|auth(orization)?|password|secret|credentials?)", re.I
+    r"(api[-_]?key|(access[-_]?)?token|auth(orization)?|password|secret|credentials?)", re.I
 )
 _SECRET_NAME = re.compile(r"auth|cookie|api[-_]?key|token|secret|password|session|signature", re.IGNORECASE)
 # Transport framing, never part of what a request means.
@@ -96,6 +99,43 @@ def redact_body(body: Any, mode: Privacy) -> Any:
     return out
 
 
+# In a WebSocket frame, of any provider's own shape, every string is taken for text the caller wrote
+# unless its key names what kind of frame, model or role it is.
+_FRAME_LABELS = frozenset({"type", "event", "kind", "action", "op", "model", "role", "id", "name", "format"})
+
+
+def redact_frame(frame: dict[str, Any], mode: Privacy) -> Any:
+    """A caller's WebSocket frame: credential fields dropped at any depth; with ``hash`` or ``drop``
+    every string not under a label key (``type``, ``model``, ``role``…) hashed or dropped too — a
+    prompt may sit under any key in a provider's own frames."""
+    return _redact_strings(frame, mode, "")
+
+
+def redact_captured_frame(frame: Any, mode: Privacy) -> Any:
+    """A capture line's frame (``{"t_ms", "json" | "text" | "base64"}``) redacted once more, for
+    an upload imported with a stricter privacy than it was captured with."""
+    if not isinstance(frame, dict):
+        return None
+    out = {k: v for k, v in frame.items() if k in ("t_ms", "binary")}
+    for key in ("json", "text", "base64"):
+        value = frame.get(key)
+        if isinstance(value, dict):
+            out[key] = redact_frame(value, mode)
+        elif isinstance(value, str):
+            out[key] = redact_text(value, mode)
+    return out
+
+
+def _redact_strings(value: Any, mode: Privacy, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_strings(v, mode, k) for k, v in value.items() if not _SECRET_FIELD.fullmatch(k)}
+    if isinstance(value, list):
+        return [_redact_strings(v, mode, key) for v in value]
+    if isinstance(value, str) and key not in _FRAME_LABELS:
+        return redact_text(value, mode)
+    return value
+
+
 def _redact_message(message: Any, mode: Privacy) -> Any:
     if not isinstance(message, dict) or "content" not in message:
         return message
@@ -151,6 +191,65 @@ class CaptureWriter:
         if "answer_text" in prod:
             prod["answer_text"] = redact_text(str(prod["answer_text"]), self.privacy)
         line["production"] = prod
+        self._put(line)
+
+    def write_ws(
+        self,
+        *,
+        t_s: float,
+        epoch: float,
+        request_id: str,
+        path: str,
+        headers: Mapping[str, str],
+        frames: list[tuple[float, str | bytes]],
+        sent: int,
+        truncated: bool,
+        production: Mapping[str, Any],
+    ) -> None:
+        """A WebSocket session: the upgrade's path and headers, and the caller's frames (``t_ms`` from
+        the first) in place of a body, each redacted as a body is; the first, the ask, is also the
+        line's ``body`` when it is a JSON object, which is what a replay sends."""
+        line: dict[str, Any] = {
+            "format": FORMAT,
+            "id": request_id,
+            "t_s": round(t_s, 6),
+            "ts": epoch,
+            "transport": "websocket",
+            "method": "GET",
+            "path": path,
+            "headers": dict(headers),
+            "frames": [{"t_ms": t_ms, **self._frame(data)} for t_ms, data in frames],
+            "frames_sent": sent,
+        }
+        if truncated:
+            line["frames_truncated"] = True  # past the mirror's max_event_bytes: counted, not kept
+        first = line["frames"][0] if line["frames"] else {}
+        line["body"] = first.get("json") if isinstance(first.get("json"), dict) else None
+        if self.privacy != "keep":
+            line["redacted"] = self.privacy
+        prod = dict(production)
+        if "answer_text" in prod:
+            prod["answer_text"] = redact_text(str(prod["answer_text"]), self.privacy)
+        line["production"] = prod
+        self._put(line)
+
+    def _frame(self, data: str | bytes) -> dict[str, Any]:
+        if isinstance(data, bytes):
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"binary": True, "base64": redact_text(base64.b64encode(data).decode(), self.privacy)}
+        else:
+            text = data
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            return {"json": redact_frame(obj, self.privacy)}
+        return {"text": redact_text(text, self.privacy)}
+
+    def _put(self, line: dict[str, Any]) -> None:
         self.out.write(orjson.dumps(line) + b"\n")
         self.out.flush()
         self.lines += 1

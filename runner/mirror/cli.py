@@ -14,6 +14,7 @@ from typing import Any
 from runner.mirror.capture import PRIVACY
 from runner.mirror.service import MirrorConfig, serve_mirror
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -78,6 +79,13 @@ def add_parser(sub: Any) -> None:
         help="JSON object of generic-ws fields (kind_path, kind_map, answer_path…) to read WebSocket "
         "sessions' frames by; default: the simulator's {\"type\": …} frames",
     )
+    m.add_argument(
+        "--max-event-bytes",
+        type=int,
+        default=DEFAULT_MAX_EVENT_BYTES,
+        help="a WebSocket session's frames held for its measurement, at most (default 1 MiB): past it "
+        "the session is measured as a protocol error; the caller's relay is never touched",
+    )
     m.add_argument("--json", dest="json_out", help="write the summary JSON here on SIGINT/SIGTERM")
 
 
@@ -98,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> MirrorConfig:
         drain_s=args.drain,
         seed=args.seed,
         ws_format=args.ws_format,
+        max_event_bytes=args.max_event_bytes,
     )
 
 

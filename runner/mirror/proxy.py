@@ -3,7 +3,8 @@
 The handler reads the request, hands a copy to the shadow pool (which never waits), forwards the
 request and streams the upstream's status, headers and body bytes to the caller as they come. While
 forwarding it only stamps chunks (``ResponseTap.feed``); parsing, the capture line and the record all
-happen after the caller has its last byte. The overhead it reports is the proxy's own time before
+happen after the caller has its last byte, queued to :class:`~runner.mirror.measure.Measurer`, which
+makes one per turn of the loop so that a burst of endings never holds up the next request. The overhead it reports is the proxy's own time before
 the first byte: request read → upstream request issued, plus first upstream chunk → that chunk
 written to the caller.
 """
@@ -22,11 +23,13 @@ from multidict import CIMultiDict
 
 from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, safe_headers, safe_path
 from runner.mirror.live import LiveFeed
+from runner.mirror.measure import Measurer
 from runner.mirror.shadow import ShadowJob, ShadowPool
 from runner.mirror.tap import ResponseTap
-from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, relay
+from runner.mirror.ws import DEFAULT_WS_FORMAT, WS_HANDSHAKE, FrameTap, SentFrames, relay
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 # Response headers that describe the hop, not the response (Content-Length is kept: same framing).
 _RESPONSE_HOP = frozenset(HOP_BY_HOP - {"content-length"})
@@ -54,7 +57,9 @@ class MirrorProxy:
         redact_headers: tuple[str, ...] = (),
         connect_timeout_s: float = 10.0,
         ws_format: GenericFormat | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        self.max_event_bytes = max_event_bytes  # a WebSocket session's frames held for measurement
         self.upstream = upstream.rstrip("/")
         self.shadow = shadow
         self.capture = capture
@@ -71,6 +76,10 @@ class MirrorProxy:
         self._seq = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
+        # records and capture lines are made off the production path, one per turn of the loop
+        self.measure = Measurer(self._measure_failed)
+        if shadow is not None:
+            shadow.measure = self.measure
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -87,6 +96,7 @@ class MirrorProxy:
             skip_auto_headers=_NO_AUTO_HEADERS,
             cookie_jar=aiohttp.DummyCookieJar(),  # one caller's cookies must never ride on another's request
         )
+        self.measure.start()
         if self.shadow is not None:
             await self.shadow.start()
 
@@ -101,7 +111,7 @@ class MirrorProxy:
         headers = _raw_headers(request.raw_headers, HOP_BY_HOP)
         tap = ResponseTap(request.path, t_read, t_read)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await relay(self, request, headers)
+            return await relay(self, request, headers, t_read)
         if request.method != "POST":  # model lists, health checks: passed through, not traffic to test
             self.passed_through += 1
             return await self._forward(request, headers, body, tap, measure=False)
@@ -114,8 +124,12 @@ class MirrorProxy:
             self.shadow.offer(ShadowJob(rid, request.method, request.path_qs, shadow_headers, body, t_read))
         resp = await self._forward(request, headers, body, tap)
         end = perf_counter_ns()
-        self._finish(rid, request, body, tap, t_read, end)
+        self.measure.defer(lambda: self._finish(rid, request, body, tap, t_read, end))
         return resp
+
+    def _measure_failed(self, exc: Exception) -> None:
+        if len(self.production.errors) < 100:
+            self.production.errors.append(f"measuring: {exc!r}")
 
     async def _forward(
         self,
@@ -189,12 +203,28 @@ class MirrorProxy:
             tap.fail(Outcome.CANCELLED, "the caller left before the response ended")
         return resp
 
-    def finish_ws(self, rid: str, tap: FrameTap, end: int) -> None:
-        """A WebSocket session's production record (sessions are not captured: replays send HTTP)."""
+    def finish_ws(
+        self, rid: str, tap: FrameTap, end: int, request: web.Request, t_read: int, sent: SentFrames | None
+    ) -> None:
+        """A WebSocket session's production record, and its capture line: the upgrade's path and
+        headers (no secrets, no handshake), the caller's frames (``sent``) and production's outcome."""
         try:
             rec = self.production.records[rid] = tap.record(rid, end)
             if self.live is not None:
                 self.live.finished(0, rid, rec, end)
+            if self.capture is not None and sent is not None:
+                headers = safe_headers(request.headers.items(), self.redact)
+                self.capture.write_ws(
+                    t_s=(t_read - self.t0) / 1e9,
+                    epoch=self.epoch0 + (t_read - self.t0) / 1e9,
+                    request_id=rid,
+                    path=safe_path(request.path_qs),
+                    headers={k: v for k, v in headers.items() if k not in WS_HANDSHAKE},
+                    frames=[((t - tap.sched_ns) / 1e6, data) for t, data in sent.frames],
+                    sent=sent.count,
+                    truncated=sent.truncated,
+                    production=production_row(rec),
+                )
         except Exception as exc:  # measuring must never fail the caller's session
             if len(self.production.errors) < 100:
                 self.production.errors.append(f"{rid}: {exc!r}")

@@ -22,6 +22,7 @@ from runner.mirror.report import mirror_summary
 from runner.mirror.shadow import ShadowPool
 from runner.monitor import EngineMonitor
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(slots=True)
@@ -43,6 +44,9 @@ class MirrorConfig:
     # how WebSocket sessions' frames are read (runner.spec.GenericFormat's fields); None = the
     # simulator's {"type": …} frames
     ws_format: GenericFormat | None = None
+    # a WebSocket session's frames held for its measurement, at most (and the largest one frame):
+    # past it the record is a protocol error; the relay is never touched
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     def check(self) -> None:
         """Refuse junk before anything listens: every problem at once, said plainly."""
@@ -59,6 +63,8 @@ class MirrorConfig:
             problems.append(f"--capture {self.capture}: cannot write in {folder}")
         if self.shadow_queue < 1 or self.shadow_concurrency < 1 or self.shadow_timeout_s <= 0:
             problems.append("--shadow-queue, --shadow-concurrency and --shadow-timeout must be positive")
+        if self.max_event_bytes < 1:
+            problems.append(f"--max-event-bytes must be positive, got {self.max_event_bytes}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -96,6 +102,7 @@ async def serve_mirror(
             seed=config.seed,
             model=config.shadow_model,
             ws_format=config.ws_format,
+            max_event_bytes=config.max_event_bytes,
         )
         if config.shadow
         else None
@@ -106,6 +113,7 @@ async def serve_mirror(
         capture=CaptureWriter(capture_file, config.capture_prompts) if capture_file else None,
         redact_headers=config.redact_headers,
         ws_format=config.ws_format,
+        max_event_bytes=config.max_event_bytes,
     )
     if sink is not None:
         proxy.live = LiveFeed(proxy.t0)
@@ -134,6 +142,7 @@ async def serve_mirror(
         await runner.cleanup()  # stops listening; in-flight production responses get to finish
         if pool is not None:
             await pool.close(config.drain_s)
+        await proxy.measure.close()  # every record and capture line made before the summary
         if capture_file is not None:
             capture_file.close()
         if sink is not None:

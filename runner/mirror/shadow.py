@@ -20,10 +20,12 @@ import aiohttp
 import orjson
 
 from runner.mirror.live import LiveFeed
+from runner.mirror.measure import Measurer
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(slots=True)
@@ -70,7 +72,9 @@ class ShadowPool:
         seed: int = 0,
         model: str = "",
         ws_format: GenericFormat | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        self.max_event_bytes = max_event_bytes  # a WebSocket copy's frames held for measurement, at most
         self.origin = origin.rstrip("/")
         self.model = model  # the shadow serves its model under another name: the copies say so
         self.headers = dict(headers)
@@ -86,6 +90,7 @@ class ShadowPool:
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.live: LiveFeed | None = None  # set by a host that shows the session while it runs
+        self.measure: Measurer | None = None  # the proxy's: records made off its production path
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -165,7 +170,7 @@ class ShadowPool:
     async def _send_ws(self, job: ShadowJob, copy: WsCopy, headers: dict[str, str]) -> None:
         """A WebSocket session's copy: the same containment, timeout and counting as a request's."""
         assert self._session is not None
-        tap = FrameTap(self.ws_format)
+        tap = FrameTap(self.ws_format, self.max_event_bytes)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await send_copy(self._session, ws_url(self.origin, job.path), headers, copy, tap, self.model)
@@ -183,6 +188,12 @@ class ShadowPool:
 
     def _finish(self, job: ShadowJob, tap: ResponseTap | FrameTap) -> None:
         end = perf_counter_ns()
+        if self.measure is not None:
+            self.measure.defer(lambda: self._record(job, tap, end))
+        else:
+            self._record(job, tap, end)
+
+    def _record(self, job: ShadowJob, tap: ResponseTap | FrameTap, end: int) -> None:
         rec = tap.record(job.request_id, end)
         rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
         self.records[job.request_id] = rec

@@ -6,10 +6,12 @@ refusal reaches the caller with the upstream's status. Then every data frame goe
 text as the same text, binary as the same bytes, in both directions — and a close on either side
 closes the other with the same code. Pings are answered hop by hop (each side's own keep-alive).
 
-Measurement: a session's latency counts from the caller's first data frame (the ask); the upstream's
-frames are stamped as they arrive and, after the session, read by :class:`GenericParser` with the
-mirror's WebSocket format (by default the simulator's ``{"type": …}`` frames), through the same
-:class:`~runner.analysis.StreamAnalyzer` as everything else.
+Measurement: a session's latency counts from the caller's first data frame (the ask); each of the
+upstream's frames is stamped as it arrives and, once relayed, read by :class:`GenericParser` with the
+mirror's WebSocket format (by default the simulator's ``{"type": …}`` frames) into the same
+:class:`~runner.analysis.StreamAnalyzer` as everything else; no frame is kept, and what the record
+holds is bounded by ``max_event_bytes`` (:class:`FrameTap`), so a session of any length costs the
+mirror a bounded amount of memory.
 
 The shadow's copy opens when the ask arrives (sampled, queued, dropped past the bound, like an HTTP
 copy), sends the ask with the shadow's own headers, then the caller's later frames as they come, and
@@ -33,6 +35,7 @@ from runner.protocols import ProtocolError
 from runner.protocols.generic import GenericParser
 from runner.records import Outcome, RequestRecord
 from runner.spec import GenericFormat
+from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
     from runner.mirror.proxy import MirrorProxy
@@ -69,43 +72,122 @@ class WsCopy:
     frames: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
 
 
-class FrameTap:
-    """Stamps the frames of one side of a session while it runs; measures them afterwards."""
+class SentFrames:
+    """The caller's frames of a session, for its capture line: kept up to ``cap`` bytes, the rest
+    counted (``truncated``), so a capture costs a long session no more memory than its measurement."""
 
-    __slots__ = ("close_code", "failure", "fmt", "frames", "sched_ns", "sent_ns", "status")
+    __slots__ = ("cap", "count", "frames", "held", "truncated")
 
-    def __init__(self, fmt: GenericFormat) -> None:
-        self.fmt = fmt
-        self.sched_ns = self.sent_ns = 0
-        self.status: int | None = None
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
         self.frames: list[tuple[int, str | bytes]] = []
+        self.count = self.held = 0
+        self.truncated = False
+
+    def add(self, t_ns: int, data: str | bytes) -> None:
+        self.count += 1
+        if self.truncated or self.held + len(data) > self.cap:
+            self.truncated = True
+            return
+        self.held += len(data)
+        self.frames.append((t_ns, data))
+
+
+class FrameTap:
+    """Measures one side of a session frame by frame, as the frames pass: each is read by the
+    parser into the analyzer when it has been relayed, and is not kept. What the record needs (the
+    analyzer's packets: times and text) is held up to ``max_event_bytes`` of frames; a session past
+    that (or one frame past it, as the engine's own ``generic-ws`` limit) ends its measurement as a
+    protocol error, and later frames are only counted. The relay never depends on any of this."""
+
+    __slots__ = (
+        "analyzer",
+        "close_code",
+        "failure",
+        "fmt",
+        "frames",
+        "held",
+        "last_ns",
+        "max_event_bytes",
+        "parser",
+        "sched_ns",
+        "sent_ns",
+        "status",
+        "stopped",
+    )
+
+    def __init__(self, fmt: GenericFormat, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.fmt = fmt
+        self.max_event_bytes = max_event_bytes
+        self.sched_ns = self.sent_ns = self.last_ns = 0
+        self.status: int | None = None
+        self.analyzer: StreamAnalyzer | None = None
+        self.parser: GenericParser | None = None
+        self.frames = 0  # data frames from the server after the ask (read or, past a stop, counted)
+        self.held = 0  # bytes of the frames read into the analyzer
+        self.stopped = False  # done, failed or over the cap: later frames are not read
         self.close_code: int | None = None
         self.failure: tuple[Outcome, str] | None = None
 
     def ask(self, t_ns: int) -> None:
         """The first data frame toward the server: latency counts from here."""
         if not self.sched_ns:
-            self.sched_ns = self.sent_ns = t_ns
+            self.sched_ns = self.sent_ns = self.last_ns = t_ns
+            self.analyzer = StreamAnalyzer(t_ns, t_ns)
+            self.parser = GenericParser(self.analyzer, self.fmt)
 
     def feed(self, t_ns: int, data: str | bytes) -> None:
-        self.frames.append((t_ns, data))
+        """One server frame, read now (a frame before the caller's ask is no answer: not read)."""
+        a, parser = self.analyzer, self.parser
+        if a is None or parser is None:
+            return
+        self.frames += 1
+        if self.stopped:
+            return
+        if a.first_byte_ns is None:
+            a.first_byte_ns = t_ns
+        self.last_ns = t_ns
+        self.held += len(data)
+        if len(data) > self.max_event_bytes:
+            return self._stop(
+                f"a WebSocket message exceeded {self.max_event_bytes:,} bytes (max_event_bytes)"
+            )
+        if self.held > self.max_event_bytes:
+            return self._stop(
+                f"the session's frames exceeded {self.max_event_bytes:,} bytes held for measurement "
+                "(max_event_bytes); later frames were relayed, not measured"
+            )
+        try:
+            parser.event("", data if isinstance(data, str) else data.decode("utf-8"), t_ns)
+        except UnicodeDecodeError:
+            return self._stop("binary WebSocket frame is not UTF-8 text")
+        except ProtocolError as exc:
+            return self._stop(str(exc))
+        except Exception as exc:  # measuring must never break the relay that called it
+            return self._stop(f"frame could not be read: {exc!r}")
+        if a.done or a.failure:
+            self.stopped = True
+
+    def _stop(self, error: str) -> None:
+        assert self.analyzer is not None
+        self.analyzer.fail(Outcome.PROTOCOL_ERROR, error)
+        self.stopped = True
 
     def fail(self, outcome: Outcome, error: str) -> None:
         if self.failure is None:
             self.failure = (outcome, error)
 
     def record(self, request_id: str, end_ns: int) -> RequestRecord:
-        start = self.sched_ns or end_ns
-        a = StreamAnalyzer(start, start)
+        a = self.analyzer or StreamAnalyzer(end_ns, end_ns)
         a.http_status = self.status
-        if self.frames:
-            a.first_byte_ns = self.frames[0][0]
         if self.failure is None and self.status is not None and self.status != 101:
             a.fail_http(self.status, "the WebSocket upgrade was refused")
         elif self.failure is None and not self.sched_ns:
             a.fail(Outcome.EMPTY_ANSWER, "the session closed before the caller asked anything")
-        elif self.failure is None:
-            self._analyze(a, end_ns)
+        elif self.failure is None and self.parser is not None and a.failure is None:
+            self.parser.end(self.last_ns)  # a held-back partial tag is text after all
+            if not a.done and self.close_code not in (1000, 1001, None):
+                a.fail(Outcome.CONNECTION_ERROR, f"WebSocket closed abnormally (code {self.close_code})")
         if self.failure is not None:
             a.fail(*self.failure)
         rec = a.record(request_id, request_id, end_ns)
@@ -113,32 +195,16 @@ class FrameTap:
         rec.packets = []  # as the HTTP tap: the metrics, not every frame's timeline row
         return rec
 
-    def _analyze(self, a: StreamAnalyzer, end_ns: int) -> None:
-        parser = GenericParser(a, self.fmt)
-        t = self.sent_ns
-        try:
-            for t, data in self.frames:
-                text = data if isinstance(data, str) else data.decode("utf-8")
-                parser.event("", text, t)
-                if a.done or a.failure:
-                    break
-        except UnicodeDecodeError:
-            a.fail(Outcome.PROTOCOL_ERROR, "binary WebSocket frame is not UTF-8 text")
-            return
-        except ProtocolError as exc:
-            a.fail(Outcome.PROTOCOL_ERROR, str(exc))
-            return
-        parser.end(t)
-        if not (a.done or a.failure) and self.close_code not in (1000, 1001, None):
-            a.fail(Outcome.CONNECTION_ERROR, f"WebSocket closed abnormally (code {self.close_code})")
-
 
 def _handshake_headers(headers: CIMultiDict[str]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in WS_HANDSHAKE)
 
 
-async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[str]) -> web.StreamResponse:
-    """One caller's WebSocket session, to the upstream and (sampled) to the shadow."""
+async def relay(
+    proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[str], t_read: int
+) -> web.StreamResponse:
+    """One caller's WebSocket session, to the upstream and (sampled) to the shadow; ``t_read``: the
+    upgrade request's arrival (the session's time in a capture)."""
     from runner.mirror.capture import is_secret_header
     from runner.mirror.shadow import ShadowJob
 
@@ -146,7 +212,8 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
     rid = f"m{next(proxy._seq)}"
     proxy.requests += 1
     proxy.websockets += 1
-    tap = FrameTap(proxy.ws_format)
+    tap = FrameTap(proxy.ws_format, proxy.max_event_bytes)
+    sent = SentFrames(proxy.max_event_bytes) if proxy.capture is not None else None
     up_headers = _handshake_headers(headers)
     try:
         up = await proxy._session.ws_connect(
@@ -158,12 +225,12 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
         )
     except aiohttp.WSServerHandshakeError as exc:  # refused: the caller is refused the same way
         tap.status = exc.status
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
         error = {"message": f"llmperf mirror: upstream refused the WebSocket upgrade ({exc.status})"}
         return web.json_response({"error": error}, status=exc.status or 502)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         tap.fail(Outcome.CONNECTION_ERROR, f"upstream unreachable: {type(exc).__name__}: {exc}")
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
         error = {"message": f"llmperf mirror: upstream unreachable ({exc})", "type": "upstream_unavailable"}
         return web.json_response({"error": error}, status=502)
     tap.status = 101
@@ -196,6 +263,8 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
                         )
                 if copy is not None:
                     copy.frames.put_nowait(msg.data)
+                if sent is not None:
+                    sent.add(t, msg.data)
             if not up.closed:
                 await up.close(code=caller.close_code or aiohttp.WSCloseCode.OK)
 
@@ -233,7 +302,7 @@ async def relay(proxy: MirrorProxy, request: web.Request, headers: CIMultiDict[s
             copy.frames.put_nowait(None)  # the caller is done: the shadow's copy sends no more
         if not up.closed:
             await up.close()
-        proxy.finish_ws(rid, tap, perf_counter_ns())
+        proxy.finish_ws(rid, tap, perf_counter_ns(), request, t_read, sent)
     return caller
 
 

@@ -3,6 +3,7 @@ as timed datasets, and replay plans that keep the recorded arrivals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from django.urls import reverse
 
 from benchmarks import bridge
 from benchmarks.models import Dataset, DatasetItem, LoadProfile, RequestRecord, Run, Shard
-from benchmarks.services.captures import CaptureError, capture_dataset_create
+from benchmarks.services.captures import CaptureError, capture_dataset_create, capture_parse
 from benchmarks.services.mirrors import mirror_start, mirror_stop
 from runner import SimulatorProcess
 from tests.benchmarks.factories import API_KEY, make_cast, make_endpoint, make_plan, make_profile
@@ -169,6 +170,48 @@ def test_an_uploaded_capture_keeps_timing_parameters_and_recorded_production(cas
     assert [i.arrival_s for i in items] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
     assert items[3].params["temperature"] == 0.3 and items[0].recorded["ttft_ms"] == 40.0
     assert "sk-LEAK" not in json.dumps([i.params for i in items])
+
+
+def _ws_line(t_s: float, frames: list[dict[str, Any]], sent: int) -> dict[str, Any]:
+    first = frames[0]["json"] if frames and "json" in frames[0] else None
+    return {
+        "format": "llmperf-capture/1",
+        "t_s": t_s,
+        "ts": 1_700_000_000 + t_s,
+        "transport": "websocket",
+        "method": "GET",
+        "path": "/v1/ws",
+        "headers": {},
+        "frames": frames,
+        "frames_sent": sent,
+        "body": first,
+        "production": {"outcome": "success", "status": 101, "ttft_ms": 21.0, "answer_text": "an answer"},
+    }
+
+
+def test_an_uploaded_capture_of_websocket_sessions_keeps_the_asks_and_counts_the_skipped(cast):
+    ask = {"model": "m", "prompt": "what is a tram", "max_tokens": 9, "context": "my own words"}
+    lines = [
+        _ws_line(0.0, [{"t_ms": 0.0, "json": ask}], 1),
+        _ws_line(0.5, [{"t_ms": 0.0, "json": ask}, {"t_ms": 3.0, "json": {"type": "cancel"}}], 2),
+        _ws_line(0.7, [], 0),
+        _ws_line(0.9, [{"t_ms": 0.0, "text": "hello"}], 1),
+    ]
+    data = "\n".join([*(json.dumps(line) for line in lines), _capture_lines(1).decode()])
+    dataset = capture_dataset_create(
+        team=cast.team_a, name="ws", data=data.encode(), filename="c.jsonl", fmt=None, privacy="hash", by=None
+    )
+    items = list(DatasetItem.objects.filter(version__dataset=dataset).order_by("index"))
+    assert len(items) == 2  # the one replayable session and the HTTP request
+    session = next(i for i in items if i.max_tokens == 9)
+    assert session.recorded["ttft_ms"] == 21.0 and "answer_text" not in session.recorded
+    assert "tram" not in json.dumps([session.prompt, session.params]) and "my own" not in json.dumps(
+        session.params
+    )
+    note = capture_parse(data=data.encode(), fmt=None, privacy="hash").note  # what the upload page says
+    assert "1 WebSocket sessions sent as their ask" in note
+    assert "3 WebSocket sessions skipped: 1 asked without prompt or messages, 1 never asked" in note
+    assert "1 sent more than an ask" in note
 
 
 def test_privacy_drop_stores_no_prompt_text(cast):
@@ -528,3 +571,152 @@ def test_a_running_sessions_records_and_live_seconds_arrive_before_the_stop(cast
         sorted(RequestRecord.objects.filter(run=run).values_list("data__variant", flat=True))
         == [0] * 4 + [1] * 4
     )
+
+
+# --- WebSocket sessions read in the session's own frame format --------------------------------------
+OWN_FORMAT = {
+    "kind_path": "event",
+    "kind_map": {"delta": "answer", "end": "done"},
+    "answer_path": "content",
+    "finish_path": "reason",
+}
+
+
+def _form_post(shadow: Any, upstream: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "shadow": shadow.pk,
+        "upstream": upstream,
+        "listen": "127.0.0.1:8089",
+        "sample": 1,
+        "capture_prompts": "keep",
+        **extra,
+    }
+
+
+def test_the_mirror_form_takes_a_websocket_frame_format_and_refuses_junk(cast, client_for, simulator):
+    client = client_for(cast.alice)
+    for junk, message in (
+        ("{oops", "Not valid JSON"),
+        ('{"colour": "red"}', "unknown stream-format keys colour"),
+        ('{"kind_path": "event", "kind_map": {"delta": "words"}}', "kind map values must be packet kinds"),
+    ):
+        response = client.post(
+            reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=junk)
+        )
+        assert response.status_code == 400 and message.lower() in response.content.decode().lower(), junk
+    assert not Run.objects.filter(kind=Run.Kind.MIRROR).exists()
+    page = client.get(reverse("mirror_new")).content.decode()
+    assert 'name="ws_format"' in page and "WebSocket frame format" in page
+    response = client.post(
+        reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=json.dumps(OWN_FORMAT))
+    )
+    assert response.status_code == 302
+    run = Run.objects.get(kind=Run.Kind.MIRROR)
+    assert run.spec["mirror"]["ws_format"] == OWN_FORMAT
+    assert "&#x27;kind_path&#x27;: &#x27;event&#x27;" in _page(cast.alice, run)  # shown on its page
+    config = bridge.mirror_config(run, api_key="")
+    assert config.ws_format is not None and config.ws_format.kind_path == "event"
+    assert config.ws_format.kind_map == OWN_FORMAT["kind_map"]
+    blank = client.post(reverse("mirror_new"), _form_post(cast.endpoint, simulator.url, ws_format=""))
+    assert blank.status_code == 302
+    assert bridge.mirror_config(Run.objects.latest("pk"), api_key="").ws_format is None  # the simulator's
+
+
+@contextlib.contextmanager
+def own_format_ws_server() -> Iterator[str]:
+    """A WebSocket endpoint speaking a format of its own: ``{"event": "delta", "content": …}`` frames,
+    then ``{"event": "end", "reason": "stop"}``; on a thread, as production would be elsewhere."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ask = json.loads((await ws.receive()).data)
+        for word in str(ask.get("prompt", "")).split():
+            await ws.send_str(json.dumps({"event": "delta", "content": word.upper() + " "}))
+        await ws.send_str(json.dumps({"event": "end", "reason": "stop"}))
+        await ws.close()
+        return ws
+
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_get("/v1/ws", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_session_started_from_the_dashboard_is_read_in_its_frame_format(cast_tx):
+    import asyncio
+    import threading
+
+    import aiohttp
+
+    from benchmarks.services.mirrors import mirror_execute
+
+    async def ask(url: str) -> list[str]:
+        async with aiohttp.ClientSession() as s, s.ws_connect(url + "/v1/ws") as ws:
+            await ws.send_str(json.dumps({"prompt": "trains run on time", "max_tokens": 8}))
+            return [msg.data async for msg in ws]
+
+    with own_format_ws_server() as origin:
+        shadow = make_endpoint(cast_tx.team_a, name="candidate", base_url=origin + "/v1")
+        run = mirror_start(
+            team=cast_tx.team_a,
+            shadow=shadow,
+            upstream=origin,
+            listen=f"127.0.0.1:{free_port()}",
+            ws_format=OWN_FORMAT,
+            by=cast_tx.alice,
+            enqueue=False,
+        )
+
+        def hold() -> None:  # what the Celery task does, on a thread of its own here
+            try:
+                mirror_execute(run_id=run.pk, hostname="test")
+            finally:
+                connections.close_all()
+
+        session = threading.Thread(target=hold)
+        session.start()
+        try:
+            url = wait_for(lambda: _listening(run), 20, "the mirror to listen")
+            frames = asyncio.run(ask(url))
+            assert len(frames) == 5 and json.loads(frames[-1]) == {"event": "end", "reason": "stop"}
+            wait_for(lambda: RequestRecord.objects.filter(run=run).count() == 2, 10, "both sides' records")
+        finally:
+            mirror_stop(run=run, by=cast_tx.alice)
+            session.join(60)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED, run.reason
+    rows = sorted(
+        RequestRecord.objects.filter(run=run).values_list("data", flat=True), key=lambda d: d["variant"]
+    )
+    for side in rows:  # production and the shadow, each read by the session's format
+        assert side["outcome"] == "success", side
+        assert side["answer_text"] == "TRAINS RUN ON TIME " and side["finish_reason"] == "stop"
+        assert side["content_chunks"] == 4
+
+
+def test_the_mirror_command_refuses_a_junk_websocket_frame_format(cast, simulator):
+    with pytest.raises(CommandError, match="--ws-format: unknown stream-format keys colour"):
+        call_command(
+            "mirror",
+            *("--team", str(cast.team_a.pk), "--upstream", simulator.url, "--shadow", cast.endpoint.name),
+            *("--ws-format", '{"colour": 1}'),
+        )
+    assert not Run.objects.filter(kind=Run.Kind.MIRROR).exists()

@@ -89,3 +89,29 @@ def test_a_failure_seen_while_forwarding_wins() -> None:
     tap.fail(Outcome.CONNECTION_ERROR, "upstream broke mid-stream")
     rec = tap.record("m1", 2 * MS)
     assert rec.outcome == Outcome.CONNECTION_ERROR.value and rec.answer_text == "partial"
+
+
+async def test_measuring_waits_behind_new_work_and_nothing_is_lost_at_the_stop() -> None:
+    """A burst of records to make must not hold the loop: something arriving meanwhile (a new
+    request) runs after at most one of them; the stop makes every one still queued."""
+    import asyncio
+
+    from runner.mirror.measure import Measurer
+
+    order: list[str] = []
+    errors: list[Exception] = []
+    m = Measurer(errors.append)
+    m.start()
+    for i in range(100):
+        m.defer(lambda i=i: order.append(f"record {i}"))
+    m.defer(lambda: 1 / 0)  # a failing measurement is reported, not raised
+    await asyncio.sleep(0)  # the measurer's first turn
+    asyncio.get_running_loop().call_soon(order.append, "new request")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert "new request" in order and order.index("new request") <= 2, order[:5]
+    await m.close()
+    assert [x for x in order if x != "new request"] == [f"record {i}" for i in range(100)]
+    assert m.pending == 0 and m.done == 101 and isinstance(errors[0], ZeroDivisionError)
+    m.defer(lambda: order.append("late"))  # after the stop: made at once
+    assert order[-1] == "late"

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,11 +41,11 @@ def failing_shadow() -> Iterator[SimulatorProcess]:
 
 
 async def session(
-    url: str, ask: dict[str, Any] = ASK, headers: dict[str, str] | None = None
+    url: str, ask: dict[str, Any] = ASK, headers: dict[str, str] | None = None, path: str = "/v1/ws"
 ) -> tuple[list[tuple[str, Any]], int | None]:
     """One WebSocket session as a caller sees it: every frame (type, data) and the close code."""
     frames: list[tuple[str, Any]] = []
-    async with aiohttp.ClientSession() as s, s.ws_connect(url + "/v1/ws", headers=headers or {}) as ws:
+    async with aiohttp.ClientSession() as s, s.ws_connect(url + path, headers=headers or {}) as ws:
         await ws.send_str(json.dumps(ask))
         async for msg in ws:
             frames.append((msg.type.name, msg.data))
@@ -175,3 +176,193 @@ def test_the_websocket_format_comes_from_the_command_line_and_junk_is_refused(
         with pytest.raises(SystemExit):
             build_parser().parse_args([*argv, "--ws-format", junk])
         assert message in capsys.readouterr().err
+
+
+# -- long sessions: measured as they pass, bounded ---------------------------------------------------
+def _frame(i: int) -> str:
+    return json.dumps({"type": "text", "text": f"word{i} "})
+
+
+@contextlib.asynccontextmanager
+async def chatty_ws_server() -> AsyncIterator[str]:
+    """An upstream whose answer is as many frames as the ask's ``frames``, then ``done``."""
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ask = json.loads((await ws.receive()).data)
+        for i in range(ask["frames"]):
+            await ws.send_str(_frame(i))
+        await ws.send_str(json.dumps({"type": "done", "finish_reason": "stop"}))
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/ws", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def test_a_long_sessions_measurement_holds_no_more_memory_than_its_cap() -> None:
+    """Frames are read as they pass and not kept: past the cap the tap holds what it held at the cap,
+    so ten times the frames cost the same memory (a tap keeping every frame holds ten times as much)."""
+    import tracemalloc
+
+    from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap
+
+    def held(n: int) -> tuple[int, Any]:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tap = FrameTap(DEFAULT_WS_FORMAT, max_event_bytes=64 * 1024)
+            tap.status = 101
+            tap.ask(1)
+            for i in range(n):
+                tap.feed(2 + i, _frame(i))
+            return tracemalloc.get_traced_memory()[0] - before, tap
+        finally:
+            tracemalloc.stop()
+
+    small, tap_small = held(5_000)
+    large, tap_large = held(50_000)
+    assert large / small < 1.3, (small, large)
+    assert tap_small.frames == 5_000 and tap_large.frames == 50_000  # every frame counted
+    assert tap_large.held == tap_small.held  # ... but read only up to the cap
+    rec = tap_large.record("m1", 60_000)
+    assert rec.outcome == "protocol_error" and "max_event_bytes" in rec.error
+    assert rec.ttft_ms is not None and rec.answer_text.startswith("word0 word1 ")
+
+
+def test_a_session_within_the_cap_is_read_frame_by_frame_to_the_same_record() -> None:
+    from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap
+
+    tap = FrameTap(DEFAULT_WS_FORMAT)
+    tap.status = 101
+    tap.feed(1_000_000, _frame(99))  # before the ask: a greeting, not part of the answer
+    tap.ask(2_000_000)
+    for i in range(3):
+        tap.feed((3 + 10 * i) * 1_000_000, _frame(i))
+    tap.feed(40_000_000, json.dumps({"type": "done", "finish_reason": "stop"}))
+    tap.feed(41_000_000, _frame(7))  # after done: counted, not read
+    rec = tap.record("m1", 42_000_000)
+    assert rec.outcome == "success" and rec.answer_text == "word0 word1 word2 "
+    assert rec.ttft_ms == 1.0 and rec.itl_ms == [10.0, 10.0] and rec.finish_reason == "stop"
+    assert tap.frames == 5
+
+
+async def test_a_session_past_the_cap_reaches_the_caller_whole_and_is_measured_as_a_protocol_error(
+    upstream: SimulatorProcess,
+) -> None:
+    ask = {"frames": 6_000, "prompt": "long"}
+    async with chatty_ws_server() as origin:
+        direct = await session(origin, ask)
+        async with mirror(upstream=origin, shadow=origin, max_event_bytes=32 * 1024) as (url, done):
+            via = await session(url, ask)
+            within = await session(url, {"frames": 50, "prompt": "short"})
+    assert len(via[0]) == 6_001 and via == direct  # every frame, unchanged, past the cap
+    assert within[1] == 1000
+    s = done.result()
+    assert s["production"]["requests"]["succeeded"] == 1  # the short session
+    assert s["production"]["requests"]["failures"] == {"protocol_error": 1}
+    assert s["shadow"]["failures"] == {"protocol_error": 1} and s["shadow"]["succeeded"] == 1
+
+
+# -- captures of WebSocket sessions ---------------------------------------------------------------
+WS_SECRETS = ("sk-caller-WS-1", "cookie-WS-2", "apikey-WS-3", "internal-WS-4", "query-WS-5", "frame-WS-6")
+
+
+async def test_a_captured_session_keeps_its_path_headers_frames_and_outcome_and_no_secret(
+    upstream: SimulatorProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "capture.jsonl"
+    ask = {**ASK, "api_key": WS_SECRETS[5], "auth": {"token": WS_SECRETS[5]}}
+    headers = {
+        "Authorization": f"Bearer {WS_SECRETS[0]}",
+        "Cookie": f"session={WS_SECRETS[1]}",
+        "api-key": WS_SECRETS[2],
+        "X-Internal": WS_SECRETS[3],
+        "x-user-tag": "kept",
+    }
+    async with mirror(upstream=upstream.url, capture=str(path), redact_headers=("X-Internal",)) as (url, _):
+        frames, code = await session(url + f"/v1/ws?key={WS_SECRETS[4]}&mode=fast", ask, headers, path="")
+    assert code == 1000 and json.loads(frames[-1][1])["type"] == "done"
+    text = path.read_text()
+    for secret in WS_SECRETS:
+        assert secret not in text
+    line = json.loads(text)
+    assert line["transport"] == "websocket" and line["path"] == "/v1/ws?mode=fast"
+    assert line["headers"]["x-user-tag"] == "kept"
+    assert not any(h.startswith("sec-websocket") or h == "upgrade" for h in line["headers"])
+    assert line["frames_sent"] == 1 and line["frames"][0]["t_ms"] == 0.0
+    assert line["frames"][0]["json"] == ASK == line["body"]  # the ask, the credentials out of it
+    prod = line["production"]
+    assert prod["outcome"] == "success" and prod["status"] == 101 and prod["ttft_ms"] > 0
+    assert prod["answer_text"] and prod["output_tokens"] == 12
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+async def test_a_captured_sessions_frames_can_have_their_text_hashed_or_dropped(
+    upstream: SimulatorProcess, tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "capture.jsonl"
+    ask = {"model": "m", "max_tokens": 12, "prompt": "my private words", "context": {"note": "private too"}}
+    async with mirror(upstream=upstream.url, capture=str(path), capture_prompts=mode) as (url, _):
+        await session(url, ask)
+    text = path.read_text()
+    assert "private" not in text
+    line = json.loads(text)
+    body = line["body"]
+    assert line["redacted"] == mode and body["model"] == "m" and body["max_tokens"] == 12
+    assert body["prompt"].startswith("sha256:") if mode == "hash" else body["prompt"] is None
+
+
+async def test_captured_sessions_replay_over_websocket_and_the_unreplayable_are_counted(
+    upstream: SimulatorProcess, tmp_path: Path
+) -> None:
+    from runner.engine import run
+    from runner.replay import load_replay
+    from runner.spec import EndpointSpec, GenericFormat, ProfileSpec, RunSpec
+
+    path = tmp_path / "capture.jsonl"
+    async with (
+        mirror(upstream=upstream.url, capture=str(path)) as (url, _),
+        aiohttp.ClientSession() as s,
+    ):
+        await session(url, {**ASK, "prompt": "first question"})
+        await session(url, {**ASK, "prompt": "second question"})
+        async with s.ws_connect(url + "/v1/ws") as ws:  # an ask, then one more frame: not one request
+            await ws.send_str(json.dumps(ASK))
+            await ws.send_str(json.dumps({"type": "cancel"}))
+            async for _ in ws:
+                pass
+        async with s.ws_connect(url + "/v1/ws") as ws:  # never asks
+            await ws.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == 4 and all(x["transport"] == "websocket" for x in lines)
+    replay = load_replay(path)
+    assert replay.format == "capture" and replay.websocket == 2 and len(replay.prompts) == 2
+    assert [p.text for p in replay.prompts] == ["first question", "second question"]
+    assert "2 WebSocket sessions skipped: 1 never asked, 1 sent more than an ask" in replay.notes
+    fmt = GenericFormat(
+        body_template='{"prompt": {{prompt}}, "max_tokens": {{max_tokens}}, "model": {{model}}}',
+        path="/v1/ws",
+        kind_path="type",
+        kind_map={"text": "answer", "ping": "heartbeat"},
+    )
+    spec = RunSpec(
+        endpoint=EndpointSpec("generic-ws", upstream.url, model="m", generic=fmt),
+        prompts=replay.prompts,
+        profile=ProfileSpec(kind="replay", replay=replay.entries, speed=10.0),
+        duration_s=None,
+    )
+    result = await run(spec)
+    assert len(result.records) == 2 and all(r.ok and r.http_status == 101 for r in result.records)
+    assert all(r.output_tokens == 12 for r in result.records)
+    recorded = {k: v["answer_text"] for k, v in replay.recorded.items()}
+    assert sorted(r.answer_text for r in result.records) == sorted(recorded.values())  # same seeded answers

@@ -305,3 +305,25 @@ def test_an_uploaded_access_log_keeps_no_credential_and_can_drop_prompt_text() -
     assert "secret plan" not in repr(dropped.prompts) and "sk-LEAK" not in repr(dropped.prompts)
     assert all(p.text for p in dropped.prompts)  # synthetic text of the recorded length
     assert dropped.prompts[2].params["seed"] == 2  # the request's own parameters survive
+
+
+def test_the_command_says_how_captured_websocket_sessions_are_sent(
+    sim: SimulatorProcess, tmp_path: Path
+) -> None:
+    line = {
+        "format": "llmperf-capture/1",
+        "t_s": 0.0,
+        "ts": 1_700_000_000.0,
+        "transport": "websocket",
+        "path": "/v1/ws",
+        "frames": [{"t_ms": 0.0, "json": {"prompt": "one ask", "max_tokens": 4}}],
+        "frames_sent": 1,
+        "body": {"prompt": "one ask", "max_tokens": 4},
+        "production": {"outcome": "success", "status": 101},
+    }
+    path = tmp_path / "ws.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    done = _cli("--url", sim.base_url, "--replay", str(path), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "1 WebSocket sessions sent as their ask" in done.stderr
+    assert "go as openai-chat requests; --protocol generic-ws sends them over WebSocket again" in done.stderr

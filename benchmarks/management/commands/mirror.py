@@ -9,6 +9,7 @@ Exit 2: bad arguments.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -20,7 +21,7 @@ from django.db import connection
 
 from benchmarks.models import Endpoint, Run, Team
 from benchmarks.services.mirrors import mirror_execute, mirror_start, upstream_problem
-from runner import CAPTURE_PRIVACY
+from runner import CAPTURE_PRIVACY, generic_format
 
 
 class Command(BaseCommand):
@@ -38,6 +39,12 @@ class Command(BaseCommand):
             "--capture-dataset", action="store_true", help="keep the traffic as a timed dataset"
         )
         parser.add_argument("--capture-prompts", choices=CAPTURE_PRIVACY, default="keep")
+        parser.add_argument(
+            "--ws-format",
+            default="",
+            help="JSON object of generic-ws stream-format fields to read WebSocket sessions' frames by "
+            "(as the mirror page's field); default: the simulator's frames",
+        )
         parser.add_argument("--user", help="username the session is recorded as (a member of the team)")
         parser.add_argument("--detach", action="store_true", help="run it on a load worker; print the run id")
 
@@ -46,6 +53,7 @@ class Command(BaseCommand):
         shadow = _one(Endpoint, opts["shadow"], "endpoint", team=team)
         if not 0.0 <= opts["sample"] <= 1.0:
             raise CommandError("--sample must be between 0 and 1", returncode=2)
+        ws_format = _ws_format(opts["ws_format"])
         problem = upstream_problem(opts["upstream"])
         if problem:
             raise CommandError(problem, returncode=2)
@@ -57,6 +65,7 @@ class Command(BaseCommand):
             sample=opts["sample"],
             capture_prompts=opts["capture_prompts"],
             capture_dataset=opts["capture_dataset"],
+            ws_format=ws_format,
             by=_user(opts["user"], team),
             enqueue=opts["detach"],
         )
@@ -74,6 +83,20 @@ class Command(BaseCommand):
             self.stdout.write(verdict["text"])
         if run.status != Run.Status.FINISHED:
             raise CommandError(run.reason or run.status, returncode=1)
+
+
+def _ws_format(text: str) -> dict[str, Any]:
+    """The --ws-format JSON, checked as the page's field checks it."""
+    if not text.strip():
+        return {}
+    try:
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError("--ws-format must be a JSON object")
+        generic_format(values)
+    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise CommandError(f"--ws-format: {exc}", returncode=2) from None
+    return values
 
 
 def _stop(run_id: int) -> None:
