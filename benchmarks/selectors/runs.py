@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -202,12 +203,16 @@ def run_record_columns(
     *, run_id: int, chunk_size: int = 5000, on_chunk: Callable[[int], None] | None = None
 ) -> Columns:
     """Every record of the run as columns, read over a server-side cursor ``chunk_size`` rows at a
-    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each."""
+    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each. The
+    records' gaps and chunks go to an unlinked temporary file, a chunk at a time, which the summary
+    reads back the same way: memory holds the per-record fields, not every gap of the run."""
     parts: list[Columns] = []
     done = 0
+    # closed when the columns are collected: they read it back after this returns
+    spill = tempfile.TemporaryFile(prefix="llmperf-series-", buffering=0)  # noqa: SIM115
     for rows in _record_chunks(run_id, chunk_size):
         lean = [orjson.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
-        parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows]))
+        parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows], spill=spill))
         done += len(rows)
         if on_chunk is not None:
             on_chunk(done)
