@@ -68,6 +68,8 @@ def test_the_summary_is_exactly_summarize_of_every_stored_record(running):
     expected = expected_summary(run, records)
     # the token audit is the run page's SQL one: the engine's keys, the same values, and more keys
     stored_audit, engine_audit = run.summary.pop("token_audit"), expected.pop("token_audit")
+    # and the number of rows it read, for the per-request table's count
+    assert run.summary.pop("records_stored") == len(records)
     assert run.summary == expected
     assert {k: stored_audit[k] for k in engine_audit} == engine_audit
     ok = [r for r in records if r["outcome"] == "success"]
