@@ -6,7 +6,8 @@ COPY, each a 129-packet stream (128 inter-token gaps), mixed outcomes, four inpu
 levels, usage and client token counts. Then:
 
 - finalize: ``run_finalize`` from raw records, time and peak growth of the process's resident memory;
-- the run page, the requests CSV, the JSONL export (when its URL exists), the runs list: time, size,
+- the run page, the requests CSV, the per-request table (whole, and filtered), the JSONL export (when
+  its URL exists), the runs list: time, size,
   peak resident-memory growth (a streamed response is read to its end, chunk by chunk, not kept).
 
 Uses the database ``llmperf_bigbench`` and Redis db 12, created and cleared here (``BIGBENCH_DB`` and
@@ -268,6 +269,11 @@ def main() -> None:
     pages: list[tuple[str, str]] = [
         ("run page", reverse("run_detail", args=[run.pk])),
         ("requests CSV", reverse("run_requests_csv", args=[run.pk])),
+        ("requests table, page 1", reverse("run_requests", args=[run.pk])),
+        (
+            "requests table, failures, page 2",
+            reverse("run_requests", args=[run.pk]) + "?outcome=failed&page=2",
+        ),
     ]
     try:
         pages.append(("requests JSONL", reverse("run_export_jsonl", args=[run.pk])))
