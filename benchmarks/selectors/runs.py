@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import contextlib
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -236,8 +239,41 @@ def _record_chunks(run_id: int, chunk_size: int) -> Iterator[list[tuple[Any, Any
         return
     with connection.chunked_cursor() as cursor:
         cursor.execute(_COLUMNS_SQL, [run_id])
-        while rows := cursor.fetchmany(chunk_size):
+        yield from _ahead(lambda: cursor.fetchmany(chunk_size))
+
+
+def _ahead(fetch: Callable[[], list[Any]]) -> Iterator[list[Any]]:
+    """``fetch()``'s chunks until an empty one, the next one fetched on a thread while the caller
+    works on this one: Postgres builds the rows (and psycopg waits, without the GIL) meanwhile. One
+    chunk ahead at most; the cursor is the caller's (psycopg serialises its connection's use)."""
+    ahead: queue.Queue[tuple[list[Any] | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                ahead.put((rows, None))
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the caller's thread
+            ahead.put((None, exc))
+
+    worker = threading.Thread(target=run, name="finalize-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            rows, exc = ahead.get()
+            if exc is not None:
+                raise exc
+            if not rows:
+                return
             yield rows
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()  # a worker waiting to put its chunk may see stop and end
+        worker.join()
 
 
 def stored_counts(*, run_id: int) -> dict[int, int]:
