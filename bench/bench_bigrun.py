@@ -6,10 +6,12 @@ COPY, each a 129-packet stream (128 inter-token gaps), mixed outcomes, four inpu
 levels, usage and client token counts. Then:
 
 - finalize: ``run_finalize`` from raw records, time and peak growth of the process's resident memory;
-- the run page, the requests CSV, the JSONL export (when its URL exists), the runs list: time, size,
+- the run page, the requests CSV, the per-request table (whole, and filtered), the JSONL export (when
+  its URL exists), the runs list: time, size,
   peak resident-memory growth (a streamed response is read to its end, chunk by chunk, not kept).
 
-Uses the database ``llmperf_bigbench`` and Redis db 12, created and cleared here.
+Uses the database ``llmperf_bigbench`` and Redis db 12, created and cleared here (``BIGBENCH_DB`` and
+``BIGBENCH_REDIS_DB`` name others, so two people's benches do not share them).
 
     .venv/bin/python bench/bench_bigrun.py                # 100k records
     .venv/bin/python bench/bench_bigrun.py --million      # 1M records (minutes, several GB of disk)
@@ -31,10 +33,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "llmperf_bigbench"
+DB_NAME = os.environ.get("BIGBENCH_DB", "llmperf_bigbench")
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-    REDIS_URL="redis://127.0.0.1:6379/12",
+    REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BIGBENCH_REDIS_DB', '12')}",
     DJANGO_SETTINGS_MODULE="llmperf_site.settings",
     SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key-not-for-production-use-1234567890"),
     HF_HUB_OFFLINE="1",
@@ -151,7 +153,8 @@ def build_run(n: int) -> Any:
         batch_size=5000,
     )
     columns = "run_id, shard_index, request_id, prompt_id, outcome, started_epoch, ttft_ms, e2e_ms, "
-    columns += "tokens_per_s, input_tokens, output_tokens, data, series"
+    columns += "tokens_per_s, input_tokens, output_tokens, variant, usage_input_tokens, client_input_tokens, "
+    columns += "usage_output_tokens, client_output_tokens, data, series"
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own, for COPY
         with raw.copy(f"COPY benchmarks_requestrecord ({columns}) FROM STDIN") as copy:
@@ -169,6 +172,11 @@ def build_run(n: int) -> Any:
                         r["tokens_per_s"],
                         r["input_tokens"],
                         r["output_tokens"],
+                        r["variant"],
+                        r["usage_input_tokens"],
+                        r["client_input_tokens"],
+                        r["usage_output_tokens"],
+                        r["client_output_tokens"],
                         json.dumps(r),
                         pack_series(r),  # what the shard's writer stores beside each record
                     )
@@ -261,6 +269,11 @@ def main() -> None:
     pages: list[tuple[str, str]] = [
         ("run page", reverse("run_detail", args=[run.pk])),
         ("requests CSV", reverse("run_requests_csv", args=[run.pk])),
+        ("requests table, page 1", reverse("run_requests", args=[run.pk])),
+        (
+            "requests table, failures, page 2",
+            reverse("run_requests", args=[run.pk]) + "?outcome=failed&page=2",
+        ),
     ]
     try:
         pages.append(("requests JSONL", reverse("run_export_jsonl", args=[run.pk])))

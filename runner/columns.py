@@ -7,19 +7,27 @@ A store keeps each record's gaps and content chunks beside it in a compact float
 (their fields without packets and gaps, plus that blob) into :class:`Columns`, and
 :func:`summarize_columns` is ``summarize`` over them. ``tests/runner/test_columns.py`` checks that both
 give the same summary on the same records.
+
+Memory: the per-record fields are columns in memory, but the gaps and chunks (a hundred and more values a
+record) are not held together: :class:`SeriesStore` keeps them per chunk of records, in memory or spilled
+to an unlinked temporary file (``columns_from(..., spill=file)``), and every distribution over them is
+computed exactly by :mod:`runner.exact` in two passes over the chunks, one chunk loaded at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from runner.accuracy import accuracy_block
 from runner.analysis import LENGTH_REASONS
+from runner.exact import Exact
 from runner.metrics import CONVENTIONS
 from runner.quality import MONITORS, reasoning_leak
 from runner.records import Outcome, RequestRecord
@@ -96,9 +104,56 @@ def unpack_series(blob: bytes) -> tuple[F64, F64, F64, int]:
     return itl, t, a[3 + n_itl + n_chunks : 3 + n_itl + 2 * n_chunks], source
 
 
+@dataclass(frozen=True)
+class _Part:
+    """The gaps and content chunks of one chunk of consecutive records: in memory, or at ``offset`` in
+    a spill file (gaps, chunk arrival ms, chunk tokens, float64, back to back)."""
+
+    records: int
+    n_itl: int
+    n_chunks: int
+    arrays: tuple[F64, F64, F64] | None = None
+    file: IO[bytes] | None = None
+    offset: int = 0
+
+    def load(self) -> tuple[F64, F64, F64]:
+        if self.arrays is not None:
+            return self.arrays
+        assert self.file is not None
+        size = 8 * (self.n_itl + 2 * self.n_chunks)
+        raw = bytearray()
+        while len(raw) < size:
+            got = os.pread(self.file.fileno(), size - len(raw), self.offset + len(raw))
+            if not got:
+                raise OSError("series spill file ended early")
+            raw += got
+        a = np.frombuffer(raw, dtype=np.float64)
+        i, n = self.n_itl, self.n_chunks
+        return a[:i], a[i : i + n], a[i + n :]
+
+
+@dataclass(frozen=True)
+class SeriesStore:
+    """Every record's gaps and content chunks, a chunk of records at a time (never all loaded)."""
+
+    parts: tuple[_Part, ...] = ()
+    usable: bool = True
+
+    def __iter__(self) -> Iterator[tuple[int, int, F64, F64, F64]]:
+        """(first record, end record, gaps, chunk arrival ms, chunk tokens) of each part, in order."""
+        if not self.usable:
+            raise RuntimeError("these columns are a subset without their series")
+        start = 0
+        for part in self.parts:
+            itl, t, n = part.load()
+            yield start, start + part.records, itl, t, n
+            start += part.records
+
+
 @dataclass
 class Columns:
-    """Every record of a run, one array per field, in the records' order."""
+    """Every record of a run, one array per field, in the records' order; their gaps and chunks in
+    :class:`SeriesStore` (per record: how many of each)."""
 
     floats: dict[str, F64]
     outcome: npt.NDArray[Any]  # str objects
@@ -110,12 +165,10 @@ class Columns:
     finish_length: BOOL  # finish reason is a length stop
     has_answer: BOOL
     leak: BOOL  # reasoning in the answer (runner.quality.reasoning_leak)
-    itl: F64  # every record's gaps, concatenated
     itl_len: npt.NDArray[np.int64]
-    chunk_t: F64
-    chunk_n: F64
     chunk_len: npt.NDArray[np.int64]
     source: npt.NDArray[np.int8]
+    series: SeriesStore
     extra: dict[Any, Any] = field(default_factory=dict)  # memoised blocks (see _pooled_itl)
 
     @property
@@ -145,24 +198,26 @@ class Columns:
             "finish_length",
             "has_answer",
             "leak",
-            "itl",
             "itl_len",
-            "chunk_t",
-            "chunk_n",
             "chunk_len",
             "source",
         ]
         return cls(
             floats={k: np.concatenate([p.floats[k] for p in parts]) for k, _ in FLOATS},
+            series=SeriesStore(tuple(x for p in parts for x in p.series.parts)),
             **{name: cat(name) for name in names},
         )
 
 
 def columns_from(
-    records: Sequence[Mapping[str, Any]], series: Sequence[bytes | None] | None = None
+    records: Sequence[Mapping[str, Any]],
+    series: Sequence[bytes | None] | None = None,
+    *,
+    spill: IO[bytes] | None = None,
 ) -> Columns:
     """Columns of ``records`` (dicts; packets and gaps may be left out when ``series`` gives each
-    record's :func:`pack_series` blob; a None blob is computed from the record itself)."""
+    record's :func:`pack_series` blob; a None blob is computed from the record itself). With ``spill``
+    (a binary file opened unbuffered), their gaps and chunks are appended to it rather than kept."""
     blobs = [
         blob if blob is not None else pack_series(r)
         for r, blob in zip(records, series if series is not None else [None] * len(records), strict=True)
@@ -181,8 +236,20 @@ def columns_from(
         text = r.get("answer_text") or ""
         return bool(text.strip()) if text else (r.get("answer_chars") or 0) > 0
 
-    def empty() -> F64:
-        return np.empty(0, dtype=np.float64)
+    def cat(i: int) -> F64:
+        return np.concatenate([u[i] for u in unpacked]) if unpacked else np.empty(0, dtype=np.float64)
+
+    itl, chunk_t, chunk_n = cat(0), cat(1), cat(2)
+    part = _Part(records=len(records), n_itl=int(itl.size), n_chunks=int(chunk_t.size))
+    if spill is None:
+        part = _Part(part.records, part.n_itl, part.n_chunks, arrays=(itl, chunk_t, chunk_n))
+    else:
+        offset = spill.seek(0, os.SEEK_END)
+        data = memoryview(np.concatenate((itl, chunk_t, chunk_n)).tobytes())
+        while data:  # an unbuffered file may take part of a write
+            data = data[spill.write(data) or 0 :]
+        part = _Part(part.records, part.n_itl, part.n_chunks, file=spill, offset=offset)
+    del itl, chunk_t, chunk_n
 
     return Columns(
         floats={
@@ -203,12 +270,10 @@ def columns_from(
         finish_length=flag(r.get("finish_reason") in LENGTH_REASONS for r in records),
         has_answer=flag(answer(r) for r in records),
         leak=flag(reasoning_leak(r.get("answer_text") or "") for r in records),
-        itl=np.concatenate([u[0] for u in unpacked]) if unpacked else empty(),
         itl_len=np.array([u[0].size for u in unpacked], dtype=np.int64),
-        chunk_t=np.concatenate([u[1] for u in unpacked]) if unpacked else empty(),
-        chunk_n=np.concatenate([u[2] for u in unpacked]) if unpacked else empty(),
         chunk_len=np.array([u[1].size for u in unpacked], dtype=np.int64),
         source=np.array([u[3] for u in unpacked], dtype=np.int8),
+        series=SeriesStore((part,)),
     )
 
 
@@ -234,11 +299,6 @@ def _sum_int(a: F64, mask: BOOL) -> int:
 def _dist(a: F64, mask: BOOL) -> dict[str, float | int | None]:
     v = a[mask]
     return distribution(v[~np.isnan(v)])
-
-
-def _elements(lengths: npt.NDArray[np.int64], mask: BOOL) -> BOOL:
-    """Per-record mask → mask over the records' concatenated elements."""
-    return np.repeat(mask, lengths)
 
 
 def _select(values: F64, lengths: npt.NDArray[np.int64], mask: BOOL) -> F64:
@@ -270,13 +330,85 @@ def _goodput(c: Columns, ok: BOOL, slo: Slo, duration_s: float) -> dict[str, Any
     }
 
 
+def _key(kind: str, mask: BOOL) -> tuple[str, bytes]:
+    return kind, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
+def _chunk_values(t: F64, n: F64, lengths: npt.NDArray[np.int64], ok: BOOL) -> tuple[F64, F64, Any]:
+    """(tokens per chunk, ITL per token, rounded tokens per chunk) of the masked records of one part:
+    each gap between consecutive chunks of a record is spread over the later chunk's tokens."""
+    per_chunk = _select(n, lengths, ok)
+    t = _select(t, lengths, ok)
+    lengths = lengths[ok]
+    starts = np.zeros(per_chunk.size, dtype=np.bool_)
+    ends = np.cumsum(lengths)
+    starts[(ends - lengths)[lengths > 0]] = True
+    later = ~starts
+    k = np.maximum(1, np.rint(per_chunk)).astype(np.int64)
+    gaps = np.empty(per_chunk.size, dtype=np.float64)
+    if per_chunk.size:
+        gaps[1:] = t[1:] - t[:-1]
+    per_token = np.repeat(gaps[later] / k[later], k[later])
+    return per_chunk, per_token, k
+
+
+def _series_pass(c: Columns, itl_masks: Sequence[BOOL], chunk_masks: Sequence[BOOL] = ()) -> None:
+    """The pooled-ITL distribution of each of ``itl_masks`` and the chunk statistics of each of
+    ``chunk_masks``, all in the same two passes over the series, one part loaded at a time; memoised in
+    ``c.extra``."""
+    itl = {_key("itl", m): m for m in itl_masks if _key("itl", m) not in c.extra}
+    chunks = {_key("chunks", m): m for m in chunk_masks if _key("chunks", m) not in c.extra}
+    if not itl and not chunks:
+        return
+    itl_e = {k: Exact() for k in itl}
+    chunk_e = {k: (Exact(), Exact()) for k in chunks}
+    counts = {k: np.zeros(0, dtype=np.int64) for k in chunks}
+    for second in (False, True):
+        for start, stop, gaps, t, n in c.series:
+            itl_len, chunk_len = c.itl_len[start:stop], c.chunk_len[start:stop]
+            for key, mask in itl.items():
+                values = _select(gaps, itl_len, mask[start:stop])
+                itl_e[key].keep(values) if second else itl_e[key].see(values)
+            for key, mask in chunks.items():
+                per_chunk, per_token, k = _chunk_values(t, n, chunk_len, mask[start:stop])
+                a, b = chunk_e[key]
+                if second:
+                    a.keep(per_chunk)
+                    b.keep(per_token)
+                    continue
+                a.see(per_chunk)
+                b.see(per_token)
+                if k.size:
+                    seen = np.bincount(k)
+                    size = max(seen.size, counts[key].size)
+                    counts[key] = np.pad(counts[key], (0, size - counts[key].size))
+                    counts[key][: seen.size] += seen
+        every = [*itl_e.values(), *(e for pair in chunk_e.values() for e in pair)]
+        if second:
+            break
+        for e in every:
+            e.plan()
+        if not any(e.needs_second_pass for e in every):
+            break
+    for key, e in itl_e.items():
+        c.extra[key] = e.result()
+    for key, (a, b) in chunk_e.items():
+        c.extra[key] = (a.result(), b.result(), counts[key])
+
+
 def _pooled_itl(c: Columns, ok: BOOL) -> dict[str, float | int | None]:
     """The distribution of every gap of the masked records (memoised per mask: the whole run's is
-    asked for twice, by its block and by the conventions)."""
-    key = ("itl", ok.tobytes())
-    if key not in c.extra:
-        c.extra[key] = distribution(_select(c.itl, c.itl_len, ok))
-    return dict(c.extra[key])
+    asked for twice, by its block and by the conventions; :func:`summarize_columns` asks for all of
+    its masks in one :func:`_series_pass` first)."""
+    _series_pass(c, [ok])
+    return dict(c.extra[_key("itl", ok)])
+
+
+def _ok(c: Columns, recs: BOOL, length_is_failure: bool) -> BOOL:
+    """The records a block counts as succeeded (measured, success, not a length stop taken as failure)."""
+    success = c.outcome == Outcome.SUCCESS.value
+    ok: BOOL = recs & (c.outcome != Outcome.CANCELLED.value) & success
+    return ok & ~c.length_stopped if length_is_failure else ok
 
 
 def _block(
@@ -285,7 +417,7 @@ def _block(
     measured = recs & (c.outcome != Outcome.CANCELLED.value)
     success = c.outcome == Outcome.SUCCESS.value
     as_length = success & c.length_stopped if length_is_failure else np.zeros_like(success)
-    ok = measured & success & ~as_length
+    ok = measured & success & ~as_length  # = _ok(c, recs, length_is_failure)
     failures: dict[str, int] = {}
     for name in set(c.outcome[measured & ~success]):
         failures[str(name)] = int((measured & (c.outcome == name)).sum())
@@ -431,28 +563,16 @@ def chunk_stats(c: Columns, ok: BOOL) -> dict[str, Any]:
         SOURCES[int(s)]: int(n) for s, n in zip(*np.unique(c.source[ok], return_counts=True), strict=True)
     }
     sources = {name: sources[name] for name in _first_seen(c.source[ok])}
-    per_chunk = _select(c.chunk_n, c.chunk_len, ok)
-    t = _select(c.chunk_t, c.chunk_len, ok)
-    lengths = c.chunk_len[ok]
-    # gaps between consecutive chunks of the same record, each spread over the later chunk's tokens
-    starts = np.zeros(per_chunk.size, dtype=np.bool_)
-    ends = np.cumsum(lengths)
-    starts[(ends - lengths)[lengths > 0]] = True
-    later = ~starts
-    k = np.maximum(1, np.rint(per_chunk)).astype(np.int64)
-    gaps = np.empty(per_chunk.size, dtype=np.float64)
-    if per_chunk.size:
-        gaps[1:] = t[1:] - t[:-1]
-    per_token = np.repeat(gaps[later] / k[later], k[later])
-    counts = np.bincount(k) if k.size else np.zeros(0, dtype=np.int64)
+    _series_pass(c, [], [ok])
+    per_chunk, per_token, counts = c.extra[_key("chunks", ok)]
     out_tokens, chunks = c.f("output_tokens"), c.f("content_chunks")
     return {
-        "tokens_per_chunk": distribution(per_chunk),
+        "tokens_per_chunk": dict(per_chunk),
         "tokens_per_chunk_mean": _ratio(
             _sum_int(out_tokens, ok & (chunks != 0)), _sum_int(chunks, ok & _truthy(out_tokens))
         ),
         "tokens_per_chunk_histogram": {str(int(a)): int(counts[a]) for a in np.flatnonzero(counts)},
-        "itl_per_token_ms": distribution(per_token),
+        "itl_per_token_ms": dict(per_token),
         "sources": sources,
     }
 
@@ -533,8 +653,13 @@ def summarize_columns(
     recs = np.ones(c.size, dtype=np.bool_) if mask is None else mask
     by_id = _prompts_by_id(prompts)
     slo = slo or Slo()
-    summary = {"schema_version": SCHEMA_VERSION, **_block(c, recs, duration_s, slo, length_is_failure)}
     ok = recs & (c.outcome == Outcome.SUCCESS.value)
+    in_bucket = {label: inside & recs for label, inside in _in_buckets(c, bucket_edges).items()}
+    in_bucket = {label: inside for label, inside in in_bucket.items() if inside.any()}
+    # every distribution over the gaps and chunks this summary shows, in one two-pass read of them
+    blocks = [recs, *in_bucket.values()]
+    _series_pass(c, [ok, *(_ok(c, m, length_is_failure) for m in blocks)], [ok])
+    summary = {"schema_version": SCHEMA_VERSION, **_block(c, recs, duration_s, slo, length_is_failure)}
     summary["duration_s"] = duration_s
     summary["conventions"] = _conventions(c, ok)
     summary["schedule_lag_ms"] = _dist(c.f("schedule_lag_ms"), recs)
@@ -546,8 +671,6 @@ def summarize_columns(
         "output": t["billed_output"] / 1000 * price_out_per_1k,
         "total": t["billed_input"] / 1000 * price_in_per_1k + t["billed_output"] / 1000 * price_out_per_1k,
     }
-    in_bucket = {label: inside & recs for label, inside in _in_buckets(c, bucket_edges).items()}
-    in_bucket = {label: inside for label, inside in in_bucket.items() if inside.any()}
     summary["buckets"] = [
         {
             "label": bucket_label(lo, hi),
@@ -577,11 +700,10 @@ def summarize_columns(
 
 
 def _masked(c: Columns, mask: BOOL) -> Columns:
-    """The masked records only (for the few blocks that are cheaper to write over a subset)."""
+    """The masked records only, without their series (for the few blocks that are cheaper to write over
+    a subset and read no gaps)."""
     if mask.all():
         return c
-    keep_itl = _elements(c.itl_len, mask)
-    keep_chunks = _elements(c.chunk_len, mask)
     return Columns(
         floats={k: v[mask] for k, v in c.floats.items()},
         outcome=c.outcome[mask],
@@ -593,12 +715,10 @@ def _masked(c: Columns, mask: BOOL) -> Columns:
         finish_length=c.finish_length[mask],
         has_answer=c.has_answer[mask],
         leak=c.leak[mask],
-        itl=c.itl[keep_itl],
         itl_len=c.itl_len[mask],
-        chunk_t=c.chunk_t[keep_chunks],
-        chunk_n=c.chunk_n[keep_chunks],
         chunk_len=c.chunk_len[mask],
         source=c.source[mask],
+        series=SeriesStore(usable=False),
     )
 
 
@@ -630,6 +750,7 @@ def _sweep_point(
 
 __all__ = [
     "Columns",
+    "SeriesStore",
     "chunk_series",
     "columns_from",
     "pack_series",

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runner.accuracy import accuracy_block
+from runner.exact import blocked_sum
 from runner.metrics import CONVENTIONS, DISTRIBUTION_KEYS
 from runner.quality import quality_block
 from runner.records import Outcome, RequestRecord
@@ -35,7 +36,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def distribution(values: Iterable[float | None] | npt.NDArray[np.float64]) -> dict[str, float | int | None]:
-    """Exact percentiles (linear interpolation between closest ranks), mean, max and min."""
+    """Exact percentiles (linear interpolation between closest ranks), mean, max and min. The mean sums
+    the values in blocks (:func:`runner.exact.blocked_sum`), so :class:`runner.exact.Exact` gives the
+    same one from a stream read in chunks."""
     if isinstance(values, np.ndarray):
         xs = values
     else:
@@ -49,7 +52,7 @@ def distribution(values: Iterable[float | None] | npt.NDArray[np.float64]) -> di
         "p90": p90,
         "p95": p95,
         "p99": p99,
-        "mean": float(xs.mean()),
+        "mean": blocked_sum(xs) / xs.size,
         "max": float(xs.max()),
         "min": float(xs.min()),
     }

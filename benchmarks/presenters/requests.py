@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -17,11 +18,24 @@ from benchmarks.selectors.requests import (
     request_rows,
     run_buckets,
     run_requests,
+    run_requests_count,
     run_variants,
 )
 from runner import FAILURE_CLASSES
 
 PER_PAGE = 50
+
+
+class _Counted(Paginator):
+    """A paginator told its count (never a COUNT over every row of a big run)."""
+
+    def __init__(self, object_list: Any, per_page: int, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._count
 
 
 def request_filter(run: Run, query: QueryDict) -> RequestFilter:
@@ -41,13 +55,18 @@ def request_filter(run: Run, query: QueryDict) -> RequestFilter:
 def requests_page(run: Run, query: QueryDict) -> dict[str, Any]:
     where = request_filter(run, query)
     # the page's ids first (sorted in the index-only columns), then those few rows' details
-    ids = run_requests(run=run, where=where).values_list("id", flat=True)
-    page = Paginator(ids, PER_PAGE).get_page(int_param(query.get("page"), 1))
+    records = run_requests(run=run, where=where)
+    count, capped = run_requests_count(run=run, where=where, records=records)
+    ids = records.values_list("id", flat=True)
+    # a capped count pages through the first COUNT_CAP rows (worst first by default)
+    page = _Counted(ids, PER_PAGE, count).get_page(int_param(query.get("page"), 1))
     rest = query.copy()
     rest.pop("page", None)
     return {
         "run": run,
         "page": page,
+        "count": count,
+        "count_capped": capped,
         "rows": request_rows(list(page.object_list)),
         "where": where,
         "page_query": rest.urlencode(),

@@ -42,6 +42,7 @@ COLUMNS = (
     "client_output_tokens",
 )
 DATA_KEYS = ("level", "error", "http_status")  # read from ``data`` for one page's rows only
+COUNT_CAP = 10_000  # a filtered table counts this many rows at most, then says "10,000+"
 # the count that placed a prompt in its bucket (runner.summary._bucket_tokens): the dataset's, else usage
 BUCKET_TOKENS = "coalesce(client_input_tokens, input_tokens)"
 
@@ -86,6 +87,21 @@ def run_requests(*, run: Run, where: RequestFilter) -> QuerySet[RequestRecord]:
     order = SORTS.get(where.sort, SORTS["worst"])[1]
     failed_first = Case(When(outcome="success", then=Value(1)), default=Value(0), output_field=IntegerField())
     return records.alias(failed_first=failed_first).order_by(*order, "id")
+
+
+def run_requests_count(
+    *, run: Run, where: RequestFilter, records: QuerySet[RequestRecord]
+) -> tuple[int, bool]:
+    """(rows, capped) of ``records`` (``run_requests(run=run, where=where)``) without counting a big
+    run's rows on every view: an ended run's whole table is the number finalize read
+    (``summary["records_stored"]``); anything else is counted up to ``COUNT_CAP`` + 1 rows (a
+    bounded scan), and capped = there are more than ``COUNT_CAP``."""
+    unfiltered = not (where.outcome or where.bucket or where.variant is not None or where.audit_disagrees)
+    stored = (run.summary or {}).get("records_stored")
+    if unfiltered and not run.is_active and run.records_purged_at is None and isinstance(stored, int):
+        return stored, False
+    n = records[: COUNT_CAP + 1].count()
+    return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
 
 
 def request_rows(ids: list[int]) -> list[dict[str, Any]]:

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import contextlib
+import queue
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -202,12 +206,16 @@ def run_record_columns(
     *, run_id: int, chunk_size: int = 5000, on_chunk: Callable[[int], None] | None = None
 ) -> Columns:
     """Every record of the run as columns, read over a server-side cursor ``chunk_size`` rows at a
-    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each."""
+    time (only one chunk's JSON is in memory at once); ``on_chunk(rows so far)`` after each. The
+    records' gaps and chunks go to an unlinked temporary file, a chunk at a time, which the summary
+    reads back the same way: memory holds the per-record fields, not every gap of the run."""
     parts: list[Columns] = []
     done = 0
+    # closed when the columns are collected: they read it back after this returns
+    spill = tempfile.TemporaryFile(prefix="llmperf-series-", buffering=0)  # noqa: SIM115
     for rows in _record_chunks(run_id, chunk_size):
         lean = [orjson.loads(d) if isinstance(d, str | bytes) else d for d, _ in rows]
-        parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows]))
+        parts.append(columns_from(lean, [None if b is None else bytes(b) for _, b in rows], spill=spill))
         done += len(rows)
         if on_chunk is not None:
             on_chunk(done)
@@ -231,8 +239,41 @@ def _record_chunks(run_id: int, chunk_size: int) -> Iterator[list[tuple[Any, Any
         return
     with connection.chunked_cursor() as cursor:
         cursor.execute(_COLUMNS_SQL, [run_id])
-        while rows := cursor.fetchmany(chunk_size):
+        yield from _ahead(lambda: cursor.fetchmany(chunk_size))
+
+
+def _ahead(fetch: Callable[[], list[Any]]) -> Iterator[list[Any]]:
+    """``fetch()``'s chunks until an empty one, the next one fetched on a thread while the caller
+    works on this one: Postgres builds the rows (and psycopg waits, without the GIL) meanwhile. One
+    chunk ahead at most; the cursor is the caller's (psycopg serialises its connection's use)."""
+    ahead: queue.Queue[tuple[list[Any] | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                ahead.put((rows, None))
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the caller's thread
+            ahead.put((None, exc))
+
+    worker = threading.Thread(target=run, name="finalize-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            rows, exc = ahead.get()
+            if exc is not None:
+                raise exc
+            if not rows:
+                return
             yield rows
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()  # a worker waiting to put its chunk may see stop and end
+        worker.join()
 
 
 def stored_counts(*, run_id: int) -> dict[int, int]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from runner.blocking import run_blocking
+from runner.blocking import run_blocking, serve_sink
 from runner.simulator import SimulatorProcess
 from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec
 from runner.stats import LiveAggregate
@@ -17,17 +20,20 @@ from runner.stats import LiveAggregate
 pytestmark = pytest.mark.timeout(120)
 
 CHILD = """
-import json, sys
+import json, sys, threading
 from runner.blocking import serve_sink
 
-class FileSink:
+class FileSink:  # serve_sink calls on_tick from its reader thread: one file, so a lock
     def __init__(self, path):
         self.out = open(path, "w")
+        self.lock = threading.Lock()
     def on_records(self, batch):
-        for r in batch:
-            self.out.write(json.dumps({"record": r}) + "\\n")
+        with self.lock:
+            for r in batch:
+                self.out.write(json.dumps({"record": r}) + "\\n")
     def on_tick(self, delta):
-        self.out.write(json.dumps({"tick": delta}) + "\\n")
+        with self.lock:
+            self.out.write(json.dumps({"tick": delta}) + "\\n")
 
 sink = FileSink(sys.argv[1])
 serve_sink(sink, sys.stdin.buffer)
@@ -74,3 +80,38 @@ def test_a_sink_process_that_dies_loses_no_measured_record() -> None:
         )
     assert len(result.records) == 40 and all(r.ok for r in result.records)
     assert any("exited with code 3" in e for e in result.errors)
+
+
+class SlowWriter:
+    """A sink whose database is slow: each write waits (up to 10 s) for the tick sent after it."""
+
+    def __init__(self) -> None:
+        self.tick = threading.Event()
+        self.records: list[dict[str, Any]] = []
+        self.saw_tick_while_writing: list[bool] = []
+
+    def on_records(self, batch: list[dict[str, Any]]) -> None:
+        self.saw_tick_while_writing.append(self.tick.wait(10))
+        self.records.extend(batch)
+
+    def on_tick(self, delta: dict[str, Any]) -> None:
+        self.tick.set()
+
+
+def lines(*messages: Any) -> io.BytesIO:
+    return io.BytesIO(b"".join(m if isinstance(m, bytes) else orjson.dumps(m) + b"\n" for m in messages))
+
+
+def test_a_tick_is_not_held_behind_the_records_written_before_it() -> None:
+    sink = SlowWriter()
+    stream = lines({"records": [{"id": 1}, {"id": 2}]}, {"tick": {"seq": 1}}, b"\n", {"records": [{"id": 3}]})
+    assert serve_sink(sink, stream) == 3
+    assert sink.saw_tick_while_writing[0] and [r["id"] for r in sink.records] == [1, 2, 3]
+
+
+def test_a_broken_line_fails_the_writer_after_the_records_before_it() -> None:
+    sink = SlowWriter()
+    sink.tick.set()
+    with pytest.raises(orjson.JSONDecodeError):
+        serve_sink(sink, lines({"records": [{"id": 1}]}, b"{not json\n", {"records": [{"id": 2}]}))
+    assert [r["id"] for r in sink.records] == [1]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 import random
+import tempfile
+import tracemalloc
 from typing import Any
 
+import numpy as np
 import pytest
 
-from runner import Prompt, Slo, columns_from, pack_series, summarize, summarize_columns
+from runner import Columns, Prompt, Slo, columns_from, pack_series, summarize, summarize_columns
+from runner.exact import Exact, exact_distribution
+from runner.summary import distribution
 
 OUTCOMES = ["success"] * 12 + [
     "http_error",
@@ -117,3 +122,108 @@ def test_a_mask_gives_the_summary_of_that_subset() -> None:
 
 def test_no_records() -> None:
     assert summarize_columns(columns_from([]), duration_s=1.0) == summarize([], duration_s=1.0)
+
+
+# --- bounded memory: the gaps and chunks are read a part at a time, never held together -------------
+
+
+def _split(values: np.ndarray, rng: random.Random) -> list[np.ndarray]:
+    cuts = sorted(rng.sample(range(values.size + 1), min(values.size + 1, rng.randint(0, 9))))
+    return [values[a:b] for a, b in itertools.pairwise([0, *cuts, values.size])]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([3.5]),
+        np.array([2.0, 1.0]),
+        np.array([0.0, -0.0, 0.0, 5.0, 0.0]),
+        np.zeros(1000),
+        np.repeat([1.0, 2.0, 3.0], [500, 3, 700]),
+        np.random.default_rng(1).lognormal(np.log(12), 0.3, 5000),
+        np.random.default_rng(2).normal(0, 1e-3, 5000),  # negatives and values across many octaves
+        np.concatenate([np.zeros(40_000), np.random.default_rng(3).exponential(8, 100_000)]),  # > 1 block
+        np.random.default_rng(4).integers(0, 20, 70_000).astype(np.float64),  # ties everywhere
+    ],
+)
+def test_exact_distribution_of_a_stream_is_distribution_of_the_whole(values: np.ndarray) -> None:
+    rng = random.Random(values.size)
+    for _ in range(3):
+        parts = _split(values, rng)
+        assert exact_distribution(parts) == distribution(values)
+    assert exact_distribution([]) == distribution(np.empty(0))
+
+
+def test_the_second_pass_keeps_only_the_bins_of_the_wanted_ranks() -> None:
+    values = np.random.default_rng(5).lognormal(np.log(12), 0.3, 200_000)
+    e = Exact()
+    e.see(values)
+    e.plan()
+    e.keep(values)
+    assert e.result() == distribution(values)
+    assert 0 < e.kept_values() < values.size / 100
+
+
+def _chunked(records: list[dict[str, Any]], size: int, spill: Any) -> Columns:
+    lean = [{k: v for k, v in r.items() if k not in ("packets", "itl_ms")} for r in records]
+    blobs = [pack_series(r) for r in records]
+    return Columns.concat(
+        [
+            columns_from(lean[i : i + size], blobs[i : i + size], spill=spill)
+            for i in range(0, len(records), size)
+        ]
+    )
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 400])
+@pytest.mark.parametrize("spilled", [False, True])
+def test_the_summary_does_not_depend_on_how_the_records_were_chunked(size: int, spilled: bool) -> None:
+    rng = random.Random(11)
+    records = [record(i, rng) for i in range(400)]
+    kwargs: dict[str, Any] = {"duration_s": 4.0, "bucket_edges": [0, 1024, 4096], "prompts": PROMPTS}
+    with tempfile.TemporaryFile(buffering=0) as spill:
+        columns = _chunked(records, size, spill if spilled else None)
+        assert len(columns.series.parts) == -(-400 // size)
+        assert summarize_columns(columns, **kwargs) == summarize(records, **kwargs)
+        for variant in (0, 1):
+            mine = [r for r in records if r["variant"] == variant]
+            mask = columns.f("variant") == variant
+            assert summarize_columns(columns, mask=mask, **kwargs) == summarize(mine, **kwargs)
+
+
+def _long_record(i: int, rng: np.random.Generator) -> dict[str, Any]:
+    t = 150.0 + np.concatenate([[0.0], np.cumsum(rng.lognormal(np.log(12), 0.3, 128))])
+    return {
+        "request_id": f"r{i}",
+        "outcome": "success",
+        "ttft_ms": 150.0,
+        "e2e_ms": float(t[-1]),
+        "input_tokens": [300, 2000, 6000][i % 3],
+        "output_tokens": 129,
+        "content_chunks": 129,
+        "itl_ms": np.diff(t).tolist(),
+        "packets": [["answer", float(x), 1, 4] for x in t],
+    }
+
+
+def _summary_peak(n: int, chunk: int) -> tuple[int, int]:
+    """(peak bytes traced while summarising n spilled records, bytes their gaps and chunks take)."""
+    rng = np.random.default_rng(n)
+    with tempfile.TemporaryFile(buffering=0) as spill:
+        columns = _chunked([_long_record(i, rng) for i in range(n)], chunk, spill)
+        held = 8 * int(columns.itl_len.sum() + 2 * columns.chunk_len.sum())
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            summarize_columns(columns, duration_s=10.0, bucket_edges=[0, 1024, 4096])
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+    return peak, held
+
+
+def test_summary_memory_grows_with_the_chunk_not_with_the_gaps_of_every_record() -> None:
+    small, held_small = _summary_peak(500, chunk=100)
+    big, held_big = _summary_peak(4000, chunk=100)
+    # eight times the records: holding their gaps would add (held_big - held_small) bytes
+    assert big - small < 0.2 * (held_big - held_small), (small, big, held_small, held_big)

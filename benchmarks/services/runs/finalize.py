@@ -54,6 +54,8 @@ def run_finalize(*, run_id: int) -> None:
         except Exception:  # the engine's own audit stays; the page computes the full one on demand
             log.exception("token audit of run %s failed", run_id)
     # ---
+    if summary:  # the request table's unfiltered count, never recounted on a page view
+        summary["records_stored"] = columns.size
     if summary:  # what comparisons need of the records, from the same columns
         run_sample_at_end(run=run, records=columns, summary=summary, shards=shards)
     ended = Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(

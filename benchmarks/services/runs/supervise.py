@@ -46,12 +46,15 @@ def run_supervise(*, run_id: int, token: str) -> None:
     bus = get_bus()
     changed: set[int] = set()
     last_persist = last_checkpoint = 0.0
+    drawn: int | None = None  # the last second every shard had flushed past, at the last persist
     down: str | None = None  # what is unreachable right now, for one log line per outage
     while True:
         try:
             changed |= deltas_merge(aggregate, bus.drain(run_id, timeout=0.5), server)
-            if time.monotonic() - last_persist < PERSIST_EVERY_S:
+            ready = aggregate.complete_through() if changed else drawn
+            if not persist_due(time.monotonic() - last_persist, ready, drawn):
                 continue
+            drawn = ready
             if not _still_mine(run_id, token):
                 return  # the reaper handed this run to a new aggregator
             checkpoint = time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
@@ -79,6 +82,12 @@ def run_supervise(*, run_id: int, token: str) -> None:
     )
     _until_up(lambda: bus.discard(run_id), run_id)
     _until_up(lambda: run_finalize(run_id=run_id), run_id)
+
+
+def persist_due(since_s: float, ready: int | None, drawn: int | None) -> bool:
+    """Persist and push now: a second has just become complete (every shard flushed past it), so
+    viewers get it at once rather than at the next round; otherwise every ``PERSIST_EVERY_S``."""
+    return since_s >= PERSIST_EVERY_S or (ready is not None and (drawn is None or ready > drawn))
 
 
 def _outage(run_id: int, exc: Exception, down: str | None) -> str:

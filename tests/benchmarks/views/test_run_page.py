@@ -262,6 +262,31 @@ def test_the_requests_table_pages_without_overlap_and_shrugs_off_junk(cast, clie
     assert table(client, run, **junk) == table(client, run)
 
 
+def test_the_requests_table_counts_from_the_summary_or_up_to_a_cap(cast, client_for, monkeypatch):
+    run = big_run(cast.plan, 120)
+    assert run.summary["records_stored"] == 120
+    client = client_for(cast.alice)
+    url = reverse("run_requests", args=[run.pk])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    counts = [
+        q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"] and "requestrecord" in q["sql"]
+    ]
+    assert counts == [] and "120 requests, page 1 of 3" in response.content.decode()
+    # a filter is counted, up to the cap: past it the table says so and pages through the first rows
+    monkeypatch.setattr("benchmarks.selectors.requests.COUNT_CAP", 60)
+    html = client.get(url, {"outcome": "success"}).content.decode()
+    assert "60+ requests (counted up to 60" in html and "page 1 of 2" in html
+    failed = RequestRecord.objects.filter(run=run).exclude(outcome="success").count()
+    assert f">{failed} requests<" in client.get(url, {"outcome": "failed"}).content.decode().replace(
+        "</p>", "<"
+    )
+    # once its records are purged, the stored number no longer speaks for the table
+    RequestRecord.objects.filter(run=run).delete()
+    Run.objects.filter(pk=run.pk).update(records_purged_at=timezone.now())
+    assert "0 requests" in client.get(url).content.decode()
+
+
 def test_a_variant_filter_shows_that_variant_only(cast, client_for):
     run = big_run(cast.plan, 40)
     Run.objects.filter(pk=run.pk).update(spec={**run.spec, "variants": [{}, {}]})

@@ -68,6 +68,8 @@ def test_the_summary_is_exactly_summarize_of_every_stored_record(running):
     expected = expected_summary(run, records)
     # the token audit is the run page's SQL one: the engine's keys, the same values, and more keys
     stored_audit, engine_audit = run.summary.pop("token_audit"), expected.pop("token_audit")
+    # and the number of rows it read, for the per-request table's count
+    assert run.summary.pop("records_stored") == len(records)
     assert run.summary == expected
     assert {k: stored_audit[k] for k in engine_audit} == engine_audit
     ok = [r for r in records if r["outcome"] == "success"]
@@ -169,3 +171,19 @@ def test_late_writes_within_the_settle_time_are_waited_for(running, settings, mo
     run.refresh_from_db()
     assert run.status == Run.Status.FINISHED, run.reason
     assert run.summary["requests"]["total"] + run.summary["requests"]["cancelled"] == 241
+
+
+def test_the_read_ahead_gives_every_chunk_in_order_passes_errors_on_and_stops_when_left():
+    from benchmarks.selectors.runs import _ahead
+
+    chunks = iter([[1, 2], [3], [4, 5], []])
+    assert list(_ahead(lambda: next(chunks))) == [[1, 2], [3], [4, 5]]
+
+    def broken() -> list[int]:
+        raise RuntimeError("connection lost")
+
+    with pytest.raises(RuntimeError, match="connection lost"):
+        list(_ahead(broken))
+    endless = _ahead(lambda: [0])
+    assert next(endless) == [0]
+    endless.close()  # the reader thread ends (join returns) though fetch never runs dry

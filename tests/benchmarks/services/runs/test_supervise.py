@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.services.runs.supervise import _changed_points
+from benchmarks.services.runs.supervise import PERSIST_EVERY_S, _changed_points, persist_due
 from runner import LiveAggregate, ShardStats
 
 
@@ -28,3 +28,11 @@ def test_the_last_persist_draws_everything():
     agg = _aggregate([6, 4])
     rows, pending = _changed_points(agg, {4, 5, 6}, final=True)
     assert [r["t"] for r in rows] == [4, 5, 6] and pending == set()
+
+
+def test_a_second_that_just_became_complete_is_persisted_at_once_not_at_the_next_round():
+    assert persist_due(0.05, ready=7, drawn=6)
+    assert persist_due(0.05, ready=0, drawn=None)
+    # nothing new to draw: the usual round
+    assert not persist_due(0.05, ready=6, drawn=6) and not persist_due(0.05, ready=None, drawn=None)
+    assert persist_due(PERSIST_EVERY_S, ready=6, drawn=6)
