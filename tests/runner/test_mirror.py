@@ -22,6 +22,7 @@ from runner.mirror import MirrorConfig, serve_mirror
 from runner.simulator import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+NESTED = ("nested-SECRET-6", "nested-SECRET-7")
 SECRETS = ("sk-caller-SECRET-1", "cookie-SECRET-2", "apikey-SECRET-3", "shadow-SECRET-4", "query-SECRET-5")
 
 
@@ -291,7 +292,13 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
     ) as (url, _):
         await post(
             url + f"/v1/chat/completions?key={SECRETS[4]}&mode=fast",
-            {**chat("a harmless prompt"), "api_key": SECRETS[0]},
+            {
+                **chat("a harmless prompt"),
+                "api_key": SECRETS[0],
+                # nested: stripped at any depth, as a WebSocket frame's are
+                "metadata": {"user": "u1", "api_key": NESTED[0]},
+                "extra_body": [{"auth": {"x": 1}, "options": {"secret": NESTED[1], "seed": 7}}],
+            },
             {
                 "Authorization": f"Bearer {SECRETS[0]}",
                 "Cookie": f"session={SECRETS[1]}",
@@ -302,9 +309,11 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
             },
         )
     text = path.read_text()
-    for secret in SECRETS:
+    for secret in (*SECRETS, *NESTED):
         assert secret not in text
     line = json.loads(text)
+    assert line["body"]["metadata"] == {"user": "u1"}
+    assert line["body"]["extra_body"] == [{"options": {"seed": 7}}]
     assert line["headers"]["x-user-tag"] == "kept"
     assert line["path"] == "/v1/chat/completions?mode=fast"
     assert line["body"]["messages"][0]["content"] == "a harmless prompt"
