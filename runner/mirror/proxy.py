@@ -42,7 +42,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 @dataclass(slots=True)
 class Production:
-    """What the production path measured; ``records`` are keyed by the mirror's request id."""
+    """What the production path measured; ``records`` spilled and counted (runner.mirror.store)."""
 
     records: RecordStore = field(default_factory=lambda: RecordStore(0))
     overhead_ms: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes each, no objects
