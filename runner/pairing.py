@@ -77,3 +77,52 @@ def compare_pairs(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) 
         "answers_identical": sum(1 for a, b in texts if a["answer_text"] == b["answer_text"]),
         "answers_scored": len(scored),
     }
+
+
+# A pair reduced to what :func:`compare_pairs` reads of it, once: (base ok, other ok, ttft diff,
+# e2e diff, tokens/s diff, ROUGE-L or None when not scored, answers identical). Tuples of numbers
+# hold no answer text and give the garbage collector nothing to trace.
+PairRow = tuple[bool, bool, float | None, float | None, float | None, float | None, bool]
+
+
+def pair_row(base: Mapping[str, Any], other: Mapping[str, Any]) -> PairRow:
+    """One pair of rows (as :func:`compare_pairs` takes them) reduced to a :data:`PairRow`; the answers
+    are scored here, so neither text needs keeping afterwards."""
+    ok_a, ok_b = _ok(base), _ok(other)
+    both = ok_a and ok_b
+    text_a, text_b = base.get("answer_text"), other.get("answer_text")
+    scored = both and isinstance(text_a, str)
+    return (
+        ok_a,
+        ok_b,
+        _diff(base, other, "ttft_ms") if both else None,
+        _diff(base, other, "e2e_ms") if both else None,
+        _diff(base, other, "tokens_per_s") if both else None,
+        rouge_l(str(text_a), str(text_b)) if scored else None,
+        scored and text_a == text_b,
+    )
+
+
+def compare_rows(rows: Sequence[PairRow]) -> dict[str, Any]:
+    """:func:`compare_pairs` of pairs already reduced by :func:`pair_row`: the same numbers (past
+    ``MAX_SCORED`` the same seeded sample of positions among the scored pairs)."""
+    both = [r for r in rows if r[0] and r[1]]
+    texts = [r for r in both if r[5] is not None]
+    scored = texts if len(texts) <= MAX_SCORED else random.Random(0).sample(texts, MAX_SCORED)
+    n = len(rows)
+    return {
+        "pairs": n,
+        "success": {
+            "both": len(both),
+            "base_only": sum(1 for r in rows if r[0] and not r[1]),
+            "other_only": sum(1 for r in rows if r[1] and not r[0]),
+            "neither": sum(1 for r in rows if not r[0] and not r[1]),
+            "agreement": sum(1 for r in rows if r[0] == r[1]) / n if n else None,
+        },
+        "ttft_ms_diff": distribution(r[2] for r in both),
+        "e2e_ms_diff": distribution(r[3] for r in both),
+        "tokens_per_s_diff": distribution(r[4] for r in both),
+        "answer_rouge_l": distribution(r[5] for r in scored),
+        "answers_identical": sum(1 for r in texts if r[6]),
+        "answers_scored": len(scored),
+    }

@@ -210,13 +210,13 @@ class MirrorWatch(threading.Thread):
         if proxy is None:
             return {"listening": self.listening}
         pool = proxy.shadow
-        done = list(proxy.production.records.values())  # one C-level copy: safe beside the loop
-        ok = sum(1 for r in done if r.outcome == "success")
+        records = proxy.production.records  # plain ints the loop increments
+        done, ok = records.count, records.succeeded
         return {
             "listening": self.listening,
             "started": proxy.requests,
             "completed": ok,  # production's, as the run page's live numbers show them
-            "failed": len(done) - ok,
+            "failed": done - ok,
             "shadow": pool.counts.to_dict() if pool is not None else None,
         }
 

@@ -5,7 +5,8 @@ and the production response's timings, outcome and answer. A WebSocket session i
 (``"transport": "websocket"``): the upgrade's path and headers, and the caller's frames in place of
 a body (its first, the ask, as ``body``), redacted the same way. Credentials never reach the file:
 ``Authorization``, cookies, anything named like a key, token or secret, the shadow's own headers and
-any header the user names are dropped, and so are query parameters named like credentials. For
+any header the user names are dropped, and so are query parameters named like credentials and body
+or frame fields named like them at any depth (``{"metadata": {"api_key": …}}``). For
 privacy the prompt (and answer) text can be replaced by a hash or dropped; a replay then sends a
 synthetic prompt of the recorded length instead.
 """
@@ -83,12 +84,13 @@ def redact_text(text: str, mode: Privacy) -> str | None:
 
 
 def redact_body(body: Any, mode: Privacy) -> Any:
-    """The body without credential fields (``api_key``…), and with every prompt text (messages'
-    contents, ``prompt``, ``system``) hashed or dropped unless ``keep``; every other field (model,
-    max_tokens, temperature, tools…) as it was."""
+    """The body without credential fields (``api_key``…) at any depth, as a WebSocket frame's
+    (:func:`strip_secrets`), and with every prompt text (messages' contents, ``prompt``,
+    ``system``) hashed or dropped unless ``keep``; every other field (model, max_tokens,
+    temperature, tools…) as it was."""
     if not isinstance(body, dict):
         return body
-    out = {k: v for k, v in body.items() if not _SECRET_FIELD.fullmatch(k)}  # whatever the privacy mode
+    out = strip_secrets(body)  # whatever the privacy mode
     if mode == "keep":
         return out
     if isinstance(out.get("messages"), list):
@@ -124,6 +126,12 @@ def redact_captured_frame(frame: Any, mode: Privacy) -> Any:
         elif isinstance(value, str):
             out[key] = redact_text(value, mode)
     return out
+
+
+def strip_secrets(value: Any) -> Any:
+    """``value`` without credential fields (``api_key``, ``token``, ``password``…) at any depth of
+    its dicts and lists; nothing else changed."""
+    return _redact_strings(value, "keep", "")
 
 
 def _redact_strings(value: Any, mode: Privacy, key: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from array import array
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
@@ -25,6 +26,7 @@ from runner.mirror.capture import HOP_BY_HOP, CaptureWriter, is_secret_header, s
 from runner.mirror.live import LiveFeed
 from runner.mirror.measure import Measurer
 from runner.mirror.shadow import ShadowJob, ShadowPool
+from runner.mirror.store import Pairing, RecordStore
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, WS_HANDSHAKE, FrameTap, SentFrames, relay
 from runner.records import Outcome, RequestRecord
@@ -40,10 +42,10 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 @dataclass(slots=True)
 class Production:
-    """What the production path measured; ``records`` are keyed by the mirror's request id."""
+    """What the production path measured; ``records`` spilled and counted (runner.mirror.store)."""
 
-    records: dict[str, RequestRecord] = field(default_factory=dict)
-    overhead_ms: list[float] = field(default_factory=list)
+    records: RecordStore = field(default_factory=lambda: RecordStore(0))
+    overhead_ms: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes each, no objects
     errors: list[str] = field(default_factory=list)
 
 
@@ -66,7 +68,9 @@ class MirrorProxy:
         # the shadow's own header names are secrets too: never copied from the caller, never captured
         self.redact = tuple(redact_headers) + tuple(shadow.headers if shadow else ())
         self.connect_timeout_s = connect_timeout_s
-        self.production = Production()
+        # the two sides' records, kept compact for a session of days (runner.mirror.store)
+        self.pairing = Pairing()
+        self.production = Production(records=RecordStore(0, self.pairing))
         self.requests = 0  # POSTs and WebSocket sessions: mirrored and measured (POSTs captured)
         self.websockets = 0  # of which WebSocket sessions
         self.ws_format = ws_format or DEFAULT_WS_FORMAT  # how the sessions' frames are read
@@ -80,6 +84,8 @@ class MirrorProxy:
         self.measure = Measurer(self._measure_failed)
         if shadow is not None:
             shadow.measure = self.measure
+            shadow.records = RecordStore(1, self.pairing)
+            shadow.pairing = self.pairing
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -209,7 +215,8 @@ class MirrorProxy:
         """A WebSocket session's production record, and its capture line: the upgrade's path and
         headers (no secrets, no handshake), the caller's frames (``sent``) and production's outcome."""
         try:
-            rec = self.production.records[rid] = tap.record(rid, end)
+            rec = tap.record(rid, end)
+            self.production.records.add(rid, rec)
             if self.live is not None:
                 self.live.finished(0, rid, rec, end)
             if self.capture is not None and sent is not None:
@@ -239,7 +246,7 @@ class MirrorProxy:
     ) -> None:
         try:
             rec = tap.record(rid, end)
-            self.production.records[rid] = rec
+            self.production.records.add(rid, rec)
             if self.live is not None:
                 self.live.finished(0, rid, rec, end)
             if self.capture is not None:

@@ -21,9 +21,10 @@ import orjson
 
 from runner.mirror.live import LiveFeed
 from runner.mirror.measure import Measurer
+from runner.mirror.store import Pairing, RecordStore
 from runner.mirror.tap import ResponseTap
 from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, WsCopy, send_copy, ws_url
-from runner.records import Outcome, RequestRecord
+from runner.records import Outcome
 from runner.spec import GenericFormat
 from runner.sse import DEFAULT_MAX_EVENT_BYTES
 
@@ -82,7 +83,8 @@ class ShadowPool:
         self.sample = sample
         self.timeout_s = timeout_s
         self.counts = ShadowCounts()
-        self.records: dict[str, RequestRecord] = {}
+        self.records = RecordStore(1)  # the proxy's, paired with its own (runner.mirror.store)
+        self.pairing: Pairing | None = None
         self.errors: list[str] = []
         self._rng = random.Random(seed)
         self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(1, queue_size))
@@ -111,6 +113,9 @@ class ShadowPool:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             self.counts.dropped += 1
+            return
+        if self.pairing is not None:  # production's record waits for this copy's
+            self.pairing.expect(job.request_id)
 
     async def close(self, drain_s: float) -> None:
         """Give queued and in-flight copies ``drain_s`` to finish, then cancel the rest."""
@@ -196,7 +201,7 @@ class ShadowPool:
     def _record(self, job: ShadowJob, tap: ResponseTap | FrameTap, end: int) -> None:
         rec = tap.record(job.request_id, end)
         rec.schedule_lag_ms = (tap.sent_ns - job.queued_ns) / 1e6  # time spent waiting in the queue
-        self.records[job.request_id] = rec
+        self.records.add(job.request_id, rec)
         if self.live is not None:
             self.live.finished(1, job.request_id, rec, end)
         if rec.ok:

@@ -60,6 +60,14 @@ def ws_url(origin: str, path_qs: str) -> str:
     return url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
 
 
+def frame_bytes(data: str | bytes) -> int:
+    """A frame's size on the wire: a text frame's UTF-8 bytes (up to 4 per character), not its
+    characters; ASCII text is its length without encoding it."""
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
+
+
 def protocols_offered(headers: Any) -> tuple[str, ...]:
     offered = headers.get("Sec-WebSocket-Protocol", "")
     return tuple(p.strip() for p in offered.split(",") if p.strip())
@@ -86,10 +94,11 @@ class SentFrames:
 
     def add(self, t_ns: int, data: str | bytes) -> None:
         self.count += 1
-        if self.truncated or self.held + len(data) > self.cap:
+        size = frame_bytes(data)
+        if self.truncated or self.held + size > self.cap:
             self.truncated = True
             return
-        self.held += len(data)
+        self.held += size
         self.frames.append((t_ns, data))
 
 
@@ -147,8 +156,9 @@ class FrameTap:
         if a.first_byte_ns is None:
             a.first_byte_ns = t_ns
         self.last_ns = t_ns
-        self.held += len(data)
-        if len(data) > self.max_event_bytes:
+        size = frame_bytes(data)
+        self.held += size
+        if size > self.max_event_bytes:
             return self._stop(
                 f"a WebSocket message exceeded {self.max_event_bytes:,} bytes (max_event_bytes)"
             )

@@ -4,7 +4,9 @@ as timed datasets, and replay plans that keep the recorded arrivals."""
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -613,7 +615,10 @@ def test_the_mirror_form_takes_a_websocket_frame_format_and_refuses_junk(cast, c
     assert response.status_code == 302
     run = Run.objects.get(kind=Run.Kind.MIRROR)
     assert run.spec["mirror"]["ws_format"] == OWN_FORMAT
-    assert "&#x27;kind_path&#x27;: &#x27;event&#x27;" in _page(cast.alice, run)  # shown on its page
+    page = _page(cast.alice, run)  # shown on its page as JSON, not as a Python dict
+    shown = re.search(r'<pre id="mirror-ws-format">(.*?)</pre>', page, re.S)
+    assert shown is not None and json.loads(html.unescape(shown.group(1))) == OWN_FORMAT
+    assert "&quot;kind_path&quot;: &quot;event&quot;" in shown.group(1) and "&#x27;" not in shown.group(1)
     config = bridge.mirror_config(run, api_key="")
     assert config.ws_format is not None and config.ws_format.kind_path == "event"
     assert config.ws_format.kind_map == OWN_FORMAT["kind_map"]

@@ -22,6 +22,7 @@ from runner.mirror import MirrorConfig, serve_mirror
 from runner.simulator import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+NESTED = ("nested-SECRET-6", "nested-SECRET-7")
 SECRETS = ("sk-caller-SECRET-1", "cookie-SECRET-2", "apikey-SECRET-3", "shadow-SECRET-4", "query-SECRET-5")
 
 
@@ -291,7 +292,13 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
     ) as (url, _):
         await post(
             url + f"/v1/chat/completions?key={SECRETS[4]}&mode=fast",
-            {**chat("a harmless prompt"), "api_key": SECRETS[0]},
+            {
+                **chat("a harmless prompt"),
+                "api_key": SECRETS[0],
+                # nested: stripped at any depth, as a WebSocket frame's are
+                "metadata": {"user": "u1", "api_key": NESTED[0]},
+                "extra_body": [{"auth": {"x": 1}, "options": {"secret": NESTED[1], "seed": 7}}],
+            },
             {
                 "Authorization": f"Bearer {SECRETS[0]}",
                 "Cookie": f"session={SECRETS[1]}",
@@ -302,9 +309,11 @@ async def test_a_capture_never_holds_a_secret(upstream: SimulatorProcess, tmp_pa
             },
         )
     text = path.read_text()
-    for secret in SECRETS:
+    for secret in (*SECRETS, *NESTED):
         assert secret not in text
     line = json.loads(text)
+    assert line["body"]["metadata"] == {"user": "u1"}
+    assert line["body"]["extra_body"] == [{"options": {"seed": 7}}]
     assert line["headers"]["x-user-tag"] == "kept"
     assert line["path"] == "/v1/chat/completions?mode=fast"
     assert line["body"]["messages"][0]["content"] == "a harmless prompt"
@@ -506,3 +515,45 @@ async def test_a_sink_gets_both_sides_records_and_per_second_deltas_while_the_se
     )
     assert sorted(r["variant"] for r in sink.rows) == [0] * 4 + [1] * 4
     assert done.result()["errors"] == []
+
+
+# -- what a session keeps ------------------------------------------------------------------------
+async def test_the_summary_kept_compact_is_the_summary_of_the_full_records(
+    upstream: SimulatorProcess, slow_shadow: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror keeps spill files and pair rows, not records: its summary must still be exactly
+    ``summarize`` and ``compare_pairs`` over the records it made (caught here on their way in)."""
+    from runner.mirror.store import RecordStore
+    from runner.pairing import compare_pairs
+    from runner.records import RequestRecord
+    from runner.summary import summarize
+
+    made: dict[int, dict[str, RequestRecord]] = {0: {}, 1: {}}
+    add = RecordStore.add
+
+    def keeping(self: RecordStore, rid: str, rec: RequestRecord) -> None:
+        made[self.variant][rid] = rec
+        add(self, rid, rec)
+
+    monkeypatch.setattr(RecordStore, "add", keeping)
+    bodies: list[bytes | dict[str, Any]] = [
+        chat(f"question {i}", stream=i % 3 != 0, max_tokens=4 + i) for i in range(14)
+    ]
+    bodies += [b"this body is not JSON", b"nor this one"]
+    async with mirror(upstream=upstream.url, shadow=slow_shadow.url, sample=0.7, seed=3) as (url, done):
+        await asyncio.gather(*(post(url + "/v1/chat/completions", b) for b in bodies))
+    s = done.result()
+    prod, shadow = made[0], made[1]
+    assert len(prod) == 16 and 4 <= len(shadow) < 16  # sampled: some production records stay unpaired
+    assert {r.outcome for r in prod.values()} != {"success"}  # failures on both sides are in the pairs
+
+    assert s["production"] == summarize(list(prod.values()), duration_s=s["duration_s"])
+    counts = ("sampled", "sent", "succeeded", "failed", "dropped", "failures")
+    own = {k: v for k, v in s["shadow"].items() if k not in counts}
+    assert own == summarize(list(shadow.values()), duration_s=s["duration_s"])
+
+    def row(r: RequestRecord) -> dict[str, Any]:
+        return {k: getattr(r, k) for k in ("outcome", "ttft_ms", "e2e_ms", "tokens_per_s", "answer_text")}
+
+    expected = compare_pairs([(row(prod[rid]), row(rec)) for rid, rec in shadow.items() if rid in prod])
+    assert s["paired"] == expected and expected["success"]["neither"] == 2

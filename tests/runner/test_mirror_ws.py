@@ -256,6 +256,30 @@ def test_a_session_within_the_cap_is_read_frame_by_frame_to_the_same_record() ->
     assert tap.frames == 5
 
 
+def test_the_caps_count_a_text_frames_bytes_not_its_characters() -> None:
+    """A frame of 300 emoji is about 330 characters but over 1,200 bytes (4 per emoji): a
+    1,000-byte cap refuses it, on the measured side and in a capture's kept frames."""
+    from runner.mirror.ws import DEFAULT_WS_FORMAT, FrameTap, SentFrames, frame_bytes
+
+    wide = json.dumps({"type": "text", "text": "😀" * 300}, ensure_ascii=False)
+    assert len(wide) < 1000 < frame_bytes(wide) == len(wide.encode())
+    assert frame_bytes("é" * 10) == 20 and frame_bytes(b"\xff" * 10) == 10 and frame_bytes("ab") == 2
+
+    tap = FrameTap(DEFAULT_WS_FORMAT, max_event_bytes=1000)
+    tap.status = 101
+    tap.ask(1)
+    tap.feed(2, _frame(0))
+    tap.feed(3, wide)
+    assert tap.held == len(_frame(0)) + len(wide.encode())
+    rec = tap.record("m1", 4)
+    assert rec.outcome == "protocol_error" and "exceeded 1,000 bytes" in rec.error
+
+    sent = SentFrames(cap=1000)
+    sent.add(1, _frame(0))
+    sent.add(2, wide)
+    assert sent.truncated and sent.count == 2 and [d for _, d in sent.frames] == [_frame(0)]
+
+
 async def test_a_session_past_the_cap_reaches_the_caller_whole_and_is_measured_as_a_protocol_error(
     upstream: SimulatorProcess,
 ) -> None:
