@@ -270,7 +270,11 @@ async def _sse(
                 and len(chunk) <= max_event_bytes
                 and sse.idle
             ):
-                parts = chunk[6:-2].split(b"\n\ndata: ")
+                body = chunk[6:-2]
+                if b"\n" not in body:  # the usual: exactly one `data: {json}` event
+                    one_json(body, t)
+                    return
+                parts = body.split(b"\n\ndata: ")
                 if chunk.count(b"\n") == 2 * len(parts) and all(p[:1] == b"{" for p in parts):
                     for part in parts:
                         one_json(part, t)
