@@ -193,13 +193,7 @@ class CaptureWriter:
         except orjson.JSONDecodeError:
             line["body"] = None
             line["body_text"] = redact_text(body.decode("utf-8", "replace"), self.privacy)
-        if self.privacy != "keep":
-            line["redacted"] = self.privacy
-        prod = dict(production)
-        if "answer_text" in prod:
-            prod["answer_text"] = redact_text(str(prod["answer_text"]), self.privacy)
-        line["production"] = prod
-        self._put(line)
+        self._finish(line, production)
 
     def write_ws(
         self,
@@ -233,6 +227,10 @@ class CaptureWriter:
             line["frames_truncated"] = True  # past the mirror's max_event_bytes: counted, not kept
         first = line["frames"][0] if line["frames"] else {}
         line["body"] = first.get("json") if isinstance(first.get("json"), dict) else None
+        self._finish(line, production)
+
+    def _finish(self, line: dict[str, Any], production: Mapping[str, Any]) -> None:
+        """The privacy mark and production's side (its answer redacted as the body is), then write."""
         if self.privacy != "keep":
             line["redacted"] = self.privacy
         prod = dict(production)

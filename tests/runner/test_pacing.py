@@ -4,7 +4,6 @@ go out in the loop turn right after its gate opens, however crowded the loop."""
 from __future__ import annotations
 
 import asyncio
-import time
 from time import perf_counter_ns
 from typing import Any
 
@@ -17,6 +16,7 @@ from runner.engine import run
 from runner.pacing import Pacer
 from runner.simulator import SimulatorProcess
 from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+from tests.runner.crowd import crowded_loop
 
 
 async def test_gates_open_in_order_at_their_instants_never_before() -> None:
@@ -89,6 +89,7 @@ async def test_an_open_loop_send_is_written_in_the_turn_after_its_instant_on_a_c
     body-writer task in between (each would add a crowded turn)."""
     loop = asyncio.get_running_loop()
     turn = 0
+    stop = asyncio.Event()  # ends the turn counter
 
     def tick() -> None:
         nonlocal turn
@@ -121,15 +122,6 @@ async def test_an_open_loop_send_is_written_in_the_turn_after_its_instant_on_a_c
     # prepared well before its instant, so the gate is still shut when the crowded driver gets there
     monkeypatch.setattr(engine_mod, "PREPARE_NS", 400_000_000)
     monkeypatch.setattr(engine_mod, "connection_timing", traced)
-    stop = asyncio.Event()
-
-    async def busy() -> None:
-        while not stop.is_set():
-            until = time.perf_counter() + 0.002
-            while time.perf_counter() < until:
-                pass
-            await asyncio.sleep(0)
-
     with SimulatorProcess(ttft_ms=20, itl_ms=2, output_tokens=3) as sim:
         spec = RunSpec(
             endpoint=EndpointSpec(
@@ -142,10 +134,9 @@ async def test_an_open_loop_send_is_written_in_the_turn_after_its_instant_on_a_c
             warm_connections=2,
         )
         loop.call_soon(tick)
-        crowding = asyncio.gather(*(busy() for _ in range(40)))
-        result = await run(spec)
+        async with crowded_loop():
+            result = await run(spec)
         stop.set()
-        await crowding
     assert len(result.records) == 3 and all(r.ok for r in result.records)
     assert len(writes) == 3  # warm-up GETs have no body: only the three POSTs write one
     for (write_turn, write_ns), rec in zip(

@@ -11,6 +11,7 @@ import pytest
 from runner.engine import run
 from runner.simulator import SimulatorProcess
 from runner.spec import EndpointSpec, ProfileSpec, Prompt, RunSpec, Timeouts
+from tests.runner.crowd import crowded_loop
 from tests.runner.rawserver import DONE, chat_chunk, raw_server, serve_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -178,10 +179,8 @@ async def test_arrival_is_stamped_at_the_socket_read_not_when_the_task_gets_its_
     """A loop crowded with other work (40 tasks of 2 ms each per turn) makes a chunk wait a whole
     turn for its request's task. The stamp is the socket read's: never before the server wrote,
     earlier than the task's turn, and that wait is reported, not hidden in TTFT."""
-    import asyncio
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from runner.transport import StampingHandler
@@ -200,24 +199,10 @@ async def test_arrival_is_stamped_at_the_socket_read_not_when_the_task_gets_its_
     assert proc.stdout is not None
     try:
         port = int(proc.stdout.readline().split()[1])
-        stop = asyncio.Event()
-
-        async def busy() -> None:
-            while not stop.is_set():
-                until = time.perf_counter() + 0.002
-                while time.perf_counter() < until:
-                    pass
-                await asyncio.sleep(0)
-
-        async def crowd() -> None:
-            await asyncio.sleep(0.15)  # the send goes out on time; the crowd comes before the token
-            await asyncio.gather(*(busy() for _ in range(40)))
-
-        crowding = asyncio.create_task(crowd())
         one = spec(f"http://127.0.0.1:{port}/v1", ProfileSpec(kind="users", users=1), max_requests=1)
-        result = await run(one)
-        stop.set()
-        await crowding
+        # the send goes out on time; the crowd comes before the token
+        async with crowded_loop(after_s=0.15):
+            result = await run(one)
         wrote = int(proc.stdout.readline().split()[1])
     finally:
         proc.kill()
@@ -241,9 +226,7 @@ async def test_a_closed_loop_request_counts_from_the_write_not_from_the_clients_
     does itself from 3.12); with aiohttp's own class the write waits. Either way a closed-loop
     request counts from the write: the record's origin is the write's stamp, and the server's TTFT
     is what remains."""
-    import asyncio
     import sys
-    import time
 
     import aiohttp
 
@@ -261,20 +244,9 @@ async def test_a_closed_loop_request_counts_from_the_write_not_from_the_clients_
         calls.append(sent_ns)
 
     monkeypatch.setattr(analysis.StreamAnalyzer, "__init__", spy)
-    stop = asyncio.Event()
-
-    async def busy() -> None:
-        while not stop.is_set():
-            until = time.perf_counter() + 0.002
-            while time.perf_counter() < until:
-                pass
-            await asyncio.sleep(0)
-
     with SimulatorProcess(ttft_ms=100, itl_ms=5, output_tokens=4) as sim:
-        crowding = asyncio.gather(*(busy() for _ in range(40)))
-        result = await run(spec(sim.base_url, ProfileSpec(kind="users", users=1), max_requests=1))
-        stop.set()
-        await crowding
+        async with crowded_loop():
+            result = await run(spec(sim.base_url, ProfileSpec(kind="users", users=1), max_requests=1))
     rec = result.records[0]
     assert rec.outcome == "success", rec.error
     origin = result.t0_ns + round(rec.scheduled_s * 1e9)
