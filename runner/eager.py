@@ -11,7 +11,7 @@ coroutine up to its first real suspension now and returns an equivalent coroutin
 from __future__ import annotations
 
 from collections.abc import Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ def started(coro: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
         return _value(stop.value)
     except BaseException as exc:  # re-raised where the task is awaited, as before
         return _raise(exc)
-    return _rest(_Resumed(coro, first))
+    return _Resumed(coro, first)
 
 
 async def _value(value: T) -> T:
@@ -35,34 +35,40 @@ async def _raise(exc: BaseException) -> Any:
     raise exc
 
 
-async def _rest(resumed: _Resumed[T]) -> T:
-    return await resumed
-
-
-class _Resumed(Generic[T]):
-    """``yield from`` a coroutine that has already yielded ``first``: the running task waits on what
-    the coroutine waits on, and every value or exception the task sends in goes on to it."""
+class _Resumed(Coroutine[Any, Any, T]):
+    """A coroutine that has already run to its first suspension: its first step hands the task what
+    it waits on (``first``), every later value or exception goes on to it, so a task cancelled
+    before its first step still cancels the coroutine itself (its own cleanup runs)."""
 
     __slots__ = ("_coro", "_first")
 
     def __init__(self, coro: Coroutine[Any, Any, T], first: Any) -> None:
         self._coro, self._first = coro, first
 
+    def send(self, value: Any) -> Any:
+        if self._first is not _SENT:
+            first, self._first = self._first, _SENT
+            return first
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._first = _SENT
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # pragma: no cover - the old three-argument form
+
+    def close(self) -> None:
+        self._first = _SENT
+        self._coro.close()
+
     def __await__(self) -> Generator[Any, Any, T]:
-        coro, pending = self._coro, self._first
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # cancellation and the like go on to the coroutine
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+        return self
+
+    def __iter__(self) -> _Resumed[T]:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+
+_SENT: Any = object()

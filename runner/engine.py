@@ -506,13 +506,15 @@ class Engine:
             if prompt.session is not None:
                 await pacer.sleep_until(sched)  # a turn keeps its own order and gaps
                 if self.stop.is_set():
+                    self.taken -= 1  # prepared, never sent
                     if sem is not None:
                         sem.release()
                     return last
                 task = self._next_turn(prompt, sched, level, sem)
             else:
                 gate = pacer.gate(sched)
-                task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped, gate))
+                order = self.taken  # the A/B order is the prepared one, not the one at the gate
+                task = asyncio.create_task(self._scheduled(prompt, sched, level, sem, capped, gate, order))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
         return last
@@ -573,6 +575,7 @@ class Engine:
         sem: asyncio.Semaphore | None,
         capped: bool,
         gate: asyncio.Future[None],
+        order: int,
     ) -> None:
         try:
             try:
@@ -580,16 +583,22 @@ class Engine:
             except asyncio.CancelledError:
                 self.taken -= 1  # the run was cancelled before this send's instant: never sent
                 return
-            if self.stop.is_set():
-                self.taken -= 1  # the run ended between preparing this send and its instant
+            if self.stop.is_set() and sched - self.t0 >= self.stop_elapsed * 1e9:
+                self.taken -= 1  # its instant came after the run ended: never sent
                 return
-            await self._to_variants(prompt, sched, -1, level, capped)
+            await self._to_variants(prompt, sched, -1, level, capped, order)
         finally:
             if sem is not None:
                 sem.release()
 
     async def _to_variants(
-        self, prompt: Prompt, sched_ns: int, user: int, level: int | None, capped: bool = False
+        self,
+        prompt: Prompt,
+        sched_ns: int,
+        user: int,
+        level: int | None,
+        capped: bool = False,
+        order: int | None = None,
     ) -> list[RequestRecord]:
         """One scheduled prompt: to the endpoint, or to every A/B variant under identical conditions —
         all at the scheduled instant (simultaneous) or one right after another (interleaved, the
@@ -603,7 +612,7 @@ class Engine:
                     *(self._request(prompt, sched_ns, user, level, v, capped) for v in range(n))
                 )
             )
-        first = self.taken % n
+        first = (self.taken if order is None else order) % n
         recs = []
         for k in range(n):
             start = sched_ns if k == 0 else perf_counter_ns()

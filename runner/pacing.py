@@ -79,7 +79,9 @@ class Pacer:
     def gate(self, t_ns: int) -> asyncio.Future[None]:
         """A future that is done at ``t_ns`` (at once if that has passed)."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        if t_ns <= perf_counter_ns():
+        now = perf_counter_ns()
+        if t_ns <= now:
+            self._release_due(now)  # earlier gates whose timer callback has not run yet go first
             fut.set_result(None)
             return fut
         if self._fd >= 0:
@@ -93,8 +95,11 @@ class Pacer:
         return fut
 
     async def sleep_until(self, t_ns: int) -> None:
-        if t_ns > perf_counter_ns():
+        now = perf_counter_ns()
+        if t_ns > now:
             await self.gate(t_ns)
+        else:
+            self._release_due(now)
 
     def _arm(self, t_ns: int) -> None:
         assert self._libc is not None
@@ -112,14 +117,18 @@ class Pacer:
         except BlockingIOError:
             return  # spurious wake-up: the timer is still armed
         self._armed = 0
-        now = perf_counter_ns()
+        self._release_due(perf_counter_ns())
+        if self._due:
+            self._arm(self._due[0][0])
+
+    def _release_due(self, now: int) -> None:
+        """Opens every gate whose instant has come, in order (the timer's callback, or a caller that
+        found an instant already past before that callback ran)."""
         due = self._due
         while due and due[0][0] <= now:
             fut = heapq.heappop(due)[2]
             if not fut.done():
                 fut.set_result(None)
-        if due:
-            self._arm(due[0][0])
 
     def _fallback(self) -> None:
         """The timer could not be set: the gates still shut wait by the loop's timer instead."""
@@ -144,6 +153,8 @@ class Pacer:
                 fut.cancel()
 
     def close(self) -> None:
+        """Gates whose instant has come open (their sends are due); the rest are cancelled."""
+        self._release_due(perf_counter_ns())
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)

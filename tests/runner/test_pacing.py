@@ -4,6 +4,7 @@ go out in the loop turn right after its gate opens, however crowded the loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from time import perf_counter_ns
 from typing import Any
 
@@ -147,3 +148,39 @@ async def test_an_open_loop_send_is_written_in_the_turn_after_its_instant_on_a_c
         assert abs(instant - sched) < 2_000  # the gate of this very send
         assert write_turn - opened[instant] <= 1, (write_turn, opened[instant])
         assert write_ns >= sched  # never before its instant
+
+
+async def test_a_task_cancelled_before_its_first_step_still_cancels_the_started_coroutine() -> None:
+    """The eagerly started coroutine's own cleanup runs (aiohttp's body writer closes its connection
+    there) even when its task is cancelled before the task ever stepped it."""
+    steps: list[str] = []
+
+    async def writer() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            steps.append("cleanup")
+            raise
+
+    task = asyncio.create_task(started(writer()))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["cleanup"]
+
+
+async def test_gates_already_due_open_in_order_even_before_the_timer_callback_runs() -> None:
+    """A caller that finds an instant past (the loop was busy) opens the earlier gates first, and
+    closing the pacer opens the gates that are due instead of cancelling their sends."""
+    pacer = Pacer()
+    t0 = perf_counter_ns()
+    first, second = pacer.gate(t0 + 2_000_000), pacer.gate(t0 + 3_000_000)
+    time.sleep(0.004)  # both instants pass while the loop is held: the timer callback has not run
+    late = pacer.gate(t0 + 3_500_000)
+    assert first.done() and second.done() and late.done()  # opened in the same call, in order
+    third = pacer.gate(perf_counter_ns() + 1_000_000)
+    later = pacer.gate(perf_counter_ns() + 10_000_000_000)
+    time.sleep(0.002)
+    pacer.close()
+    assert third.done() and not third.cancelled()  # due at close: opened, its send goes out
+    assert later.cancelled()

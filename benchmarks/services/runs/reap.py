@@ -7,13 +7,13 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from benchmarks import bridge
 from benchmarks.models import Run, Shard
+from benchmarks.selectors.runs import REPEAT_NEXT_GRACE_S
 from benchmarks.services.dispatch import TaskName, enqueue
 from benchmarks.services.runs.admit import runs_admit_queued
 from benchmarks.services.runs.outage import DATABASE_DOWN, database_recently_unreachable, database_unreachable
@@ -22,7 +22,6 @@ from benchmarks.services.runs.spool import spool_load, spool_runs
 log = logging.getLogger(__name__)
 DELETE_RETRY_S = 600.0  # a deleted run still here this long after: its delete task is sent again
 REPEAT_RESUME_S = 60.0  # a repetition that finished this long ago with no next one: start the next
-REPEAT_LOOKBACK = timedelta(days=1)  # how far back a stalled set is looked for
 
 
 def _mark_dead(shards: QuerySet[Shard], now: datetime, error: str) -> int:
@@ -90,9 +89,9 @@ def runs_reap_stale() -> int:
 
 def runs_repeat_resume() -> list[int]:
     """Repeated sets whose latest repetition finished but whose next one never started (the database
-    went away between finalize's status update and its ``run_repeat_next``): the next one starts now.
-    The set's first run is locked while it is looked at, so two reapers start it once. Returns the
-    runs started."""
+    went away between finalize's status update and its ``run_repeat_next``): the next one starts now,
+    once (``run_repeat_next`` locks the set). Only within ``REPEAT_NEXT_GRACE_S`` of that end: past
+    it the pages call the set over, and it stays so. Returns the runs started."""
     from benchmarks.services.runs.start import run_repeat_next
 
     now = timezone.now()
@@ -106,29 +105,26 @@ def runs_repeat_resume() -> list[int]:
             status=Run.Status.FINISHED,
             spec__repeat__gt=1,
             ended_at__lt=now - timedelta(seconds=REPEAT_RESUME_S),
-            ended_at__gt=now - REPEAT_LOOKBACK,
+            ended_at__gt=now - timedelta(seconds=REPEAT_NEXT_GRACE_S),
             plan__isnull=False,
         )
+        .annotate(total=Cast(KeyTextTransform("repeat", "spec"), IntegerField()))
+        .filter(repeat_index__lt=F("total") - 1)
         .exclude(reason__startswith="Repetitions stopped")
         .exclude(Exists(successor))
-        .only("pk", "repeat_of_id", "repeat_index")
+        .only("pk")
         .order_by("pk")
     )
-    for run in stalled:
-        root_id = run.repeat_of_id or run.pk
+    for run_id in [r.pk for r in stalled]:
         try:
-            with transaction.atomic():
-                Run.all_objects.select_for_update().filter(pk=root_id).first()
-                later = Run.all_objects.filter(repeat_of_id=root_id, repeat_index__gt=run.repeat_index)
-                if later.exists():
-                    continue
-                full = Run.objects.select_related("plan", "created_by").get(pk=run.pk)
-                nxt = run_repeat_next(run=full)
-                if nxt is not None:
-                    log.warning("run %s: repetition %d started late by the reaper", run.pk, nxt.repeat_index)
-                    started.append(nxt.pk)
-        except (bridge.RunRefused, Run.DoesNotExist):
+            run = Run.objects.select_related("plan", "created_by").get(pk=run_id)
+            nxt = run_repeat_next(run=run)
+        except Exception:  # one set must not stop the reaper's other work
+            log.exception("resuming the repeated set of run %s failed", run_id)
             continue
+        if nxt is not None:
+            log.warning("run %s: repetition %d started late by the reaper", run_id, nxt.repeat_index)
+            started.append(nxt.pk)
     return started
 
 

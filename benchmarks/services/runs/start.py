@@ -115,8 +115,15 @@ def run_repeat_next(*, run: Run) -> Run | None:
     total = int((run.spec or {}).get("repeat") or 1)
     if run.status != Run.Status.FINISHED or run.repeat_index + 1 >= total or run.plan is None:
         return None
-    try:
-        return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
-    except bridge.RunRefused as exc:  # the dataset or the limits changed under the set: say so
-        Run.objects.filter(pk=run.pk).update(reason=f"Repetitions stopped: {exc}")
-        return None
+    root_id = run.repeat_of_id or run.pk
+    with transaction.atomic():
+        # the set's first run, locked: finalize and the reaper (which resumes a stalled set) may both
+        # get here, and the next repetition starts once
+        Run.all_objects.select_for_update().filter(pk=root_id).first()
+        if Run.all_objects.filter(repeat_of_id=root_id, repeat_index__gt=run.repeat_index).exists():
+            return None
+        try:
+            return run_start(plan=run.plan, by=run.created_by, repeat_of=run.repeat_of or run)
+        except bridge.RunRefused as exc:  # the dataset or the limits changed under the set: say so
+            Run.objects.filter(pk=run.pk).update(reason=f"Repetitions stopped: {exc}")
+            return None

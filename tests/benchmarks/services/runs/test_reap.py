@@ -9,8 +9,10 @@ from celery import current_app
 from django.utils import timezone
 
 from benchmarks.models import Run, Shard
+from benchmarks.selectors.runs import REPEAT_NEXT_GRACE_S
 from benchmarks.services.runs import reap
 from benchmarks.services.runs.shard import shard_claim
+from benchmarks.services.runs.start import run_repeat_next
 
 
 @pytest.fixture
@@ -93,11 +95,20 @@ def test_a_repeated_set_stalled_by_a_database_blip_is_resumed_once_by_the_reaper
         status=Run.Status.FINISHED,
         ended_at=timezone.now(),
     )
+    over = Run.objects.create(  # stalled past the grace: the pages already call this set over
+        team=cast.team_a,
+        plan=cast.plan,
+        spec={"repeat": 2},
+        status=Run.Status.FINISHED,
+        ended_at=timezone.now() - timedelta(seconds=REPEAT_NEXT_GRACE_S + 30),
+    )
     started = reap.runs_repeat_resume()
     assert len(started) == 1  # the stalled set only: the fresh one is finalize's own to continue
     nxt = Run.objects.get(pk=started[0])
     assert nxt.repeat_of_id == first.pk and nxt.repeat_index == 1
     assert reap.runs_repeat_resume() == []  # looked at again: already started
+    assert run_repeat_next(run=first) is None  # a late finalize of the same run starts nothing more
     Run.objects.filter(pk=nxt.pk).update(status=Run.Status.FINISHED, ended_at=long_ago)
     assert reap.runs_repeat_resume() == []  # the set is complete (2 of 2)
     assert not Run.objects.filter(repeat_of=fresh).exists()
+    assert not Run.objects.filter(repeat_of=over).exists()
