@@ -10,8 +10,8 @@ levels, usage and client token counts. Then:
   its URL exists), the runs list: time, size,
   peak resident-memory growth (a streamed response is read to its end, chunk by chunk, not kept).
 
-Uses the database ``llmperf_bigbench`` and Redis db 12, created and cleared here (``BIGBENCH_DB`` and
-``BIGBENCH_REDIS_DB`` name others, so two people's benches do not share them).
+Uses the database ``llmperf_bigbench`` and Redis db 12, created and cleared here (``BIGRUN_DB`` and
+``BIGRUN_REDIS_DB`` name others, so two people's benches do not share them).
 
     .venv/bin/python bench/bench_bigrun.py                # 100k records
     .venv/bin/python bench/bench_bigrun.py --million      # 1M records (minutes, several GB of disk)
@@ -33,10 +33,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = os.environ.get("BIGBENCH_DB", "llmperf_bigbench")
+DB_NAME = os.environ.get("BIGRUN_DB", "llmperf_bigbench")
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-    REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BIGBENCH_REDIS_DB', '12')}",
+    REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BIGRUN_REDIS_DB', '12')}",
     DJANGO_SETTINGS_MODULE="llmperf_site.settings",
     SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key-not-for-production-use-1234567890"),
     HF_HUB_OFFLINE="1",

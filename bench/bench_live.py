@@ -11,8 +11,8 @@ push.
     .venv/bin/python bench/bench_live.py                   # 100 and 200 req/s, 20 s each
     .venv/bin/python bench/bench_live.py --rates 300 --seconds 30
 
-Needs PostgreSQL, Redis and node; uses the database ``llmperf_bigbench`` and Redis db 12 (``BIGBENCH_DB``
-and ``BIGBENCH_REDIS_DB`` name others: its Celery workers take tasks from that Redis db, so two
+Needs PostgreSQL, Redis and node; uses the database ``llmperf_bigbench`` and Redis db 12 (``BIGRUN_DB``
+and ``BIGRUN_REDIS_DB`` name others: its Celery workers take tasks from that Redis db, so two
 people's benches must not share it).
 """
 
@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_shard  # noqa: E402  (sets its own database in os.environ: replaced just below)
 from bench_engine import start_server  # noqa: E402
 
-DB_NAME = os.environ.get("BIGBENCH_DB", "llmperf_bigbench")
+DB_NAME = os.environ.get("BIGRUN_DB", "llmperf_bigbench")
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-    REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BIGBENCH_REDIS_DB', '12')}",
+    REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BIGRUN_REDIS_DB', '12')}",
     DJANGO_SETTINGS_MODULE="llmperf_site.settings",
     DEBUG="true",
     # longer than channels_redis' 5 s blocking read: with redis-py 8's default (5 s) the viewer's
@@ -117,7 +117,7 @@ def one_run(url: str, port: int, rate: float, seconds: float) -> dict[str, Any]:
     t0 = statistics.median(starts) if starts else float("nan")
     # the seconds of steady load (the last one or two are the drain)
     each = {t: at - (t0 + t + 1) for t, at in sorted(seen.items()) if t + 1 <= seconds}
-    if os.environ.get("BENCH_LIVE_EACH"):  # every second's latency, in order: a backlog or a stall?
+    if os.environ.get("LIVE_EVERY_SECOND"):  # every second's latency, in order: a backlog or a stall?
         print(f"{rate:g} req/s:", " ".join(f"{t}:{v:.2f}" for t, v in each.items()), flush=True)
     latencies = sorted(each.values())
     return {
